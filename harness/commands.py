@@ -1,0 +1,85 @@
+"""Runs external commands: the only module that imports `sh`.
+
+Every call has an explicit timeout, extends (never replaces) the environment, keeps the full
+stderr, and raises CommandError carrying the command line, exit code and the tail of stderr.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Mapping
+
+import sh
+
+from harness.errors import CommandError
+
+
+@dataclass(frozen=True)
+class Completed:
+    """Output of a command that exited 0."""
+
+    stdout: str
+    stderr: str
+
+
+def which(name: str) -> str | None:
+    """Path of an executable on PATH, or None."""
+    return shutil.which(name)
+
+
+def run(
+    argv: list[str],
+    *,
+    timeout_s: float,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    stdin: str | bytes | None = None,
+    log: Path | None = None,
+) -> Completed:
+    """Run argv to completion; raise CommandError unless it exits 0 within timeout_s.
+
+    With `log`, stdout and stderr are also appended to that file as they arrive, so a long
+    build can be followed (`tail -f`) and its full output survives a failure.
+    """
+    full_env = dict(os.environ)
+    if env:
+        full_env.update(env)
+    out: list[str] = []
+    err: list[str] = []
+    log_file: IO[str] | None = log.open("a") if log else None
+
+    def sink(buffer: list[str]) -> object:
+        def collect(line: str) -> None:
+            buffer.append(line)
+            if log_file is not None:
+                log_file.write(line)
+                log_file.flush()
+
+        return collect
+
+    try:
+        command = sh.Command(argv[0])
+        command(
+            *argv[1:],
+            _env=full_env,
+            _cwd=str(cwd) if cwd else None,
+            _timeout=timeout_s,
+            _in=stdin,
+            _out=sink(out),
+            _err=sink(err),
+            _encoding="utf-8",
+            _decode_errors="replace",
+        )
+    except sh.CommandNotFound as exc:
+        raise CommandError(argv, None, "", f"command not found: {argv[0]} (is it installed?)") from exc
+    except sh.TimeoutException as exc:
+        raise CommandError(argv, None, "".join(err), f"timed out after {timeout_s:.0f}s") from exc
+    except sh.ErrorReturnCode as exc:
+        raise CommandError(argv, exc.exit_code, "".join(err) or "".join(out), "command failed") from exc
+    finally:
+        if log_file is not None:
+            log_file.close()
+    return Completed(stdout="".join(out), stderr="".join(err))

@@ -1,0 +1,113 @@
+"""What the kit compiles from Go modules, at the versions pinned in versions.yaml."""
+
+from __future__ import annotations
+
+from harness.kit.gomod import GoBuild
+from harness.versions import Versions
+
+# Kubernetes' build stamps these; without them binaries say v0.0.0-master and kubeadm, Helm's
+# kubeVersion checks and `flux check` misbehave.
+_K8S_VERSION_PACKAGES = ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version")
+_K8S_COMMANDS = (
+    "kubeadm",
+    "kubelet",
+    "kubectl",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kube-proxy",
+)
+# Staging modules Kubernetes requires at v0.0.0 and takes from its own tree.
+_K8S_STAGING = (
+    "api", "apiextensions-apiserver", "apimachinery", "apiserver", "cli-runtime", "client-go",
+    "cloud-provider", "cluster-bootstrap", "code-generator", "component-base",
+    "component-helpers", "controller-manager", "cri-api", "cri-client", "csi-translation-lib",
+    "dynamic-resource-allocation", "endpointslice", "externaljwt", "kms", "kube-aggregator",
+    "kube-controller-manager", "kube-proxy", "kube-scheduler", "kubectl", "kubelet",
+    "metrics", "mount-utils", "pod-security-admission", "sample-apiserver", "sample-cli-plugin",
+    "sample-controller",
+)  # fmt: skip
+
+
+def kubernetes(v: Versions) -> GoBuild:
+    major, minor = v.kubernetes.removeprefix("v").split(".")[:2]
+    stamps = {
+        "gitVersion": v.kubernetes,
+        "gitMajor": major,
+        "gitMinor": minor,
+        "gitTreeState": "clean",
+        "gitCommit": "0000000000000000000000000000000000000000",
+        "buildDate": "1970-01-01T00:00:00Z",
+    }
+    return GoBuild(
+        name="kubernetes",
+        module="k8s.io/kubernetes",
+        version=v.kubernetes,
+        packages=tuple(f"k8s.io/kubernetes/cmd/{c}" for c in _K8S_COMMANDS),
+        ldflags=("-s", "-w")
+        + tuple(f"-X {pkg}.{k}={val}" for pkg in _K8S_VERSION_PACKAGES for k, val in stamps.items()),
+        local_replace_versions=tuple(
+            (f"k8s.io/{name}", v.kubernetes_staging) for name in _K8S_STAGING
+        ),
+        binaries=_K8S_COMMANDS,
+    )
+
+
+def kind(v: Versions) -> GoBuild:
+    return GoBuild(
+        name="kind", module="sigs.k8s.io/kind", version=v.kind,
+        packages=("sigs.k8s.io/kind",), ldflags=("-s", "-w"), binaries=("kind",),
+    )  # fmt: skip
+
+
+def kustomize(v: Versions) -> GoBuild:
+    return GoBuild(
+        name="kustomize",
+        module="sigs.k8s.io/kustomize/kustomize/v5",
+        version=v.kustomize,
+        packages=("sigs.k8s.io/kustomize/kustomize/v5",),
+        ldflags=("-s", "-w", f"-X sigs.k8s.io/kustomize/api/provenance.version={v.kustomize}"),
+        binaries=("kustomize",),
+    )
+
+
+KYVERNO_COMMANDS = (
+    "kyverno", "kyverno-init", "background-controller", "cleanup-controller", "reports-controller",
+    "readiness-checker",
+)  # fmt: skip
+
+
+def kyverno(v: Versions) -> GoBuild:
+    """Kyverno's controllers and its CLI in one build, so shared packages compile once."""
+    return GoBuild(
+        name="kyverno",
+        module="github.com/kyverno/kyverno",
+        version=v.kyverno,
+        packages=tuple(f"github.com/kyverno/kyverno/cmd/{c}" for c in KYVERNO_COMMANDS)
+        + ("github.com/kyverno/kyverno/cmd/cli/kubectl-kyverno",),
+        ldflags=("-s", "-w", f"-X github.com/kyverno/kyverno/pkg/version.BuildVersion={v.kyverno}"),
+        binaries=KYVERNO_COMMANDS + ("kubectl-kyverno",),
+    )
+
+
+def flux_controller(name: str, version: str) -> GoBuild:
+    return GoBuild(
+        name=name,
+        module=f"github.com/fluxcd/{name}",
+        version=version,
+        packages=(f"github.com/fluxcd/{name}",),
+        ldflags=("-s", "-w"),
+        binaries=(name,),
+    )
+
+
+def podinfo(v: Versions) -> GoBuild:
+    module = "github.com/stefanprodan/podinfo"
+    return GoBuild(
+        name="podinfo",
+        module=module,
+        version=v.podinfo_module,
+        packages=(f"{module}/cmd/podinfo", f"{module}/cmd/podcli"),
+        ldflags=("-s", "-w", f"-X {module}/pkg/version.REVISION=pinned-{v.podinfo}"),
+        binaries=("podinfo", "podcli"),
+    )

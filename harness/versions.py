@@ -1,0 +1,97 @@
+"""Reads versions.yaml, the single file that pins every version the project uses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+VERSIONS_FILE = REPO_ROOT / "versions.yaml"
+
+
+@dataclass(frozen=True)
+class FluxVersions:
+    cli: str
+    source_controller: str
+    kustomize_controller: str
+    helm_controller: str
+    notification_controller: str
+
+    def controllers(self) -> dict[str, str]:
+        """Controller name (as in the Flux manifests) to its pinned version."""
+        return {
+            "source-controller": self.source_controller,
+            "kustomize-controller": self.kustomize_controller,
+            "helm-controller": self.helm_controller,
+            "notification-controller": self.notification_controller,
+        }
+
+
+@dataclass(frozen=True)
+class Versions:
+    kubernetes: str
+    kind: str
+    kustomize: str
+    helm: str
+    flux: FluxVersions
+    kyverno: str
+    kyverno_chart: str
+    podinfo: str
+    podinfo_module: str
+
+    @property
+    def kubernetes_staging(self) -> str:
+        """The k8s.io/* staging module version matching the Kubernetes release (v1.34.4 -> v0.34.4)."""
+        return "v0." + self.kubernetes.removeprefix("v").split(".", 1)[1]
+
+
+def _require(data: dict[str, Any], key: str, where: str) -> Any:
+    if key not in data or data[key] in (None, ""):
+        raise ConfigError(f"{where}: missing key {key!r}; add it to {VERSIONS_FILE.name}")
+    return data[key]
+
+
+def _text(data: dict[str, Any], key: str, where: str) -> str:
+    value = _require(data, key, where)
+    if not isinstance(value, str):
+        raise ConfigError(
+            f"{where}: {key!r} must be a quoted string, got {value!r}; "
+            f"quote it in {VERSIONS_FILE.name}"
+        )
+    return value
+
+
+def load_versions(path: Path = VERSIONS_FILE) -> Versions:
+    """Parse and validate the pinned-versions file."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read pinned versions from {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    where = path.name
+    flux = _require(data, "flux", where)
+    kyverno = _require(data, "kyverno", where)
+    podinfo = _require(data, "podinfo", where)
+    return Versions(
+        kubernetes=_text(data, "kubernetes", where),
+        kind=_text(data, "kind", where),
+        kustomize=_text(data, "kustomize", where),
+        helm=_text(data, "helm", where),
+        flux=FluxVersions(
+            cli=_text(flux, "cli", f"{where}: flux"),
+            source_controller=_text(flux, "source-controller", f"{where}: flux"),
+            kustomize_controller=_text(flux, "kustomize-controller", f"{where}: flux"),
+            helm_controller=_text(flux, "helm-controller", f"{where}: flux"),
+            notification_controller=_text(flux, "notification-controller", f"{where}: flux"),
+        ),
+        kyverno=_text(kyverno, "app", f"{where}: kyverno"),
+        kyverno_chart=_text(kyverno, "chart", f"{where}: kyverno"),
+        podinfo=_text(podinfo, "app", f"{where}: podinfo"),
+        podinfo_module=_text(podinfo, "module", f"{where}: podinfo"),
+    )
