@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Mapping
+from typing import IO
 
 import sh
 
@@ -78,7 +79,9 @@ def run(
     except sh.TimeoutException as exc:
         raise CommandError(argv, None, "".join(err), f"timed out after {timeout_s:.0f}s") from exc
     except sh.ErrorReturnCode as exc:
-        raise CommandError(argv, exc.exit_code, "".join(err) or "".join(out), "command failed") from exc
+        raise CommandError(
+            argv, exc.exit_code, "".join(err) or "".join(out), "command failed", "".join(out)
+        ) from exc
     finally:
         if log_file is not None:
             log_file.close()

@@ -14,10 +14,13 @@ class ConfigError(HarnessError):
 class CommandError(HarnessError):
     """An external command failed or timed out."""
 
-    def __init__(self, argv: list[str], exit_code: int | None, stderr: str, reason: str) -> None:
+    def __init__(
+        self, argv: list[str], exit_code: int | None, stderr: str, reason: str, stdout: str = ""
+    ) -> None:
         self.argv = argv
         self.exit_code = exit_code
         self.stderr = stderr
+        self.stdout = stdout
         tail = "\n".join(stderr.strip().splitlines()[-25:])
         super().__init__(
             f"{reason}: {' '.join(argv)}"

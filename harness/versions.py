@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 
+from harness import yamlio
 from harness.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -33,9 +34,22 @@ class FluxVersions:
 
 
 @dataclass(frozen=True)
+class NodeVersions:
+    """What runs inside the kind node image."""
+
+    containerd: str
+    crictl: str
+    etcd: str
+    coredns: str
+    pause: str
+    debian: str
+
+
+@dataclass(frozen=True)
 class Versions:
     kubernetes: str
     kind: str
+    node: NodeVersions
     kustomize: str
     helm: str
     flux: FluxVersions
@@ -69,7 +83,7 @@ def _text(data: dict[str, Any], key: str, where: str) -> str:
 def load_versions(path: Path = VERSIONS_FILE) -> Versions:
     """Parse and validate the pinned-versions file."""
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yamlio.load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"cannot read pinned versions from {path}: {exc}") from exc
     if not isinstance(data, dict):
@@ -78,9 +92,14 @@ def load_versions(path: Path = VERSIONS_FILE) -> Versions:
     flux = _require(data, "flux", where)
     kyverno = _require(data, "kyverno", where)
     podinfo = _require(data, "podinfo", where)
+    node = _require(data, "node", where)
     return Versions(
         kubernetes=_text(data, "kubernetes", where),
         kind=_text(data, "kind", where),
+        node=NodeVersions(**{
+            key: _text(node, key, f"{where}: node")
+            for key in ("containerd", "crictl", "etcd", "coredns", "pause", "debian")
+        }),
         kustomize=_text(data, "kustomize", where),
         helm=_text(data, "helm", where),
         flux=FluxVersions(

@@ -14,9 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from harness import commands
+from harness import commands, yamlio
 from harness.errors import KitError
 from harness.kit import cache, gomod
 from harness.kit.gomod import GoBuild
@@ -30,13 +28,13 @@ KUSTOMIZE_TIMEOUT_S = 300.0
 
 def _write_yaml(path: Path, data: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    path.write_text(yamlio.dump(data))
 
 
 def _point_base_at_local_config(base: Path, controller: str) -> None:
     """Replace a base's release-asset URLs with the locally staged controller config."""
     kfile = base / "kustomization.yaml"
-    data = yaml.safe_load(kfile.read_text())
+    data = yamlio.load(kfile.read_text())
     resources = []
     for res in data.get("resources", []):
         if res.endswith(f"{controller}.crds.yaml"):
@@ -70,7 +68,7 @@ def _stage(workspace: Path, v: Versions) -> None:
             root / "release" / "crds" / "kustomization.yaml",
             {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
              "resources": ["../../config/crd"]},
-        )  # fmt: skip
+        )
         _write_yaml(
             root / "release" / "deployment" / "kustomization.yaml",
             {
@@ -82,7 +80,7 @@ def _stage(workspace: Path, v: Versions) -> None:
                      "newTag": version}
                 ],
             },
-        )  # fmt: skip
+        )
         _point_base_at_local_config(workspace / "manifests" / "bases" / name, name)
     for path in [workspace, *workspace.rglob("*")]:
         path.chmod(path.stat().st_mode | 0o200)

@@ -26,7 +26,7 @@ _K8S_STAGING = (
     "kube-controller-manager", "kube-proxy", "kube-scheduler", "kubectl", "kubelet",
     "metrics", "mount-utils", "pod-security-admission", "sample-apiserver", "sample-cli-plugin",
     "sample-controller",
-)  # fmt: skip
+)
 
 
 def kubernetes(v: Versions) -> GoBuild:
@@ -57,7 +57,7 @@ def kind(v: Versions) -> GoBuild:
     return GoBuild(
         name="kind", module="sigs.k8s.io/kind", version=v.kind,
         packages=("sigs.k8s.io/kind",), ldflags=("-s", "-w"), binaries=("kind",),
-    )  # fmt: skip
+    )
 
 
 def kustomize(v: Versions) -> GoBuild:
@@ -74,7 +74,7 @@ def kustomize(v: Versions) -> GoBuild:
 KYVERNO_COMMANDS = (
     "kyverno", "kyverno-init", "background-controller", "cleanup-controller", "reports-controller",
     "readiness-checker",
-)  # fmt: skip
+)
 
 
 def kyverno(v: Versions) -> GoBuild:
@@ -110,4 +110,40 @@ def podinfo(v: Versions) -> GoBuild:
         packages=(f"{module}/cmd/podinfo", f"{module}/cmd/podcli"),
         ldflags=("-s", "-w", f"-X {module}/pkg/version.REVISION=pinned-{v.podinfo}"),
         binaries=("podinfo", "podcli"),
+    )
+
+
+def containerd(version: str) -> GoBuild:
+    module = "github.com/containerd/containerd/v2"
+    return GoBuild(
+        name="containerd",
+        module=module,
+        version=version,
+        packages=tuple(f"{module}/cmd/{c}" for c in ("containerd", "ctr", "containerd-shim-runc-v2")),
+        tags=("no_btrfs", "no_devmapper", "no_zfs", "no_aufs"),
+        ldflags=("-s", "-w", f"-X {module}/version.Version={version}"),
+        binaries=("containerd", "ctr", "containerd-shim-runc-v2"),
+    )
+
+
+def etcd(version: str) -> GoBuild:
+    return GoBuild(
+        name="etcd", module="go.etcd.io/etcd/server/v3", version=version,
+        packages=("go.etcd.io/etcd/server/v3",), ldflags=("-s", "-w"), binaries=("server",),
+    )
+
+
+def coredns(version: str) -> GoBuild:
+    return GoBuild(
+        name="coredns", module="github.com/coredns/coredns", version=version,
+        packages=("github.com/coredns/coredns",), ldflags=("-s", "-w"), binaries=("coredns",),
+    )
+
+
+def crictl(version: str) -> GoBuild:
+    return GoBuild(
+        name="crictl", module="sigs.k8s.io/cri-tools", version=version,
+        packages=("sigs.k8s.io/cri-tools/cmd/crictl",),
+        ldflags=("-s", "-w", f"-X sigs.k8s.io/cri-tools/pkg/version.Version={version}"),
+        binaries=("crictl",),
     )

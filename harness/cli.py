@@ -1,0 +1,68 @@
+"""The command line: `python -m harness validate | kit ... | tenant add ...`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from harness.errors import HarnessError
+from harness.progress import format_duration, say
+from harness.versions import REPO_ROOT, load_versions
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from harness.kit.tools import validation_kit
+    from harness.manifests.validate import validate
+
+    versions = load_versions()
+    kit = validation_kit(versions)
+    report = validate(Path(args.repo), kit.tools, kit.sources, versions)
+    for finding in report.findings:
+        print(finding)
+    verdict = "FAILED" if report.findings else "passed"
+    say(
+        f"validate {verdict}: {len(report.findings)} finding(s) in {report.renders} renders, "
+        f"{report.objects} objects, in {format_duration(report.seconds)}"
+    )
+    return 1 if report.findings else 0
+
+
+def _tenant_add(args: argparse.Namespace) -> int:
+    from harness.tenants import add_tenant
+
+    written = add_tenant(Path(args.repo), args.name, args.namespace, args.git_url, args.branch)
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="python -m harness", description=__doc__)
+    top.add_argument("--repo", default=str(REPO_ROOT), help="fleet repo root (default: this checkout)")
+    sub = top.add_subparsers(dest="command", required=True)
+
+    validate = sub.add_parser("validate", help="offline manifest checks (make validate)")
+    validate.set_defaults(func=_validate)
+
+    tenant = sub.add_parser("tenant", help="manage tenants of the fleet repo")
+    tenant_sub = tenant.add_subparsers(dest="tenant_command", required=True)
+    add = tenant_sub.add_parser("add", help="onboard a tenant: tenants/base/NAME and both overlays")
+    add.add_argument("name", help="tenant name (DNS label), e.g. dev-team")
+    add.add_argument("--namespace", required=True, help="namespace the tenant will own")
+    add.add_argument("--git-url", required=True, help="URL of the tenant's own Git repository")
+    add.add_argument("--branch", default="main", help="branch of the tenant repo (default: main)")
+    add.set_defaults(func=_tenant_add)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except HarnessError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

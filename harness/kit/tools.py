@@ -1,0 +1,48 @@
+"""The kit's command-line tools and the offline inputs of `make validate`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.kit import cache, flux, gomod, recipes
+from harness.manifests.render import Tools
+from harness.manifests.validate import SchemaSources
+from harness.versions import Versions
+
+
+def log_dir() -> Path:
+    return cache.cache_root() / "logs"
+
+
+@dataclass(frozen=True)
+class ValidationKit:
+    tools: Tools
+    sources: SchemaSources
+    artifacts: tuple[cache.Artifact, ...]
+
+
+def validation_kit(v: Versions) -> ValidationKit:
+    """kustomize, flux and the Kyverno CLI, plus the API definitions, built or cached."""
+    logs = log_dir()
+    kustomize = gomod.build(recipes.kustomize(v), logs)
+    bundle = flux.manifests(v, kustomize.path / "bin" / "kustomize")
+    flux_cli = flux.cli(v, bundle, logs)
+    kyverno = gomod.build(recipes.kyverno(v), logs)
+    kubernetes = gomod.download("k8s.io/kubernetes", v.kubernetes)
+    api = gomod.download("k8s.io/api", v.kubernetes_staging)
+    kyverno_src = gomod.download("github.com/kyverno/kyverno", v.kyverno)
+    crds = (*sorted(bundle.path.glob("*.yaml")), *sorted((kyverno_src.dir / "config" / "crds").rglob("*.yaml")))
+    return ValidationKit(
+        tools=Tools(
+            kustomize=kustomize.path / "bin" / "kustomize",
+            flux=flux_cli.path / "bin" / "flux",
+            kyverno=kyverno.path / "bin" / "kubectl-kyverno",
+        ),
+        sources=SchemaSources(
+            swagger=kubernetes.dir / "api" / "openapi-spec" / "swagger.json",
+            api_module=api.dir,
+            crd_files=crds,
+        ),
+        artifacts=(kustomize, bundle, flux_cli, kyverno),
+    )

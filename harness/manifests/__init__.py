@@ -1,0 +1,1 @@
+"""Offline, cluster-free checks of the fleet repo and the tenant repo example."""

@@ -1,0 +1,131 @@
+"""Runs the Kyverno CLI's offline policy tests (tests/policies/*/kyverno-test.yaml)."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from harness import commands, yamlio
+from harness.errors import CommandError
+from harness.manifests.findings import Finding, describe
+from harness.manifests.render import TENANT_LABEL, Render, RenderedObject
+
+POLICY_TESTS = Path("tests") / "policies"
+KYVERNO_TEST_TIMEOUT_S = 180.0
+
+
+def policies_in(repo: Path) -> dict[str, str]:
+    """Policy name -> repo-relative file, for every Kyverno policy in infrastructure/."""
+    found = {}
+    for path in sorted((repo / "infrastructure").rglob("*.yaml")):
+        for doc in yamlio.load_all(path.read_text()):
+            if isinstance(doc, dict) and str(doc.get("apiVersion", "")).startswith(
+                ("kyverno.io/", "policies.kyverno.io/")
+            ):
+                found[doc["metadata"]["name"]] = path.relative_to(repo).as_posix()
+    return found
+
+
+def tested_outcomes(repo: Path) -> dict[str, set[str]]:
+    """Policy name -> the results its tests expect (pass, fail, skip...)."""
+    outcomes: dict[str, set[str]] = {}
+    for test in sorted((repo / POLICY_TESTS).rglob("kyverno-test.yaml")):
+        data = yamlio.load(test.read_text()) or {}
+        for result in data.get("results") or []:
+            outcomes.setdefault(result["policy"], set()).add(result["result"])
+    return outcomes
+
+
+def check_coverage(repo: Path) -> list[Finding]:
+    """Every policy has a test with a resource it admits and one it rejects."""
+    findings = []
+    outcomes = tested_outcomes(repo)
+    for name, file in policies_in(repo).items():
+        missing = {"pass", "fail"} - outcomes.get(name, set())
+        if missing:
+            findings.append(
+                Finding("policy-tests", file, f"policy {name}", "",
+                        f"no offline test expecting {' and '.join(sorted(missing))}; add one "
+                        f"under {POLICY_TESTS}/")
+            )
+    return findings
+
+
+def run_policy_tests(repo: Path, kyverno: Path) -> list[Finding]:
+    """`kyverno test` over tests/policies; a failing run becomes a finding with its report."""
+    folder = repo / POLICY_TESTS
+    try:
+        commands.run(
+            [str(kyverno), "test", str(folder), "--remove-color"],
+            timeout_s=KYVERNO_TEST_TIMEOUT_S,
+        )
+    except CommandError as exc:
+        failed = [line for line in exc.stdout.splitlines() if "Fail" in line or "Loading test" in line]
+        report = "\n".join(failed[-40:]) or exc.stderr.strip()
+        return [Finding("policy-tests", POLICY_TESTS.as_posix(), "", "",
+                        f"kyverno test failed:\n{report}")]
+    return []
+
+
+def _tenant_objects(renders: list[Render]) -> tuple[dict[str, dict[str, str]], list[RenderedObject]]:
+    """Labels of every rendered namespace, and the objects that land in tenant namespaces."""
+    labels: dict[str, dict[str, str]] = {}
+    for render in renders:
+        for item in render.objects:
+            meta = item.obj.get("metadata") or {}
+            if item.obj.get("kind") == "Namespace":
+                labels[meta["name"]] = dict(meta.get("labels") or {})
+    tenant_ns = {ns for ns, lbl in labels.items() if TENANT_LABEL in lbl}
+    seen: dict[tuple[str, str, str, str], RenderedObject] = {}
+    for render in renders:
+        for item in render.objects:
+            meta = item.obj.get("metadata") or {}
+            if meta.get("namespace") in tenant_ns:
+                key = (item.obj["apiVersion"], item.obj["kind"], meta["namespace"], meta["name"])
+                seen.setdefault(key, item)
+    return labels, list(seen.values())
+
+
+def check_admission(repo: Path, renders: list[Render], kyverno: Path) -> list[Finding]:
+    """Would the cluster's admission policies accept what the tenants' reconcilers apply?"""
+    labels, objects = _tenant_objects(renders)
+    if not objects:
+        return []
+    by_key = {
+        (o.obj["kind"], o.obj["metadata"]["namespace"], o.obj["metadata"]["name"]): o
+        for o in objects
+    }
+    values = {
+        "apiVersion": "cli.kyverno.io/v1alpha1", "kind": "Value",
+        "metadata": {"name": "rendered-namespaces"},
+        "namespaceSelector": [{"name": ns, "labels": lbl} for ns, lbl in sorted(labels.items())],
+    }
+    with tempfile.TemporaryDirectory(prefix="fleet-admission-") as tmp:
+        resources = Path(tmp) / "resources.yaml"
+        resources.write_text(yamlio.dump_all([o.obj for o in objects]))
+        values_file = Path(tmp) / "values.yaml"
+        values_file.write_text(yamlio.dump(values))
+        argv = [str(kyverno), "apply", str(repo / "infrastructure" / "kyverno-policies"),
+                "-r", str(resources), "-f", str(values_file), "-p", "--output-format", "json",
+                "--remove-color"]
+        try:
+            output = commands.run(argv, timeout_s=KYVERNO_TEST_TIMEOUT_S).stdout
+        except CommandError as exc:
+            output = exc.stdout
+        try:
+            report: dict[str, Any] = json.loads(output[output.index("{"):])
+        except ValueError as exc:
+            raise CommandError(argv, None, output, "kyverno apply printed no report") from exc
+    findings = []
+    for result in report.get("results") or []:
+        if result.get("result") not in ("fail", "error"):
+            continue
+        for res in result.get("resources") or []:
+            item = by_key.get((res.get("kind"), res.get("namespace"), res.get("name")))
+            file = item.file if item else ""
+            obj = describe(item.obj) if item else f"{res.get('kind')} {res.get('namespace')}/{res.get('name')}"
+            findings.append(Finding("admission", file, obj, "",
+                                    f"denied by policy {result['policy']}: {result.get('message')}"))
+    return findings

@@ -1,0 +1,100 @@
+"""Tenant onboarding: writes a complete tenant, refuses bad input and leaves the tree untouched."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harness.cli import main
+from harness.tenants import TenantError, add_tenant
+
+
+@pytest.fixture
+def fleet(tmp_path: Path, repo_root: Path) -> Path:
+    """A scratch copy of the fleet's tenants tree."""
+    shutil.copytree(repo_root / "tenants", tmp_path / "tenants")
+    return tmp_path
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    return {p.relative_to(root).as_posix(): p.read_text() for p in root.rglob("*") if p.is_file()}
+
+
+def docs(path: Path) -> list[dict]:  # type: ignore[type-arg]
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+def test_add_tenant_writes_base_and_registers_it_in_both_overlays(fleet: Path) -> None:
+    add_tenant(fleet, "web-team", "web", "https://git.example.com/web-team/apps.git")
+
+    base = fleet / "tenants" / "base" / "web-team"
+    kinds = {(d["kind"], d["metadata"].get("namespace"))
+             for f in ("rbac.yaml", "sync.yaml") for d in docs(base / f)}
+    assert kinds == {("Namespace", None), ("ServiceAccount", "web"), ("RoleBinding", "web"),
+                     ("GitRepository", "web"), ("Kustomization", "web")}
+    labels = {d["metadata"]["labels"]["toolkit.fluxcd.io/tenant"]
+              for f in ("rbac.yaml", "sync.yaml") for d in docs(base / f)}
+    assert labels == {"web-team"}
+    sync = {d["kind"]: d for d in docs(base / "sync.yaml")}
+    assert sync["Kustomization"]["spec"]["serviceAccountName"] == "web-team"
+    assert sync["GitRepository"]["spec"]["url"] == "https://git.example.com/web-team/apps.git"
+    for env in ("staging", "production"):
+        overlay = yaml.safe_load((fleet / "tenants" / env / "kustomization.yaml").read_text())
+        assert "../base/web-team" in overlay["resources"]
+        patch = yaml.safe_load((fleet / "tenants" / env / "web-team-patch.yaml").read_text())
+        assert patch["spec"]["path"] == f"./{env}"
+
+
+def test_generated_tenant_matches_the_committed_example(fleet: Path, repo_root: Path) -> None:
+    """The committed dev-team is exactly what onboarding writes, so docs and tool agree."""
+    shutil.rmtree(fleet / "tenants" / "base" / "dev-team")
+    for env in ("staging", "production"):
+        (fleet / "tenants" / env / "dev-team-patch.yaml").unlink()
+        kfile = fleet / "tenants" / env / "kustomization.yaml"
+        kfile.write_text(yaml.safe_dump({"apiVersion": "kustomize.config.k8s.io/v1beta1",
+                                         "kind": "Kustomization", "resources": []}))
+    add_tenant(fleet, "dev-team", "apps", "https://git.example.com/dev-team/apps.git")
+    for name in ("rbac.yaml", "sync.yaml"):
+        assert docs(fleet / "tenants/base/dev-team" / name) == docs(repo_root / "tenants/base/dev-team" / name)
+    for env in ("staging", "production"):
+        assert docs(fleet / f"tenants/{env}/dev-team-patch.yaml") == docs(
+            repo_root / f"tenants/{env}/dev-team-patch.yaml"
+        )
+
+
+@pytest.mark.parametrize(
+    ("name", "namespace", "url", "expected"),
+    [
+        pytest.param("Dev_Team", "web", "https://git.example.com/x", "invalid tenant name", id="bad-name"),
+        pytest.param("dev-team", "web", "https://git.example.com/x", "already exists", id="existing-tenant"),
+        pytest.param("web-team", "apps", "https://git.example.com/x", "already owned by tenant 'dev-team'",
+                     id="namespace-owned"),
+        pytest.param("web-team", "flux-system", "https://git.example.com/x", "belongs to the platform",
+                     id="platform-namespace"),
+        pytest.param("web-team", "web", "git.example.com/x", "invalid --git-url", id="bad-url"),
+    ],
+)
+def test_add_tenant_refuses_bad_input_and_leaves_tree_untouched(
+    fleet: Path, name: str, namespace: str, url: str, expected: str
+) -> None:
+    before = snapshot(fleet)
+    with pytest.raises(TenantError, match=expected):
+        add_tenant(fleet, name, namespace, url)
+    assert snapshot(fleet) == before
+
+
+def test_cli_reports_refusal_with_exit_code_2(fleet: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["--repo", str(fleet), "tenant", "add", "dev-team", "--namespace", "x",
+                 "--git-url", "https://git.example.com/x"])
+    assert code == 2
+    assert "tenant 'dev-team' already exists" in capsys.readouterr().err
+
+
+def test_cli_adds_tenant(fleet: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["--repo", str(fleet), "tenant", "add", "web-team", "--namespace", "web",
+                 "--git-url", "https://git.example.com/web-team/apps.git"])
+    assert code == 0
+    assert "tenants/base/web-team/sync.yaml" in capsys.readouterr().out
