@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 from harness.errors import HarnessError
@@ -28,6 +29,16 @@ def _validate(args: argparse.Namespace) -> int:
     return 1 if report.findings else 0
 
 
+def _kit_build(args: argparse.Namespace) -> int:
+    from harness.kit.build import build_kit, summary
+
+    started = time.monotonic()
+    artifacts = build_kit(load_versions())
+    print(summary(artifacts))
+    say(f"kit ready in {format_duration(time.monotonic() - started)}")
+    return 0
+
+
 def _tenant_add(args: argparse.Namespace) -> int:
     from harness.tenants import add_tenant
 
@@ -44,6 +55,11 @@ def parser() -> argparse.ArgumentParser:
 
     validate = sub.add_parser("validate", help="offline manifest checks (make validate)")
     validate.set_defaults(func=_validate)
+
+    kit = sub.add_parser("kit", help="the offline kit of tools and images")
+    kit_sub = kit.add_subparsers(dest="kit_command", required=True)
+    kit_build = kit_sub.add_parser("build", help="build (or reuse) every kit artifact (make kit)")
+    kit_build.set_defaults(func=_kit_build)
 
     tenant = sub.add_parser("tenant", help="manage tenants of the fleet repo")
     tenant_sub = tenant.add_subparsers(dest="tenant_command", required=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -52,7 +52,7 @@ def run(
     err: list[str] = []
     log_file: IO[str] | None = log.open("a") if log else None
 
-    def sink(buffer: list[str]) -> object:
+    def sink(buffer: list[str]) -> Callable[[str], None]:
         def collect(line: str) -> None:
             buffer.append(line)
             if log_file is not None:

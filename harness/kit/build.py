@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
-
 from harness.kit import cache, gomod, recipes
 from harness.kit.tools import log_dir, validation_kit
 from harness.progress import format_duration
@@ -33,6 +31,11 @@ def go_artifacts(v: Versions) -> list[cache.Artifact]:
     return built
 
 
+def build_kit(v: Versions) -> list[cache.Artifact]:
+    """Everything `make kit` produces."""
+    return go_artifacts(v)
+
+
 def summary(artifacts: list[cache.Artifact]) -> str:
     """The table `make kit` ends with."""
     rows = [("artifact", "version", "source", "size", "build time", "status")]
@@ -41,7 +44,3 @@ def summary(artifacts: list[cache.Artifact]) -> str:
                      format_duration(a.seconds), "built" if a.built else "cached"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths)) for r in rows)
-
-
-def artifact_path(a: cache.Artifact, *parts: str) -> Path:
-    return a.path.joinpath(*parts)

@@ -10,6 +10,7 @@ kustomization.yaml get one generated the way kustomize-controller does, and the 
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import tempfile
@@ -91,30 +92,25 @@ def generate_kustomization(folder: Path) -> None:
     )
 
 
+@functools.lru_cache(maxsize=16)
+def flux_export(flux: Path, *args: str) -> str:
+    """Output of `flux ... --export` (pure generation, so cached per process)."""
+    return commands.run([str(flux), *args, "--export"], timeout_s=60.0).stdout
+
+
 def materialize_bootstrap(workspace: Path, flux: Path) -> None:
     """Add what `flux bootstrap` writes beside each cluster's flux-system/kustomization.yaml."""
-    components: str | None = None
     for kfile in sorted(workspace.glob("clusters/*/flux-system/kustomization.yaml")):
         folder = kfile.parent
         env_path = f"./{folder.parent.relative_to(workspace).as_posix()}"
         if not (folder / "gotk-components.yaml").exists():
-            if components is None:
-                components = commands.run(
-                    [str(flux), "install", "--export"], timeout_s=60.0
-                ).stdout
-            (folder / "gotk-components.yaml").write_text(components)
+            (folder / "gotk-components.yaml").write_text(flux_export(flux, "install"))
         if not (folder / "gotk-sync.yaml").exists():
-            source = commands.run(
-                [str(flux), "create", "source", "git", "flux-system", "--export",
-                 f"--url={PLACEHOLDER_FLEET_URL}", "--branch=main", "--interval=1m"],
-                timeout_s=60.0,
-            ).stdout
-            sync = commands.run(
-                [str(flux), "create", "kustomization", "flux-system", "--export",
-                 "--source=GitRepository/flux-system", f"--path={env_path}", "--prune=true",
-                 "--interval=10m"],
-                timeout_s=60.0,
-            ).stdout
+            source = flux_export(flux, "create", "source", "git", "flux-system",
+                                 f"--url={PLACEHOLDER_FLEET_URL}", "--branch=main", "--interval=1m")
+            sync = flux_export(flux, "create", "kustomization", "flux-system",
+                               "--source=GitRepository/flux-system", f"--path={env_path}",
+                               "--prune=true", "--interval=10m")
             (folder / "gotk-sync.yaml").write_text(source + "---\n" + sync)
 
 

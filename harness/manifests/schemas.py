@@ -45,7 +45,7 @@ def _convert_swagger(node: Any) -> Any:
         return node
     if node.get("format") == "int-or-string":
         return dict(INT_OR_STRING)
-    out = {}
+    out: dict[str, Any] = {}
     for key, value in node.items():
         if key == "properties":
             # Property names are data here, not keywords: keep all of them.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,7 +59,9 @@ def check_yaml_parses(repo: Path) -> list[Finding]:
     return findings
 
 
+@functools.lru_cache(maxsize=4)
 def schema_index(sources: SchemaSources, versions: Versions) -> SchemaIndex:
+    """Built once per process: converting the OpenAPI and CRDs is the slowest step."""
     lifecycle = kubernetes_lifecycle(sources.api_module, versions.kubernetes)
     definitions, builtin = kubernetes_schemas(sources.swagger, lifecycle)
     return SchemaIndex(definitions, [*builtin, *crd_schemas(sources.crd_files)])

@@ -1,0 +1,33 @@
+# Entry points for people and CI. Everything runs through the project's virtualenv.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+
+.PHONY: venv validate test unit kit kit-check e2e lint clean-kit-logs
+
+$(PY): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q -e '.[dev]'
+	@touch $(PY)
+
+venv: $(PY)
+
+## Offline, cluster-free checks of every manifest (builds the needed tools on first use).
+validate: $(PY)
+	$(PY) -m harness validate
+
+## The test command: unit tests, manifest checks and, where Docker is available, the e2e.
+test: $(PY)
+	$(PY) -m pytest
+
+## Cluster-free tests only (seconds once the kit's tools are cached).
+unit: $(PY)
+	$(PY) -m pytest -m "not e2e"
+
+## Build every tool and image the e2e needs, from Go modules and Debian packages.
+kit: $(PY)
+	$(PY) -m harness kit build
+
+lint: $(PY)
+	$(VENV)/bin/ruff check harness tests
+	$(VENV)/bin/mypy

@@ -1,0 +1,37 @@
+"""Fixtures for the offline manifest checks: the kit's tools and scratch copies of the repo."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from harness.kit.tools import ValidationKit, validation_kit
+from harness.manifests.validate import Report, roots, validate
+from harness.versions import Versions
+
+Edit = Callable[[Path], None]
+
+
+@pytest.fixture(scope="session")
+def kit(versions: Versions) -> ValidationKit:
+    """kustomize, flux and the Kyverno CLI from the kit cache (built on first use)."""
+    return validation_kit(versions)
+
+
+@pytest.fixture
+def validate_copy(
+    tmp_path: Path, repo_root: Path, kit: ValidationKit, versions: Versions
+) -> Callable[[Edit], Report]:
+    """Validate a scratch copy of the repo after applying one edit to it."""
+
+    def run(edit: Edit) -> Report:
+        copy = tmp_path / "repo"
+        for name in (*roots(), "tests/policies"):
+            shutil.copytree(repo_root / name, copy / name)
+        edit(copy)
+        return validate(copy, kit.tools, kit.sources, versions)
+
+    return run

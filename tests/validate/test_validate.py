@@ -1,0 +1,166 @@
+"""`make validate` passes on the repo, and each kind of mistake makes it fail by name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from harness.kit.tools import ValidationKit
+from harness.manifests.findings import Finding
+from harness.manifests.validate import Report, validate
+from harness.versions import Versions
+
+Edit = Callable[[Path], None]
+
+
+def replace(rel: str, old: str, new: str) -> Edit:
+    def edit(repo: Path) -> None:
+        path = repo / rel
+        text = path.read_text()
+        assert old in text, f"fixture drift: {old!r} not in {rel}"
+        path.write_text(text.replace(old, new, 1))
+
+    return edit
+
+
+def append(rel: str, text: str) -> Edit:
+    def edit(repo: Path) -> None:
+        path = repo / rel
+        path.write_text(path.read_text() + text)
+
+    return edit
+
+
+def assert_finding(report: Report, check: str, *fragments: str) -> None:
+    """The report holds a finding of this check whose text contains every fragment."""
+    __tracebackhide__ = True
+    matches = [f for f in report.findings if f.check == check and all(x in str(f) for x in fragments)]
+    if not matches:
+        listed = "\n  ".join(str(f) for f in report.findings) or "(none)"
+        pytest.fail(f"expected a [{check}] finding mentioning {fragments}; findings:\n  {listed}")
+
+
+def test_repo_passes_validation(repo_root: Path, kit: ValidationKit, versions: Versions) -> None:
+    report = validate(repo_root, kit.tools, kit.sources, versions)
+    assert report.findings == (), "\n".join(map(str, report.findings))
+    assert report.renders >= 10 and report.objects >= 100  # the fleet was really rendered
+
+
+def test_unmodified_copy_passes(validate_copy: Callable[[Edit], Report]) -> None:
+    """Positive control for the broken copies below: the copy mechanism alone finds nothing."""
+    report = validate_copy(lambda repo: None)
+    assert report.findings == (), "\n".join(map(str, report.findings))
+
+
+BROKEN = [
+    pytest.param(
+        replace("tenants/base/dev-team/sync.yaml", "  interval: 5m\n", "  intervall: 5m\n"),
+        "schema", ("tenants/base/dev-team/sync.yaml", "Kustomization apps/dev-team",
+                   "spec.intervall", "unknown field"),
+        id="unknown-field",
+    ),
+    pytest.param(
+        replace("tenant-repo-example/base/podinfo-release.yaml",
+                "        name: podinfo\n", "        name: podinfo\n        namespace: flux-system\n"),
+        "tenancy", ("tenant-repo-example/base/podinfo-release.yaml", "HelmRelease apps/podinfo",
+                    "spec.chart.spec.sourceRef.namespace", "cross-namespace"),
+        id="cross-namespace-source-ref",
+    ),
+    pytest.param(
+        replace("tenants/base/dev-team/sync.yaml", "  serviceAccountName: dev-team\n", ""),
+        "tenancy", ("tenants/base/dev-team/sync.yaml", "Kustomization apps/dev-team",
+                    "spec.serviceAccountName", "missing"),
+        id="tenant-kustomization-without-service-account",
+    ),
+    pytest.param(
+        replace("tenant-repo-example/base/podinfo-release.yaml",
+                "helm.toolkit.fluxcd.io/v2", "helm.toolkit.fluxcd.io/v2beta1"),
+        "schema", ("HelmRelease apps/podinfo", "apiVersion",
+                   "helm.toolkit.fluxcd.io/v2beta1 HelmRelease is not served"),
+        id="removed-flux-api-version",
+    ),
+    pytest.param(
+        append("infrastructure/kyverno/namespace.yaml",
+               "---\napiVersion: policy/v1beta1\nkind: PodDisruptionBudget\nmetadata:\n"
+               "  name: kyverno\n  namespace: kyverno\nspec:\n  minAvailable: 1\n"),
+        "schema", ("PodDisruptionBudget kyverno/kyverno", "policy/v1beta1", "not served",
+                   "policy/v1"),
+        id="removed-kubernetes-api-version",
+    ),
+    pytest.param(
+        replace("tenant-repo-example/base/podinfo-repository.yaml",
+                "https://stefanprodan.github.io/podinfo", "https://charts.example.org/podinfo"),
+        "admission", ("tenant-repo-example/base/podinfo-repository.yaml",
+                      "HelmRepository apps/podinfo", "flux-tenant-source-allowlist",
+                      "https://charts.example.org/podinfo is not on the tenant allowlist"),
+        id="source-url-off-the-allowlist",
+    ),
+    pytest.param(
+        replace("clusters/production/flux-system/kustomization.yaml",
+                "value: --no-remote-bases=true", "value: --no-remote-bases=false"),
+        "lockdown", ("Deployment flux-system/kustomize-controller",
+                     "missing lockdown flag --no-remote-bases=true"),
+        id="lockdown-flag-missing",
+    ),
+    pytest.param(
+        replace("tenant-repo-example/staging/kustomization.yaml",
+                "  - ../base\n", "  - ../base\n  - https://github.com/example/manifests//base\n"),
+        "remote-base", ("tenant-repo-example/staging/kustomization.yaml",
+                        "https://github.com/example/manifests//base", "--no-remote-bases=true"),
+        id="remote-base",
+    ),
+    pytest.param(
+        replace("infrastructure/kyverno/release.yaml", 'version: "3.9.1"', 'version: "3.8.0"'),
+        "pins", ("HelmRelease flux-system/kyverno", "differs from kyverno.chart"),
+        id="chart-version-drift",
+    ),
+    pytest.param(
+        append("infrastructure/kyverno/namespace.yaml",
+               "---\napiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata:\n  name: legacy\n"
+               "spec:\n  rules: []\n"),
+        "deprecated", ("ClusterPolicy legacy", "kyverno.io/v1"),
+        id="deprecated-api-version",
+    ),
+    pytest.param(
+        replace("tests/policies/source-ref/kyverno-test.yaml",
+                "resources: [platform-source], result: fail", "resources: [platform-source], result: pass"),
+        "policy-tests", ("kyverno test failed", "platform-source"),
+        id="policy-test-expectation-wrong",
+    ),
+    pytest.param(
+        replace("infrastructure/kyverno-policies/tenant-no-kubeconfig.yaml",
+                "name: flux-tenant-no-kubeconfig", "name: flux-tenant-no-kubeconfig-renamed"),
+        "policy-tests", ("policy flux-tenant-no-kubeconfig-renamed", "no offline test expecting fail and pass"),
+        id="policy-without-tests",
+    ),
+    pytest.param(
+        append("tenant-repo-example/base/podinfo-release.yaml", "  values: [\n"),
+        "yaml", ("tenant-repo-example/base/podinfo-release.yaml", "does not parse"),
+        id="yaml-syntax-error",
+    ),
+    pytest.param(
+        append("tenant-repo-example/base/podinfo-repository.yaml",
+               "---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\n"
+               "metadata:\n  name: dev-team-admin\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n"
+               "  kind: ClusterRole\n  name: cluster-admin\nsubjects:\n  - kind: ServiceAccount\n"
+               "    name: dev-team\n    namespace: apps\n"),
+        "tenancy", ("ClusterRoleBinding dev-team-admin", "cluster-scoped object in a tenant repo"),
+        id="cluster-scoped-object-in-tenant-repo",
+    ),
+]
+
+
+@pytest.mark.parametrize(("edit", "check", "fragments"), BROKEN)
+def test_broken_copy_fails_with_named_problem(
+    validate_copy: Callable[[Edit], Report], edit: Edit, check: str, fragments: tuple[str, ...]
+) -> None:
+    report = validate_copy(edit)
+    assert not report.ok
+    assert_finding(report, check, *fragments)
+
+
+def test_finding_text_names_file_object_field_and_reason() -> None:
+    finding = Finding("schema", "a/b.yaml", "Kustomization apps/x", "spec.intervall", "unknown field")
+    assert str(finding) == "[schema] a/b.yaml: Kustomization apps/x: spec.intervall: unknown field"
