@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+
 from harness.kit import cache, gomod, recipes
 from harness.kit.tools import log_dir, validation_kit
 from harness.progress import format_duration
