@@ -33,9 +33,16 @@ def _kit_build(args: argparse.Namespace) -> int:
     from harness.kit.build import build_kit, summary
 
     started = time.monotonic()
-    artifacts = build_kit(load_versions())
-    print(summary(artifacts))
+    kit = build_kit(load_versions())
+    print(summary(kit))
     say(f"kit ready in {format_duration(time.monotonic() - started)}")
+    return 0
+
+
+def _host_prepare(args: argparse.Namespace) -> int:
+    from harness.kit.host import prepare_host
+
+    prepare_host()
     return 0
 
 
@@ -60,6 +67,11 @@ def parser() -> argparse.ArgumentParser:
     kit_sub = kit.add_subparsers(dest="kit_command", required=True)
     kit_build = kit_sub.add_parser("build", help="build (or reuse) every kit artifact (make kit)")
     kit_build.set_defaults(func=_kit_build)
+
+    host = sub.add_parser("host", help="prepare this machine to run kind")
+    host_sub = host.add_subparsers(dest="host_command", required=True)
+    host_prepare = host_sub.add_parser("prepare", help="Docker running, privileged containers working")
+    host_prepare.set_defaults(func=_host_prepare)
 
     tenant = sub.add_parser("tenant", help="manage tenants of the fleet repo")
     tenant_sub = tenant.add_subparsers(dest="tenant_command", required=True)

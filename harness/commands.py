@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,3 +87,24 @@ def run(
         if log_file is not None:
             log_file.close()
     return Completed(stdout="".join(out), stderr="".join(err))
+
+
+def succeeds(argv: list[str], *, timeout_s: float, env: Mapping[str, str] | None = None) -> bool:
+    """Whether argv exits 0 (for probes where failure is an answer, not an error)."""
+    try:
+        run(argv, timeout_s=timeout_s, env=env)
+    except CommandError:
+        return False
+    return True
+
+
+def spawn(argv: list[str], *, log: Path, env: Mapping[str, str] | None = None) -> int:
+    """Start a long-running daemon in its own session, output appended to `log`; return its pid."""
+    full_env = dict(os.environ)
+    if env:
+        full_env.update(env)
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            argv, stdout=out, stderr=subprocess.STDOUT, env=full_env, start_new_session=True
+        )
+    return process.pid

@@ -2,46 +2,86 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from dataclasses import dataclass
 
-from harness.kit import cache, gomod, recipes
+from harness.kit import cache, gomod, images, node, recipes, registry
+from harness.kit.oci import BuiltImage, build_image
 from harness.kit.tools import log_dir, validation_kit
-from harness.progress import format_duration
+from harness.progress import format_duration, say
 from harness.versions import Versions
 
 
-def go_artifacts(v: Versions) -> list[cache.Artifact]:
-    """Every Go build the kit needs, cheapest and most needed first."""
+@dataclass(frozen=True)
+class Kit:
+    """Everything the e2e consumes from the kit."""
+
+    go: list[cache.Artifact]
+    images: list[BuiltImage]
+    upstream_tags: tuple[str, ...]  # every image the registry serves
+    node_image: str
+
+    def binary(self, name: str) -> str:
+        for artifact in self.go:
+            candidate = artifact.path / "bin" / name
+            if candidate.is_file():
+                return str(candidate)
+        raise KeyError(name)
+
+
+def go_artifacts(v: Versions) -> tuple[list[cache.Artifact], images.GoArtifacts, dict[str, cache.Artifact]]:
+    """Every Go build the kit needs, most needed first."""
     logs = log_dir()
     built = list(validation_kit(v).artifacts)
-    steps: list[Callable[[], cache.Artifact]] = [
-        lambda: gomod.build(recipes.kind(v), logs),
-        lambda: gomod.build(recipes.kubernetes(v), logs),
-        *[
-            (lambda name=name, version=version: gomod.build(recipes.flux_controller(name, version), logs))
-            for name, version in v.flux.controllers().items()
-        ],
-        lambda: gomod.build(recipes.containerd(v.node.containerd), logs),
-        lambda: gomod.build(recipes.crictl(v.node.crictl), logs),
-        lambda: gomod.build(recipes.etcd(v.node.etcd), logs),
-        lambda: gomod.build(recipes.coredns(v.node.coredns), logs),
-        lambda: gomod.build(recipes.podinfo(v), logs),
+    by_name: dict[str, cache.Artifact] = {a.name: a for a in built}
+    recipes_in_order = [
+        recipes.kind(v), recipes.kubernetes(v),
+        *(recipes.flux_controller(n, ver) for n, ver in v.flux.controllers().items()),
+        recipes.containerd(v.node.containerd), recipes.crictl(v.node.crictl),
+        recipes.etcd(v.node.etcd), recipes.coredns(v.node.coredns), recipes.podinfo(v),
     ]
-    for produce in steps:
-        built.append(produce())
-    return built
+    for recipe in recipes_in_order:
+        artifact = gomod.build(recipe, logs)
+        built.append(artifact)
+        by_name[artifact.name] = artifact
+    go = images.GoArtifacts(
+        kubernetes=by_name["kubernetes"], etcd=by_name["etcd"], coredns=by_name["coredns"],
+        flux={n: by_name[n] for n in v.flux.controllers()}, kyverno=by_name["kyverno"],
+        podinfo=by_name["podinfo"],
+    )
+    return built, go, by_name
 
 
-def build_kit(v: Versions) -> list[cache.Artifact]:
-    """Everything `make kit` produces."""
-    return go_artifacts(v)
+def build_kit(v: Versions) -> Kit:
+    """Everything `make kit` produces; the registry is filled, then stopped."""
+    built, go, by_name = go_artifacts(v)
+    kind_module = gomod.download("sigs.k8s.io/kind", v.kind)
+    pause_tag = node.sandbox_image(kind_module.dir).rsplit(":", 1)[1]
+    specs = images.all_images(v, go, pause_tag)
+    component_images = [build_image(spec) for spec in specs]
+    node_inputs = node.NodeInputs(
+        kubernetes=by_name["kubernetes"], containerd=by_name["containerd"], crictl=by_name["crictl"],
+        image_tags=tuple(t for spec in images.kubernetes_images(v, go, pause_tag) for t in spec.tags),
+    )
+    node_image = node.build_node_image(v, node_inputs)
+    upstream = tuple(t for spec in specs for t in spec.tags)
+    reg = registry.start(v)
+    try:
+        pushed = registry.push(reg, list(upstream))
+        say(f"registry: pushed {len(pushed)} image(s), {len(upstream) - len(pushed)} already there")
+    finally:
+        registry.stop()
+    return Kit(built, [*component_images, node_image], upstream, node_image.tag)
 
 
-def summary(artifacts: list[cache.Artifact]) -> str:
+def summary(kit: Kit) -> str:
     """The table `make kit` ends with."""
     rows = [("artifact", "version", "source", "size", "build time", "status")]
-    for a in artifacts:
+    for a in kit.go:
         rows.append((a.name, a.version, a.source, f"{a.size_bytes / 2**20:.1f} MiB",
                      format_duration(a.seconds), "built" if a.built else "cached"))
+    for image in kit.images:
+        name, _, tag = image.tag.rpartition(":")
+        rows.append((name, tag, "image (kit binaries)", f"{image.size_bytes / 2**20:.1f} MiB",
+                     format_duration(image.seconds), "built" if image.built else "cached"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths)) for r in rows)

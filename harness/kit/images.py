@@ -1,0 +1,162 @@
+"""The images the clusters run, built from the kit's binaries and tagged as upstream names them.
+
+Tags are exactly what the Kubernetes/kubeadm defaults, the Flux install manifests and the
+Kyverno and podinfo charts reference, so nothing in the fleet repo needs to change: the local
+registry mirrors those names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness import commands
+from harness.errors import CommandError, KitError
+from harness.kit import cache, debian, gomod
+from harness.kit.oci import File, ImageSpec
+from harness.kit.recipes import KYVERNO_COMMANDS
+from harness.versions import Versions
+
+CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+NOBODY = "65534:65534"
+# What kube-proxy's image needs besides its binary (upstream: distroless-iptables).
+IPTABLES_PACKAGES = ("iptables", "nftables", "conntrack", "ipset", "kmod", "ca-certificates")
+# Kyverno's image names, by the binary that runs in them.
+KYVERNO_IMAGES = {
+    "kyverno": "kyverno", "kyverno-init": "kyvernopre",
+    "background-controller": "background-controller", "cleanup-controller": "cleanup-controller",
+    "reports-controller": "reports-controller", "readiness-checker": "readiness-checker",
+    "kubectl-kyverno": "kyverno-cli",
+}
+
+
+@dataclass(frozen=True)
+class GoArtifacts:
+    """The compiled inputs of the images."""
+
+    kubernetes: cache.Artifact
+    etcd: cache.Artifact
+    coredns: cache.Artifact
+    flux: dict[str, cache.Artifact]
+    kyverno: cache.Artifact
+    podinfo: cache.Artifact
+
+
+def _ca() -> File:
+    if not CA_BUNDLE.is_file():
+        raise KitError(f"{CA_BUNDLE} is missing; install Debian's ca-certificates package")
+    return File("/etc/ssl/certs/ca-certificates.crt", CA_BUNDLE)
+
+
+def pause_binary(v: Versions, tag: str) -> cache.Artifact:
+    """Kubernetes' pause.c from the pinned module, compiled static (as upstream's image does)."""
+    key = cache.recipe_key(("pause", v.kubernetes, tag))
+
+    def produce(out: Path) -> None:
+        module = gomod.download("k8s.io/kubernetes", v.kubernetes)
+        if commands.which("gcc") is None:
+            raise KitError("pause: gcc is missing; install Debian's gcc and libc6-dev")
+        try:
+            commands.run(
+                ["gcc", "-Os", "-Wall", "-Werror", "-static", f"-DVERSION=v{tag}-fleet-kit",
+                 "-o", str(out / "pause"), str(module.dir / "build/pause/linux/pause.c")],
+                timeout_s=120.0,
+            )
+        except CommandError as exc:
+            raise KitError(f"pause: static build failed (is libc6-dev installed?)\n{exc}") from exc
+
+    return cache.build_once("c", "pause", tag, key, f"k8s.io/kubernetes@{v.kubernetes}", produce)
+
+
+def kubernetes_images(v: Versions, go: GoArtifacts, pause_tag: str) -> list[ImageSpec]:
+    bins = go.kubernetes.path / "bin"
+    specs = [
+        ImageSpec(tags=(f"registry.k8s.io/{name}:{v.kubernetes}",),
+                  files=(File(f"/usr/local/bin/{name}", bins / name, 0o755), _ca()),
+                  dirs=(("tmp", 0o1777),), entrypoint=(f"/usr/local/bin/{name}",))
+        for name in ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
+    ]
+    iptables = debian.rootfs("debian-iptables", v.node.debian, IPTABLES_PACKAGES)
+    specs.append(ImageSpec(
+        tags=(f"registry.k8s.io/kube-proxy:{v.kubernetes}",),
+        base=iptables.path / "rootfs.tar",
+        files=(File("/usr/local/bin/kube-proxy", bins / "kube-proxy", 0o755),),
+        entrypoint=("/usr/local/bin/kube-proxy",),
+    ))
+    etcd_tag = v.node.etcd.removeprefix("v") + "-0"
+    specs.append(ImageSpec(
+        tags=(f"registry.k8s.io/etcd:{etcd_tag}",),
+        files=(File("/usr/local/bin/etcd", go.etcd.path / "bin" / "server", 0o755), _ca()),
+        dirs=(("tmp", 0o1777), ("var/lib/etcd", 0o700)),
+        entrypoint=("/usr/local/bin/etcd",),
+    ))
+    specs.append(ImageSpec(
+        tags=(f"registry.k8s.io/coredns/coredns:{v.node.coredns}",),
+        files=(File("/coredns", go.coredns.path / "bin" / "coredns", 0o755), _ca()),
+        entrypoint=("/coredns",),
+    ))
+    pause = pause_binary(v, pause_tag)
+    specs.append(ImageSpec(
+        tags=tuple(dict.fromkeys((f"registry.k8s.io/pause:{pause_tag}", f"registry.k8s.io/pause:{v.node.pause}"))),
+        files=(File("/pause", pause.path / "pause", 0o755),),
+        entrypoint=("/pause",), user=NOBODY,
+    ))
+    return specs
+
+
+def flux_images(v: Versions, go: GoArtifacts) -> list[ImageSpec]:
+    """As upstream: binary on PATH as entrypoint, CA bundle, numeric non-root user."""
+    return [
+        ImageSpec(
+            tags=(f"ghcr.io/fluxcd/{name}:{version}",),
+            files=(File(f"/usr/local/bin/{name}", go.flux[name].path / "bin" / name, 0o755), _ca()),
+            dirs=(("tmp", 0o1777), ("data", 0o777)),
+            entrypoint=(name,), user=NOBODY,
+        )
+        for name, version in v.flux.controllers().items()
+    ]
+
+
+def kyverno_images(v: Versions, go: GoArtifacts) -> list[ImageSpec]:
+    """As upstream (built with ko): /ko-app/<binary> as entrypoint, non-root."""
+    specs = []
+    for binary, image in KYVERNO_IMAGES.items():
+        if binary not in (*KYVERNO_COMMANDS, "kubectl-kyverno"):
+            raise KitError(f"kyverno image {image}: the kit does not build {binary}")
+        registry = "ghcr.io" if image == "readiness-checker" else "reg.kyverno.io"
+        tags = [f"{registry}/kyverno/{image}:{v.kyverno}"]
+        if image == "readiness-checker":
+            # The chart's cleanup hook defaults this image's tag to `latest`.
+            tags.append(f"{registry}/kyverno/{image}:latest")
+        specs.append(ImageSpec(
+            tags=tuple(tags),
+            files=(File(f"/ko-app/{binary}", go.kyverno.path / "bin" / binary, 0o755), _ca()),
+            dirs=(("tmp", 0o1777), ("var/run/ko", 0o755)),
+            env=(("PATH", "/ko-app:/usr/local/bin:/usr/bin:/bin"), ("KO_DATA_PATH", "/var/run/ko")),
+            entrypoint=(f"/ko-app/{binary}",), user=NOBODY,
+        ))
+    return specs
+
+
+def podinfo_image(v: Versions, go: GoArtifacts) -> ImageSpec:
+    """As upstream: /home/app holds ./podinfo and ./ui, podcli on PATH, runs as `app`."""
+    module = gomod.download("github.com/stefanprodan/podinfo", v.podinfo_module)
+    ui = [File(f"/home/app/ui/{p.relative_to(module.dir / 'ui')}", p)
+          for p in sorted((module.dir / "ui").rglob("*")) if p.is_file()]
+    passwd = b"root:x:0:0:root:/root:/bin/sh\napp:x:100:101:app:/home/app:/sbin/nologin\n"
+    group = b"root:x:0:\napp:x:101:app\n"
+    return ImageSpec(
+        tags=(f"ghcr.io/stefanprodan/podinfo:{v.podinfo}",),
+        files=(
+            File("/home/app/podinfo", go.podinfo.path / "bin" / "podinfo", 0o755),
+            File("/usr/local/bin/podcli", go.podinfo.path / "bin" / "podcli", 0o755),
+            File("/etc/passwd", content=passwd), File("/etc/group", content=group), _ca(), *ui,
+        ),
+        dirs=(("tmp", 0o1777), ("data", 0o777)),
+        cmd=("./podinfo",), user="100:101", workdir="/home/app",
+    )
+
+
+def all_images(v: Versions, go: GoArtifacts, pause_tag: str) -> list[ImageSpec]:
+    return [*kubernetes_images(v, go, pause_tag), *flux_images(v, go), *kyverno_images(v, go),
+            podinfo_image(v, go)]

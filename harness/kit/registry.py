@@ -1,0 +1,166 @@
+"""The local OCI registry that stands in for ghcr.io, registry.k8s.io, docker.io and Kyverno's.
+
+A real registry (Debian's docker-registry, i.e. distribution) in a container on kind's Docker
+network: kind nodes reach it as http://fleet-kit-registry:5000 through containerd mirror
+configuration, and the host pushes to it on 127.0.0.1. Its storage lives in the kit cache, so
+what was pushed once is served again after a restart. Images keep their upstream paths with
+the registry host dropped (ghcr.io/fluxcd/x:v1 is served as fluxcd/x:v1).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness import commands
+from harness.errors import CommandError, KitError
+from harness.kit import cache, debian
+from harness.kit.images import IPTABLES_PACKAGES
+from harness.kit.oci import File, ImageSpec, build_image
+from harness.progress import say
+from harness.versions import Versions
+from harness.waits import wait_for
+
+NETWORK = "kind"
+CONTAINER = "fleet-kit-registry"
+HOST_PORT = 5001
+MIRRORED = ("ghcr.io", "registry.k8s.io", "docker.io", "reg.kyverno.io")
+REGISTRY_BINARY = Path("/usr/bin/docker-registry")
+CONFIG = b"""version: 0.1
+storage:
+  filesystem:
+    rootdirectory: /var/lib/registry
+  delete:
+    enabled: true
+http:
+  addr: :5000
+"""
+
+
+@dataclass(frozen=True)
+class Registry:
+    """A running registry: where the host pushes and where nodes pull."""
+
+    host_endpoint: str = f"127.0.0.1:{HOST_PORT}"
+    node_endpoint: str = f"http://{CONTAINER}:5000"
+
+    def local_name(self, upstream: str) -> str:
+        """The host-side name of an upstream image reference."""
+        return f"{self.host_endpoint}/{strip_registry(upstream)}"
+
+
+def strip_registry(reference: str) -> str:
+    first, _, rest = reference.partition("/")
+    if rest and ("." in first or ":" in first):
+        return rest
+    return reference
+
+
+def registry_image(v: Versions) -> str:
+    if not REGISTRY_BINARY.exists():
+        raise KitError(f"{REGISTRY_BINARY} is missing: apt-get install docker-registry")
+    base = debian.rootfs("debian-iptables", v.node.debian, IPTABLES_PACKAGES)
+    spec = ImageSpec(
+        tags=("fleet-kit/registry:debian",),
+        base=base.path / "rootfs.tar",
+        files=(File("/usr/bin/docker-registry", REGISTRY_BINARY, 0o755),
+               File("/etc/docker/registry/config.yml", content=CONFIG)),
+        entrypoint=("/usr/bin/docker-registry", "serve", "/etc/docker/registry/config.yml"),
+    )
+    return build_image(spec).tag
+
+
+def ensure_network() -> bool:
+    """Create kind's network the way kind does if it is missing; True if created here."""
+    if commands.succeeds(["docker", "network", "inspect", NETWORK], timeout_s=30.0):
+        return False
+    commands.run(["docker", "network", "create", "-d=bridge",
+                  "-o", "com.docker.network.bridge.enable_ip_masquerade=true",
+                  "-o", "com.docker.network.driver.mtu=1500", NETWORK], timeout_s=60.0)
+    return True
+
+
+def _healthy() -> tuple[bool, None, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{HOST_PORT}/v2/", timeout=3) as response:
+            return response.status == 200, None, f"HTTP {response.status}"
+    except (urllib.error.URLError, OSError) as exc:
+        return False, None, str(exc)
+
+
+def start(v: Versions) -> Registry:
+    """Start the registry container (reusing a running one)."""
+    image = registry_image(v)
+    state = commands.run(["docker", "ps", "-a", "--filter", f"name=^{CONTAINER}$", "--format", "{{.State}}"],
+                         timeout_s=30.0).stdout.strip()
+    if state != "running":
+        if state:
+            commands.run(["docker", "rm", "-f", CONTAINER], timeout_s=60.0)
+        ensure_network()
+        storage = cache.cache_root() / "registry"
+        storage.mkdir(parents=True, exist_ok=True)
+        commands.run(["docker", "run", "-d", "--name", CONTAINER, "--network", NETWORK,
+                      "--label", "dev.fleet-kit.role=registry",
+                      "-p", f"127.0.0.1:{HOST_PORT}:5000", "-v", f"{storage}:/var/lib/registry", image],
+                     timeout_s=120.0)
+        say(f"registry {CONTAINER} started (host 127.0.0.1:{HOST_PORT}, storage {storage})")
+    wait_for("the local registry to answer", _healthy, timeout_s=60.0, interval_s=0.5,
+             hint=f"docker logs {CONTAINER}")
+    return Registry()
+
+
+def stop() -> None:
+    """Remove the registry container (its storage stays in the cache)."""
+    commands.run(["docker", "rm", "-f", CONTAINER], timeout_s=60.0)
+
+
+def has_image(registry: Registry, upstream: str, image_id: str) -> bool:
+    """True if the registry holds this exact image (config digest equals the local image id)."""
+    path = strip_registry(upstream)
+    name, _, tag = path.rpartition(":")
+    request = urllib.request.Request(
+        f"http://{registry.host_endpoint}/v2/{name}/manifests/{tag}",
+        headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            manifest = json.loads(response.read())
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+    return bool(manifest.get("config", {}).get("digest") == image_id)
+
+
+def push(registry: Registry, upstream_tags: list[str]) -> list[str]:
+    """Push images (by their upstream tags) unless the registry already has them; return pushed."""
+    pushed = []
+    for tag in upstream_tags:
+        image_id = commands.run(["docker", "image", "inspect", "--format", "{{.Id}}", tag], timeout_s=30.0).stdout.strip()
+        if has_image(registry, tag, image_id):
+            continue
+        local = registry.local_name(tag)
+        try:
+            commands.run(["docker", "tag", tag, local], timeout_s=60.0)
+            commands.run(["docker", "push", local], timeout_s=1800.0)
+        except CommandError as exc:
+            raise KitError(f"pushing {tag} to the local registry failed: {exc}") from exc
+        finally:
+            commands.succeeds(["docker", "rmi", local], timeout_s=60.0)
+        pushed.append(tag)
+    return pushed
+
+
+def mirror_config(registry: Registry, target: Path) -> Path:
+    """containerd hosts.toml files that send every mirrored registry to the local one."""
+    shutil.rmtree(target, ignore_errors=True)
+    for upstream in MIRRORED:
+        server = "https://registry-1.docker.io" if upstream == "docker.io" else f"https://{upstream}"
+        folder = target / upstream
+        folder.mkdir(parents=True)
+        (folder / "hosts.toml").write_text(
+            f'server = "{server}"\n\n[host."{registry.node_endpoint}"]\n  capabilities = ["pull", "resolve"]\n'
+        )
+    return target
