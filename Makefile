@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: venv validate test unit kit kit-check e2e lint clean-kit-logs
+.PHONY: venv validate test unit kit kit-check e2e lint
 
 $(PY): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +26,13 @@ unit: $(PY)
 
 ## Build every tool and image the e2e needs, from Go modules and Debian packages.
 kit: $(PY)
+	$(PY) -m harness host prepare
 	$(PY) -m harness kit build
 
 lint: $(PY)
 	$(VENV)/bin/ruff check harness tests
 	$(VENV)/bin/mypy
+
+## Smoke check of the kit: a throwaway kind cluster from the kit's node image and registry.
+kit-check: $(PY)
+	$(PY) -m harness kit check

@@ -39,6 +39,18 @@ def _kit_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _kit_check(args: argparse.Namespace) -> int:
+    from harness.kit.build import build_kit
+    from harness.kit.host import prepare_host
+    from harness.kit.smoke import run_smoke
+
+    prepare_host()
+    versions = load_versions()
+    seconds = run_smoke(versions, build_kit(versions))
+    say(f"kit check passed in {format_duration(seconds)}; nothing left behind")
+    return 0
+
+
 def _host_prepare(args: argparse.Namespace) -> int:
     from harness.kit.host import prepare_host
 
@@ -67,6 +79,8 @@ def parser() -> argparse.ArgumentParser:
     kit_sub = kit.add_subparsers(dest="kit_command", required=True)
     kit_build = kit_sub.add_parser("build", help="build (or reuse) every kit artifact (make kit)")
     kit_build.set_defaults(func=_kit_build)
+    kit_check = kit_sub.add_parser("check", help="smoke-test the kit on a throwaway kind cluster")
+    kit_check.set_defaults(func=_kit_check)
 
     host = sub.add_parser("host", help="prepare this machine to run kind")
     host_sub = host.add_subparsers(dest="host_command", required=True)

@@ -108,3 +108,21 @@ def spawn(argv: list[str], *, log: Path, env: Mapping[str, str] | None = None) -
             argv, stdout=out, stderr=subprocess.STDOUT, env=full_env, start_new_session=True
         )
     return process.pid
+
+
+def run_binary(
+    argv: list[str], *, timeout_s: float, env: Mapping[str, str] | None = None, stdin: bytes = b""
+) -> bytes:
+    """Run argv with binary input and output (e.g. a CGI program speaking the Git protocol)."""
+    full_env = dict(os.environ)
+    if env:
+        full_env.update(env)
+    try:
+        result = sh.Command(argv[0])(
+            *argv[1:], _env=full_env, _timeout=timeout_s, _in=stdin, _return_cmd=True,
+        )
+    except sh.TimeoutException as exc:
+        raise CommandError(argv, None, "", f"timed out after {timeout_s:.0f}s") from exc
+    except sh.ErrorReturnCode as exc:
+        raise CommandError(argv, exc.exit_code, exc.stderr.decode(errors="replace"), "command failed") from exc
+    return bytes(result.stdout)

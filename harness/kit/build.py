@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
-from harness.kit import cache, gomod, images, node, recipes, registry
+from harness.kit import cache, charts, gomod, images, node, recipes, registry
 from harness.kit.oci import BuiltImage, build_image
 from harness.kit.tools import log_dir, validation_kit
 from harness.progress import format_duration, say
@@ -19,6 +20,7 @@ class Kit:
     images: list[BuiltImage]
     upstream_tags: tuple[str, ...]  # every image the registry serves
     node_image: str
+    chart_repos: dict[str, Path]  # repository name -> folder with index.yaml and charts
 
     def binary(self, name: str) -> str:
         for artifact in self.go:
@@ -70,7 +72,8 @@ def build_kit(v: Versions) -> Kit:
         say(f"registry: pushed {len(pushed)} image(s), {len(upstream) - len(pushed)} already there")
     finally:
         registry.stop()
-    return Kit(built, [*component_images, node_image], upstream, node_image.tag)
+    repos = {a.name: a.path for a in (charts.podinfo_repo(v), charts.kyverno_repo(v))}
+    return Kit(built, [*component_images, node_image], upstream, node_image.tag, repos)
 
 
 def summary(kit: Kit) -> str:

@@ -1,0 +1,146 @@
+"""`make kit-check`: a throwaway kind cluster proves the kit works, then leaves nothing behind.
+
+Creates a cluster from the kit's node image with the registry mirror, checks the reported
+Kubernetes version, runs a pod whose image only the mirror has, runs a privileged pod, runs
+`flux check --pre`, deletes the cluster and verifies no container, volume, network or process
+of it remains.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from harness import commands
+from harness.errors import HarnessError
+from harness.kit import registry
+from harness.kit.build import Kit
+from harness.progress import say, step
+from harness.versions import Versions
+from harness.waits import wait_for
+
+KIND_LABEL = "io.x-k8s.kind.cluster"
+
+
+class SmokeError(HarnessError):
+    """The kit's smoke check failed."""
+
+
+def kind_config(mirrors: Path) -> str:
+    """kind config: containerd reads mirror settings from certs.d, mounted from the host."""
+    return (
+        "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\n"
+        "containerdConfigPatches:\n"
+        "  - |-\n"
+        '    [plugins."io.containerd.grpc.v1.cri".registry]\n'
+        '      config_path = "/etc/containerd/certs.d"\n'
+        "nodes:\n"
+        "  - role: control-plane\n"
+        "    extraMounts:\n"
+        f"      - hostPath: {mirrors}\n"
+        "        containerPath: /etc/containerd/certs.d\n"
+        "        readOnly: true\n"
+    )
+
+
+def leftovers(cluster: str) -> list[str]:
+    """Containers, volumes and processes that still belong to the cluster."""
+    found = []
+    containers = commands.run(["docker", "ps", "-a", "--filter", f"label={KIND_LABEL}={cluster}",
+                               "--format", "{{.Names}}"], timeout_s=30.0).stdout.split()
+    found += [f"container {c}" for c in containers]
+    volumes = commands.run(["docker", "volume", "ls", "-q", "--filter", "dangling=true"], timeout_s=30.0).stdout.split()
+    found += [f"dangling volume {v}" for v in volumes]
+    processes = commands.run(["ps", "-eo", "pid,args"], timeout_s=30.0).stdout.splitlines()
+    found += [f"process {p.strip()}" for p in processes if cluster in p and "ps -eo" not in p]
+    return found
+
+
+class Smoke:
+    """One smoke run; every step raises SmokeError naming what failed."""
+
+    def __init__(self, v: Versions, kit: Kit, workdir: Path) -> None:
+        self.v, self.kit, self.workdir = v, kit, workdir
+        self.name = f"fleet-kit-smoke-{uuid.uuid4().hex[:6]}"
+        self.kubeconfig = workdir / "kubeconfig"
+        self.kind = kit.binary("kind")
+        self.kubectl = kit.binary("kubectl")
+
+    def kubectl_run(self, *args: str, timeout_s: float = 60.0, stdin: str | None = None) -> str:
+        return commands.run([self.kubectl, "--kubeconfig", str(self.kubeconfig), *args],
+                            timeout_s=timeout_s, stdin=stdin).stdout
+
+    def create(self, reg: registry.Registry) -> None:
+        mirrors = registry.mirror_config(reg, self.workdir / "certs.d")
+        config = self.workdir / "kind.yaml"
+        config.write_text(kind_config(mirrors))
+        with step(f"creating kind cluster {self.name} from {self.kit.node_image}"):
+            commands.run([self.kind, "create", "cluster", "--name", self.name, "--image", self.kit.node_image,
+                          "--config", str(config), "--kubeconfig", str(self.kubeconfig), "--wait", "120s"],
+                         timeout_s=600.0, log=self.workdir / "kind-create.log")
+
+    def check_version(self) -> None:
+        version = json.loads(self.kubectl_run("version", "-o", "json"))["serverVersion"]["gitVersion"]
+        if version != self.v.kubernetes:
+            raise SmokeError(f"API server reports {version}, expected {self.v.kubernetes}")
+        say(f"smoke: API server reports {version}")
+
+    def run_pod(self, name: str, image: str, privileged: bool) -> None:
+        pod = {
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "default"},
+            "spec": {"restartPolicy": "Never", "containers": [{
+                "name": "main", "image": image, "imagePullPolicy": "IfNotPresent",
+                **({"command": ["/bin/sh", "-c", "ip link show >/dev/null && sleep 3600"],
+                    "securityContext": {"privileged": True}} if privileged else {}),
+            }]},
+        }
+        self.kubectl_run("apply", "-f", "-", stdin=json.dumps(pod))
+
+        def probe() -> tuple[bool, None, str]:
+            status = json.loads(self.kubectl_run("get", "pod", name, "-o", "json")).get("status", {})
+            waiting = [c.get("state", {}).get("waiting", {}) for c in status.get("containerStatuses", [])]
+            reasons = {w.get("reason") for w in waiting if w}
+            if reasons & {"ErrImagePull", "ImagePullBackOff", "CreateContainerError", "RunContainerError"}:
+                raise SmokeError(f"pod {name} ({image}) cannot start: {waiting}")
+            return status.get("phase") == "Running", None, f"phase={status.get('phase')} waiting={waiting}"
+
+        wait_for(f"pod {name} ({image}) to run", probe, timeout_s=180.0)
+        say(f"smoke: pod {name} is running ({image}{', privileged' if privileged else ''})")
+
+    def flux_check_pre(self) -> None:
+        out = commands.run([self.kit.binary("flux"), "check", "--pre", "--kubeconfig", str(self.kubeconfig)],
+                           timeout_s=120.0)
+        say("smoke: flux check --pre passed: " + " ".join((out.stdout + out.stderr).split())[:200])
+
+    def delete(self) -> None:
+        commands.run([self.kind, "delete", "cluster", "--name", self.name, "--kubeconfig", str(self.kubeconfig)],
+                     timeout_s=300.0)
+
+
+def run_smoke(v: Versions, kit: Kit) -> float:
+    """The whole smoke check; returns its wall time."""
+    started = time.monotonic()
+    network_created = registry.ensure_network()
+    reg = registry.start(v)
+    with tempfile.TemporaryDirectory(prefix="fleetkit-smoke-") as tmp:
+        smoke = Smoke(v, kit, Path(tmp))
+        try:
+            smoke.create(reg)
+            smoke.check_version()
+            podinfo = next(t for t in kit.upstream_tags if "/podinfo:" in t)
+            smoke.run_pod("from-mirror", podinfo, privileged=False)
+            proxy = next(t for t in kit.upstream_tags if "/kube-proxy:" in t)
+            smoke.run_pod("privileged", proxy, privileged=True)
+            smoke.flux_check_pre()
+        finally:
+            smoke.delete()
+            registry.stop()
+            if network_created:
+                commands.succeeds(["docker", "network", "rm", registry.NETWORK], timeout_s=60.0)
+        left = leftovers(smoke.name)
+        if left:
+            raise SmokeError(f"left behind after deleting {smoke.name}: {left}")
+    return time.monotonic() - started
