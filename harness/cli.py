@@ -42,7 +42,7 @@ def _kit_build(args: argparse.Namespace) -> int:
 def _kit_check(args: argparse.Namespace) -> int:
     from harness.kit.build import build_kit
     from harness.kit.host import prepare_host
-    from harness.kit.smoke import run_smoke
+    from harness.smoke import run_smoke
 
     prepare_host()
     versions = load_versions()

@@ -8,6 +8,8 @@ import pytest
 
 from harness.versions import REPO_ROOT, Versions, load_versions
 
+pytest_plugins = ["harness.plugin"]
+
 
 @pytest.fixture(scope="session")
 def repo_root() -> Path:

@@ -21,6 +21,7 @@ class Kit:
     upstream_tags: tuple[str, ...]  # every image the registry serves
     node_image: str
     chart_repos: dict[str, Path]  # repository name -> folder with index.yaml and charts
+    versions: Versions
 
     def binary(self, name: str) -> str:
         for artifact in self.go:
@@ -73,7 +74,7 @@ def build_kit(v: Versions) -> Kit:
     finally:
         registry.stop()
     repos = {a.name: a.path for a in (charts.podinfo_repo(v), charts.kyverno_repo(v))}
-    return Kit(built, [*component_images, node_image], upstream, node_image.tag, repos)
+    return Kit(built, [*component_images, node_image], upstream, node_image.tag, repos, v)
 
 
 def summary(kit: Kit) -> str:

@@ -84,6 +84,14 @@ def ensure_network() -> bool:
     return True
 
 
+def remove_network_if_unused() -> None:
+    """Remove kind's network when nothing is attached (it was created by the harness)."""
+    attached = commands.run(["docker", "network", "inspect", NETWORK, "--format", "{{len .Containers}}"],
+                            timeout_s=30.0).stdout.strip()
+    if attached == "0":
+        commands.run(["docker", "network", "rm", NETWORK], timeout_s=60.0)
+
+
 def _healthy() -> tuple[bool, None, str]:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{HOST_PORT}/v2/", timeout=3) as response:

@@ -15,10 +15,11 @@ import uuid
 from pathlib import Path
 
 from harness import commands
+from harness.clusters import KitCluster
 from harness.errors import HarnessError
 from harness.kit import registry
 from harness.kit.build import Kit
-from harness.progress import say, step
+from harness.progress import say
 from harness.versions import Versions
 from harness.waits import wait_for
 
@@ -27,23 +28,6 @@ KIND_LABEL = "io.x-k8s.kind.cluster"
 
 class SmokeError(HarnessError):
     """The kit's smoke check failed."""
-
-
-def kind_config(mirrors: Path) -> str:
-    """kind config: containerd reads mirror settings from certs.d, mounted from the host."""
-    return (
-        "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\n"
-        "containerdConfigPatches:\n"
-        "  - |-\n"
-        '    [plugins."io.containerd.grpc.v1.cri".registry]\n'
-        '      config_path = "/etc/containerd/certs.d"\n'
-        "nodes:\n"
-        "  - role: control-plane\n"
-        "    extraMounts:\n"
-        f"      - hostPath: {mirrors}\n"
-        "        containerPath: /etc/containerd/certs.d\n"
-        "        readOnly: true\n"
-    )
 
 
 def leftovers(cluster: str) -> list[str]:
@@ -65,22 +49,17 @@ class Smoke:
     def __init__(self, v: Versions, kit: Kit, workdir: Path) -> None:
         self.v, self.kit, self.workdir = v, kit, workdir
         self.name = f"fleet-kit-smoke-{uuid.uuid4().hex[:6]}"
-        self.kubeconfig = workdir / "kubeconfig"
         self.kind = kit.binary("kind")
         self.kubectl = kit.binary("kubectl")
+        self.cluster = KitCluster(self.name, workdir, self.kind, self.kubectl, kit.node_image)
+        self.kubeconfig = self.cluster.kubeconfig_path
 
     def kubectl_run(self, *args: str, timeout_s: float = 60.0, stdin: str | None = None) -> str:
         return commands.run([self.kubectl, "--kubeconfig", str(self.kubeconfig), *args],
                             timeout_s=timeout_s, stdin=stdin).stdout
 
     def create(self, reg: registry.Registry) -> None:
-        mirrors = registry.mirror_config(reg, self.workdir / "certs.d")
-        config = self.workdir / "kind.yaml"
-        config.write_text(kind_config(mirrors))
-        with step(f"creating kind cluster {self.name} from {self.kit.node_image}"):
-            commands.run([self.kind, "create", "cluster", "--name", self.name, "--image", self.kit.node_image,
-                          "--config", str(config), "--kubeconfig", str(self.kubeconfig), "--wait", "120s"],
-                         timeout_s=600.0, log=self.workdir / "kind-create.log")
+        self.cluster.create_with_mirror(reg)
 
     def check_version(self) -> None:
         version = json.loads(self.kubectl_run("version", "-o", "json"))["serverVersion"]["gitVersion"]
@@ -116,8 +95,7 @@ class Smoke:
         say("smoke: flux check --pre passed: " + " ".join((out.stdout + out.stderr).split())[:200])
 
     def delete(self) -> None:
-        commands.run([self.kind, "delete", "cluster", "--name", self.name, "--kubeconfig", str(self.kubeconfig)],
-                     timeout_s=300.0)
+        self.cluster.delete()
 
 
 def run_smoke(v: Versions, kit: Kit) -> float:
@@ -139,7 +117,7 @@ def run_smoke(v: Versions, kit: Kit) -> float:
             smoke.delete()
             registry.stop()
             if network_created:
-                commands.succeeds(["docker", "network", "rm", registry.NETWORK], timeout_s=60.0)
+                registry.remove_network_if_unused()
         left = leftovers(smoke.name)
         if left:
             raise SmokeError(f"left behind after deleting {smoke.name}: {left}")

@@ -1,0 +1,62 @@
+"""The e2e's settings: one frozen object, built once (CLI > environment > ini > default)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from harness.errors import ConfigError
+from harness.versions import REPO_ROOT
+
+Environment = Literal["staging", "production"]
+ENVIRONMENTS: tuple[Environment, ...] = ("staging", "production")
+
+
+@dataclass(frozen=True)
+class E2EConfig:
+    environments: tuple[Environment, ...]
+    keep_clusters: bool
+    artifacts: Path
+    run_id: str
+    timeout_scale: float
+
+    def timeout(self, seconds: float) -> float:
+        """A deadline scaled for slower machines (FLEET_E2E_TIMEOUT_SCALE)."""
+        return seconds * self.timeout_scale
+
+
+def _pick(cli: str | None, env: str, ini: str | None, default: str) -> str:
+    if cli not in (None, ""):
+        return str(cli)
+    if os.environ.get(env):
+        return os.environ[env]
+    if ini not in (None, ""):
+        return str(ini)
+    return default
+
+
+def build_config(cli_envs: str | None, cli_keep: bool, cli_artifacts: str | None,
+                 ini_envs: str | None = None, ini_artifacts: str | None = None) -> E2EConfig:
+    """Validate every setting; errors name the option and echo the bad value."""
+    envs_text = _pick(cli_envs, "FLEET_E2E_ENVIRONMENTS", ini_envs, ",".join(ENVIRONMENTS))
+    chosen = tuple(e.strip() for e in envs_text.split(",") if e.strip())
+    bad = [e for e in chosen if e not in ENVIRONMENTS]
+    if bad or not chosen:
+        raise ConfigError(f"--e2e-environments / FLEET_E2E_ENVIRONMENTS: {envs_text!r} is invalid; "
+                          f"use a comma-separated subset of {', '.join(ENVIRONMENTS)}")
+    keep_text = os.environ.get("FLEET_E2E_KEEP_CLUSTERS", "")
+    if keep_text not in ("", "0", "1", "true", "false"):
+        raise ConfigError(f"FLEET_E2E_KEEP_CLUSTERS: {keep_text!r} is invalid; use 1/0 or true/false")
+    keep = cli_keep or keep_text in ("1", "true")
+    artifacts = Path(_pick(cli_artifacts, "FLEET_E2E_ARTIFACTS", ini_artifacts, str(REPO_ROOT / "artifacts")))
+    scale_text = os.environ.get("FLEET_E2E_TIMEOUT_SCALE", "1")
+    try:
+        scale = float(scale_text)
+    except ValueError:
+        scale = 0.0
+    if scale <= 0:
+        raise ConfigError(f"FLEET_E2E_TIMEOUT_SCALE: {scale_text!r} is invalid; use a positive number like 2")
+    return E2EConfig(tuple(chosen), keep, artifacts.resolve(), uuid.uuid4().hex[:6], scale)  # type: ignore[arg-type]

@@ -1,0 +1,56 @@
+"""Collects what explains a failure: Flux objects and status, events, controller logs, kind logs.
+
+Collection is best-effort: each item that cannot be gathered is noted in the folder's
+index and the rest is still collected.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness import commands
+from harness.errors import HarnessError
+
+FLUX_KINDS = ("gitrepositories", "helmrepositories", "helmcharts", "kustomizations", "helmreleases")
+KYVERNO_KINDS = ("validatingpolicies.policies.kyverno.io", "policyreports", "clusterpolicyreports")
+NAMESPACES_WITH_LOGS = ("flux-system", "kyverno")
+
+
+def collect(kubectl: str, kubeconfig: Path, target: Path, kind: str | None = None, cluster: str | None = None) -> Path:
+    """Write diagnostics for one cluster into target; return the folder."""
+    target.mkdir(parents=True, exist_ok=True)
+    problems: list[str] = []
+
+    def save(name: str, argv: list[str]) -> None:
+        try:
+            out = commands.run(argv, timeout_s=120.0)
+            (target / name).write_text(out.stdout + (("\n# stderr:\n" + out.stderr) if out.stderr else ""))
+        except HarnessError as exc:
+            problems.append(f"{name}: {exc}")
+
+    k = [kubectl, "--kubeconfig", str(kubeconfig)]
+    save("flux-objects.yaml", [*k, "get", ",".join(FLUX_KINDS), "-A", "-o", "yaml"])
+    save("flux-summary.txt", [*k, "get", ",".join(FLUX_KINDS), "-A", "-o", "wide"])
+    save("kyverno-policies.yaml", [*k, "get", ",".join(KYVERNO_KINDS), "-A", "-o", "yaml"])
+    save("events.txt", [*k, "get", "events", "-A", "--sort-by=.lastTimestamp"])
+    save("pods.txt", [*k, "get", "pods", "-A", "-o", "wide"])
+    for namespace in NAMESPACES_WITH_LOGS:
+        try:
+            deployments = commands.run([*k, "get", "deploy", "-n", namespace, "-o", "name"], timeout_s=60.0).stdout.split()
+        except HarnessError as exc:
+            problems.append(f"deployments in {namespace}: {exc}")
+            continue
+        for deployment in deployments:
+            name = deployment.split("/")[-1]
+            save(f"logs-{namespace}-{name}.txt", [*k, "logs", "-n", namespace, deployment, "--all-containers", "--tail=2000"])
+    if kind and cluster:
+        try:
+            commands.run([kind, "export", "logs", str(target / "kind-logs"), "--name", cluster], timeout_s=300.0)
+        except HarnessError as exc:
+            problems.append(f"kind export logs: {exc}")
+    (target / "INDEX.txt").write_text(
+        "Diagnostics collected after a failure.\n"
+        + "\n".join(sorted(p.name for p in target.iterdir()))
+        + ("\n\nCould not collect:\n" + "\n".join(problems) if problems else "\n")
+    )
+    return target

@@ -1,0 +1,204 @@
+"""Brings the fleet up on kind clusters: publish, create, bootstrap, and wait in dependsOn order.
+
+Steps run phase by phase across clusters (create all, bootstrap all, then wait on each), so the
+long waits of one cluster overlap with the other's progress.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness import commands, diagnostics, flux, publish
+from harness.clusters import KitCluster
+from harness.config import E2EConfig, Environment
+from harness.errors import HarnessError
+from harness.flux import Ref
+from harness.gitserver import GitServer, serve
+from harness.kit import registry
+from harness.kit.build import Kit
+from harness.kube import Kube
+from harness.progress import format_duration, say
+from harness.versions import REPO_ROOT
+from harness.waits import wait_for
+
+FLEET_REPO = "platform/fleet"
+TENANT_REPO = "dev-team/apps"
+TENANT_REPO_DIR = "tenant-repo-example"
+KYVERNO_POLICIES = ("flux-tenant-service-account", "flux-tenant-source-ref", "flux-tenant-no-kubeconfig",
+                    "flux-tenant-source-allowlist")
+
+
+@dataclass
+class Timings:
+    """Wall time of each step, for the report and the closing summary."""
+
+    steps: list[tuple[str, float]] = field(default_factory=list)
+
+    @contextmanager
+    def measure(self, name: str) -> Iterator[None]:
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.steps.append((name, time.monotonic() - started))
+
+    def table(self) -> str:
+        return "\n".join(f"  {format_duration(s):>8}  {name}" for name, s in self.steps)
+
+
+@dataclass
+class ClusterHandle:
+    """One environment's cluster with Flux bootstrapped."""
+
+    env: Environment
+    cluster: KitCluster
+    kube: Kube
+    workdir: Path
+
+    @property
+    def kubeconfig(self) -> Path:
+        return Path(self.cluster.kubeconfig_path)
+
+
+@dataclass
+class Fleet:
+    """Everything the e2e tests act on."""
+
+    config: E2EConfig
+    kit: Kit
+    server: GitServer
+    rewrites: list[publish.RewriteHit]
+    clusters: dict[Environment, ClusterHandle]
+    timings: Timings
+    fleet_commit: str = ""
+    tenant_commit: str = ""
+
+    def diagnostics_dir(self, name: str) -> Path:
+        return self.config.artifacts / name
+
+
+def gateway_address() -> str:
+    """The host's address on kind's network: reachable from the host, nodes and pods alike."""
+    registry.ensure_network()
+    out = commands.run(["docker", "network", "inspect", registry.NETWORK, "--format",
+                        "{{range .IPAM.Config}}{{.Gateway}} {{end}}"], timeout_s=30.0).stdout.split()
+    ipv4 = [a for a in out if ":" not in a]
+    if not ipv4:
+        raise HarnessError(f"docker network {registry.NETWORK} has no IPv4 gateway: {out}")
+    return ipv4[0]
+
+
+def rewrites_for(server: GitServer) -> list[publish.Rewrite]:
+    """Where the repos point outside, and the local stand-ins."""
+    return [
+        publish.Rewrite("https://git.example.com/", f"{server.url}/git/"),
+        publish.Rewrite("https://stefanprodan.github.io/podinfo", server.charts_url("podinfo")),
+        publish.Rewrite("https://kyverno.github.io/kyverno/", server.charts_url("kyverno") + "/"),
+    ]
+
+
+def publish_repos(server: GitServer) -> tuple[str, str, list[publish.RewriteHit]]:
+    rewrites = rewrites_for(server)
+    tenant_commit, tenant_hits = publish.publish(
+        server, TENANT_REPO, {"": REPO_ROOT / TENANT_REPO_DIR}, rewrites, "dev-team apps (from tenant-repo-example)")
+    fleet_commit, fleet_hits = publish.publish(
+        server, FLEET_REPO, {d: REPO_ROOT / d for d in publish.FLEET_DIRS}, rewrites, "fleet (working tree)")
+    hits = [*fleet_hits, *tenant_hits]
+    for hit in hits:
+        say(f"rewrite: {hit}")
+    return fleet_commit, tenant_commit, hits
+
+
+def wait_policies_active(kube: Kube, timeout_s: float) -> None:
+    """Kyverno has compiled every policy and registered its webhook."""
+
+    def probe() -> tuple[bool, None, str]:
+        states = {}
+        for name in KYVERNO_POLICIES:
+            policy = kube.get("policies.kyverno.io/v1", "ValidatingPolicy", name) or {}
+            states[name] = ((policy.get("status") or {}).get("conditionStatus") or {}).get("ready")
+        return all(states.values()), None, f"ready: {states}"
+
+    wait_for("Kyverno policies to be ready", probe, timeout_s=timeout_s)
+
+
+def wait_fleet(fleet: Fleet, handle: ClusterHandle) -> None:
+    """Every layer Ready at the revision pushed, in dependsOn order."""
+    cfg, kube = fleet.config, handle.kube
+    diag = str(fleet.diagnostics_dir(f"setup-{handle.env}"))
+    head = publish.head(fleet.server, FLEET_REPO)
+    with fleet.timings.measure(f"{handle.env}: flux-system, kyverno, policies, tenants Ready at fleet HEAD"):
+        source = Ref("GitRepository", "flux-system", "flux-system")
+        flux.request_reconcile(kube, source)
+        flux.wait_ready(kube, source, head, cfg.timeout(120), diag)
+        for name in ("flux-system", "kyverno", "kyverno-policies", "tenants"):
+            ref = Ref("Kustomization", "flux-system", name)
+            if kube.get(flux.API["Kustomization"], "Kustomization", name, "flux-system") is not None:
+                flux.request_reconcile(kube, ref)
+            flux.wait_ready(kube, ref, head, cfg.timeout(600), diag)
+        flux.wait_ready(kube, Ref("HelmRelease", "flux-system", "kyverno"), None, cfg.timeout(60), diag)
+    with fleet.timings.measure(f"{handle.env}: Kyverno policies active"):
+        wait_policies_active(kube, cfg.timeout(180))
+    with fleet.timings.measure(f"{handle.env}: tenant dev-team Ready at its commit, podinfo released"):
+        flux.wait_ready(kube, Ref("GitRepository", "apps", "dev-team"), fleet.tenant_commit, cfg.timeout(180), diag)
+        flux.wait_ready(kube, Ref("Kustomization", "apps", "dev-team"), fleet.tenant_commit, cfg.timeout(300), diag)
+        flux.wait_ready(kube, Ref("HelmRelease", "apps", "podinfo"), None, cfg.timeout(300), diag)
+
+
+@contextmanager
+def fleet_up(config: E2EConfig, kit: Kit, workdir: Path) -> Iterator[Fleet]:
+    """The whole e2e environment; torn down on exit (clusters kept with keep_clusters)."""
+    timings = Timings()
+    with ExitStack() as stack:
+        network_created = registry.ensure_network()
+        if network_created:
+            stack.callback(registry.remove_network_if_unused)
+        with timings.measure("registry start"):
+            reg = registry.start(kit.versions)
+        stack.callback(registry.stop)
+        server = stack.enter_context(serve(gateway_address(), workdir / "git-server", kit.chart_repos))
+        with timings.measure("publish fleet and tenant repos"):
+            fleet_commit, tenant_commit, hits = publish_repos(server)
+        fleet = Fleet(config, kit, server, hits, {}, timings, fleet_commit, tenant_commit)
+        for env in config.environments:
+            cluster = KitCluster(f"fleet-e2e-{env}", workdir / env, kit.binary("kind"), kit.binary("kubectl"),
+                                 kit.node_image)
+            if not config.keep_clusters:
+                stack.callback(_delete_quietly, cluster)
+            with timings.measure(f"{env}: create kind cluster"):
+                cluster.create_with_mirror(reg)
+            fleet.clusters[env] = ClusterHandle(env, cluster, Kube(Path(cluster.kubeconfig_path)), workdir / env)
+        try:
+            for env, handle in fleet.clusters.items():
+                with timings.measure(f"{env}: flux bootstrap git --path=clusters/{env}"):
+                    flux.bootstrap(kit.binary("flux"), handle.kubeconfig, server, FLEET_REPO,
+                                   f"clusters/{env}", handle.workdir / "bootstrap.log")
+            for handle in fleet.clusters.values():
+                wait_fleet(fleet, handle)
+        except BaseException:
+            # Collected before the clusters are deleted by the exit stack.
+            collect_diagnostics(fleet, "setup")
+            raise
+        say("fleet ready; step times:\n" + timings.table())
+        yield fleet
+
+
+def collect_diagnostics(fleet: Fleet, name: str) -> Path:
+    """Diagnostics of every cluster into artifacts/<name>/<env>; returns the folder."""
+    target = fleet.diagnostics_dir(name)
+    for env, handle in fleet.clusters.items():
+        diagnostics.collect(fleet.kit.binary("kubectl"), handle.kubeconfig, target / env,
+                            kind=fleet.kit.binary("kind"), cluster=handle.cluster.name)
+    say(f"diagnostics written to {target}")
+    return target
+
+
+def _delete_quietly(cluster: KitCluster) -> None:
+    try:
+        cluster.delete()
+    except HarnessError as exc:
+        say(f"teardown: could not delete {cluster.name}: {exc}")

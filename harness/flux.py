@@ -1,0 +1,107 @@
+"""Flux on a cluster: bootstrap from the Git server, reconcile on demand, wait on revisions."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness import commands
+from harness.errors import CommandError, HarnessError
+from harness.gitserver import GitServer
+from harness.kube import Kube
+from harness.progress import format_duration, say
+from harness.readiness import Status, status_of
+from harness.waits import WaitTimeoutError, wait_for
+
+BOOTSTRAP_TIMEOUT_S = 600.0
+REQUESTED_AT = "reconcile.fluxcd.io/requestedAt"
+API = {
+    "Kustomization": "kustomize.toolkit.fluxcd.io/v1",
+    "HelmRelease": "helm.toolkit.fluxcd.io/v2",
+    "GitRepository": "source.toolkit.fluxcd.io/v1",
+    "HelmRepository": "source.toolkit.fluxcd.io/v1",
+}
+
+
+class FluxError(HarnessError):
+    """Flux did not reach the expected state; the message carries Flux's reason and message."""
+
+
+@dataclass(frozen=True)
+class Ref:
+    kind: str
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.namespace}/{self.name}"
+
+
+def bootstrap(flux: str, kubeconfig: Path, server: GitServer, repo: str, path: str, log: Path) -> None:
+    """`flux bootstrap git` against the local server, so clusters/<env>/flux-system is what runs."""
+    argv = [flux, "bootstrap", "git", "--kubeconfig", str(kubeconfig), "--silent",
+            f"--url={server.repo_url(repo)}", "--allow-insecure-http", "--branch=main",
+            f"--path={path}", f"--username={server.username}", f"--password={server.token}",
+            "--timeout=5m"]
+    try:
+        commands.run(argv, timeout_s=BOOTSTRAP_TIMEOUT_S, log=log)
+    except CommandError as exc:
+        raise FluxError(f"flux bootstrap of {path} failed (log: {log})\n{exc}") from exc
+
+
+def controller_args(kube: Kube) -> dict[str, list[str]]:
+    """The live args of every Flux controller Deployment."""
+    return {
+        d["metadata"]["name"]: d["spec"]["template"]["spec"]["containers"][0].get("args", [])
+        for d in kube.list("apps/v1", "Deployment", "flux-system")
+    }
+
+
+def request_reconcile(kube: Kube, ref: Ref) -> None:
+    """Ask Flux to reconcile now instead of waiting out the interval (as `flux reconcile` does)."""
+    kube.annotate(API[ref.kind], ref.kind, ref.name, ref.namespace, {REQUESTED_AT: str(time.time_ns())})
+
+
+def wait_ready(kube: Kube, ref: Ref, commit: str | None, timeout_s: float, diagnostics: str = "") -> dict[str, Any]:
+    """Wait until ref is Ready (at `commit` if given); fail fast on terminal states."""
+    started = time.monotonic()
+    last: list[Status] = []
+
+    def probe() -> tuple[bool, dict[str, Any], str]:
+        obj = kube.get(API[ref.kind], ref.kind, ref.name, ref.namespace)
+        if obj is None:
+            return False, {}, "does not exist yet"
+        status = status_of(obj, commit)
+        last[:] = [status]
+        if status.verdict == "failed" and status.reason in TERMINAL_REASONS:
+            raise FluxError(f"{ref} failed: reason={status.reason}: {status.message}"
+                            + (f" (diagnostics: {diagnostics})" if diagnostics else ""))
+        return status.verdict == "ready", obj, status.describe()
+
+    target = f" at {commit[:12]}" if commit else ""
+    try:
+        obj = wait_for(f"{ref} to be Ready{target}", probe, timeout_s=timeout_s, interval_s=2.0,
+                       hint=f"diagnostics: {diagnostics}" if diagnostics else "")
+    except WaitTimeoutError as exc:
+        raise FluxError(str(exc)) from None
+    say(f"  {ref} Ready{target} after {format_duration(time.monotonic() - started)}")
+    return obj
+
+
+def wait_failed(kube: Kube, ref: Ref, commit: str, timeout_s: float) -> Status:
+    """Wait until ref has tried `commit` and failed; return its status (reason, message)."""
+
+    def probe() -> tuple[bool, Status, str]:
+        obj = kube.get(API[ref.kind], ref.kind, ref.name, ref.namespace) or {}
+        status = status_of(obj)
+        attempted = str((obj.get("status") or {}).get("lastAttemptedRevision", ""))
+        done = status.verdict == "failed" and attempted.endswith(commit)
+        return done, status, f"{status.describe()} lastAttemptedRevision={attempted}"
+
+    return wait_for(f"{ref} to fail at {commit[:12]}", probe, timeout_s=timeout_s)
+
+
+# Reasons Flux reports when waiting longer cannot help.
+TERMINAL_REASONS = {"InvalidChartReference", "AccessDenied", "InvalidPath"}

@@ -1,0 +1,105 @@
+"""Publishes the working tree's fleet repo and tenant repo to the Git server, as they are.
+
+URLs that point outside (the tenant repo's host, chart repositories) are rewritten to the local
+servers. Every rewrite is reported, so nothing is substituted silently.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness import commands
+from harness.gitserver import GitServer
+
+GIT_TIMEOUT_S = 120.0
+AUTHOR = ["-c", "user.name=fleet-e2e", "-c", "user.email=fleet-e2e@example.com"]
+FLEET_DIRS = ("clusters", "infrastructure", "tenants")
+
+
+@dataclass(frozen=True)
+class Rewrite:
+    old: str
+    new: str
+
+
+@dataclass(frozen=True)
+class RewriteHit:
+    file: str
+    rewrite: Rewrite
+    count: int
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.rewrite.old} -> {self.rewrite.new} ({self.count}x)"
+
+
+def git(*args: str, cwd: Path) -> str:
+    return commands.run(["git", *AUTHOR, *args], timeout_s=GIT_TIMEOUT_S, cwd=cwd).stdout.strip()
+
+
+def apply_rewrites(root: Path, rewrites: Iterable[Rewrite]) -> list[RewriteHit]:
+    hits = []
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and ".git" not in p.parts):
+        try:
+            text = path.read_text()
+        except UnicodeDecodeError:
+            continue
+        changed = text
+        for rewrite in rewrites:
+            count = changed.count(rewrite.old)
+            if count:
+                changed = changed.replace(rewrite.old, rewrite.new)
+                hits.append(RewriteHit(path.relative_to(root).as_posix(), rewrite, count))
+        if changed != text:
+            path.write_text(changed)
+    return hits
+
+
+def authenticated(server: GitServer, url: str) -> str:
+    return url.replace("://", f"://{server.username}:{server.token}@", 1)
+
+
+def publish(server: GitServer, repo: str, sources: dict[str, Path], rewrites: Iterable[Rewrite],
+            message: str) -> tuple[str, list[RewriteHit]]:
+    """Create `repo` on the server holding `sources` (name in repo -> folder); return commit and hits."""
+    server.create_repo(repo)
+    with tempfile.TemporaryDirectory(prefix="fleet-publish-") as tmp:
+        work = Path(tmp)
+        git("init", "-q", "--initial-branch=main", str(work), cwd=work)
+        for name, folder in sources.items():
+            shutil.copytree(folder, work / name if name else work, dirs_exist_ok=True)
+        hits = apply_rewrites(work, list(rewrites))
+        git("add", "-A", cwd=work)
+        git("commit", "-q", "-m", message, cwd=work)
+        git("push", "-q", authenticated(server, server.repo_url(repo)), "main", cwd=work)
+        return git("rev-parse", "HEAD", cwd=work), hits
+
+
+@contextmanager
+def checkout(server: GitServer, repo: str) -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="fleet-checkout-") as tmp:
+        work = Path(tmp) / "repo"
+        commands.run(["git", "clone", "-q", server.repo_url(repo), str(work)], timeout_s=GIT_TIMEOUT_S)
+        yield work
+
+
+def commit_change(server: GitServer, repo: str, edit: Callable[[Path], None], message: str) -> str | None:
+    """Clone, edit, commit and push; return the new commit, or None if the edit changed nothing."""
+    with checkout(server, repo) as work:
+        edit(work)
+        git("add", "-A", cwd=work)
+        if not git("status", "--porcelain", cwd=work):
+            return None
+        git("commit", "-q", "-m", message, cwd=work)
+        git("push", "-q", authenticated(server, server.repo_url(repo)), "main", cwd=work)
+        return git("rev-parse", "HEAD", cwd=work)
+
+
+def head(server: GitServer, repo: str) -> str:
+    """The commit main points at on the server."""
+    out = commands.run(["git", "ls-remote", server.repo_url(repo), "refs/heads/main"], timeout_s=GIT_TIMEOUT_S)
+    return out.stdout.split()[0]

@@ -1,0 +1,82 @@
+"""Readiness of Flux objects, as pure functions on the objects' dicts (unit-tested)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from harness.errors import HarnessError
+
+Verdict = Literal["ready", "pending", "failed"]
+
+
+class TerminalStateError(HarnessError):
+    """The object reached a state it will not leave by waiting (Stalled)."""
+
+
+@dataclass(frozen=True)
+class Status:
+    verdict: Verdict
+    reason: str
+    message: str
+    revision: str
+
+    def describe(self) -> str:
+        text = f"{self.verdict}: reason={self.reason or '-'}"
+        if self.revision:
+            text += f" revision={self.revision}"
+        return text + (f": {self.message}" if self.message else "")
+
+
+def condition(obj: dict[str, Any], kind: str) -> dict[str, Any] | None:
+    """The status condition of the given type, if any."""
+    for cond in (obj.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == kind:
+            return dict(cond)
+    return None
+
+
+def is_current(obj: dict[str, Any]) -> bool:
+    """The controller has seen the latest spec (observedGeneration == generation)."""
+    generation = (obj.get("metadata") or {}).get("generation")
+    observed = (obj.get("status") or {}).get("observedGeneration")
+    return generation is not None and observed == generation
+
+
+def applied_revision(obj: dict[str, Any]) -> str:
+    """What the object last applied: Kustomization lastAppliedRevision, source artifact revision,
+    HelmRelease lastAttemptedRevision."""
+    status = obj.get("status") or {}
+    return str(status.get("lastAppliedRevision") or (status.get("artifact") or {}).get("revision")
+               or status.get("lastAttemptedRevision") or "")
+
+
+def has_revision(revision: str, commit: str) -> bool:
+    """Flux revisions look like `main@sha1:<full sha>`; match the commit the harness pushed."""
+    return bool(commit) and revision.rsplit(":", 1)[-1] == commit
+
+
+def status_of(obj: dict[str, Any], commit: str | None = None) -> Status:
+    """Where a Flux object stands, optionally requiring it to have applied `commit`.
+
+    Ready means: Ready=True, observedGeneration current, and (if asked) the pushed commit is the
+    applied revision. A Stalled=True condition is terminal. Ready=False is "failed" only once the
+    controller has seen the current spec (otherwise the failure may be about an older one).
+    """
+    ready = condition(obj, "Ready")
+    revision = applied_revision(obj)
+    if ready is None:
+        return Status("pending", "", "no Ready condition yet", revision)
+    reason, message = str(ready.get("reason", "")), str(ready.get("message", ""))
+    stalled = condition(obj, "Stalled")
+    if stalled is not None and stalled.get("status") == "True":
+        return Status("failed", str(stalled.get("reason", reason)), str(stalled.get("message", message)), revision)
+    if not is_current(obj):
+        return Status("pending", reason, "controller has not observed the latest generation yet", revision)
+    if ready.get("status") == "True":
+        if commit is not None and not has_revision(revision, commit):
+            return Status("pending", reason, f"ready at another revision, waiting for {commit[:12]}", revision)
+        return Status("ready", reason, message, revision)
+    if ready.get("status") == "Unknown":
+        return Status("pending", reason, message, revision)
+    return Status("failed", reason, message, revision)

@@ -1,0 +1,75 @@
+"""On every cluster, the fleet reconciles from Git: lockdown live, every layer Ready, podinfo up."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+
+import pytest
+
+from harness import flux, publish, yamlio
+from harness.fleet import FLEET_REPO, TENANT_REPO_DIR, ClusterHandle, Fleet
+from harness.flux import Ref
+from harness.manifests.checks import LOCKDOWN_FLAGS
+from harness.portforward import port_forward
+from harness.readiness import status_of
+from harness.versions import REPO_ROOT
+
+pytestmark = pytest.mark.e2e
+
+PLATFORM_KUSTOMIZATIONS = ("flux-system", "kyverno", "kyverno-policies", "tenants")
+
+
+def assert_ready(cluster: ClusterHandle, ref: Ref, commit: str | None = None) -> dict:  # type: ignore[type-arg]
+    __tracebackhide__ = True
+    obj = cluster.kube.get(flux.API[ref.kind], ref.kind, ref.name, ref.namespace)
+    if obj is None:
+        pytest.fail(f"{ref} does not exist on {cluster.env}")
+    status = status_of(obj, commit)
+    if status.verdict != "ready":
+        pytest.fail(f"{ref} on {cluster.env} is not Ready{' at ' + commit[:12] if commit else ''}: {status.describe()}")
+    return obj
+
+
+def test_flux_controllers_run_with_the_lockdown_flags(cluster: ClusterHandle) -> None:
+    live = flux.controller_args(cluster.kube)
+    missing = {name: [f for f in flags if f not in live.get(name, [])] for name, flags in LOCKDOWN_FLAGS.items()}
+    assert not any(missing.values()), f"live controllers lack lockdown flags: {missing}; args: {live}"
+
+
+def test_platform_layers_are_ready_at_the_pushed_fleet_revision(fleet: Fleet, cluster: ClusterHandle) -> None:
+    head = publish.head(fleet.server, FLEET_REPO)
+    for name in PLATFORM_KUSTOMIZATIONS:
+        assert_ready(cluster, Ref("Kustomization", "flux-system", name), head)
+    sync = assert_ready(cluster, Ref("Kustomization", "flux-system", "flux-system"), head)
+    assert sync["spec"]["serviceAccountName"] == "kustomize-controller"
+    assert_ready(cluster, Ref("HelmRelease", "flux-system", "kyverno"))
+
+
+def test_tenant_is_ready_at_its_pushed_revision(fleet: Fleet, cluster: ClusterHandle) -> None:
+    commit = publish.head(fleet.server, "dev-team/apps")
+    assert_ready(cluster, Ref("GitRepository", "apps", "dev-team"), commit)
+    tenant = assert_ready(cluster, Ref("Kustomization", "apps", "dev-team"), commit)
+    assert tenant["spec"]["path"] == f"./{cluster.env}"
+    assert_ready(cluster, Ref("HelmRelease", "apps", "podinfo"))
+
+
+def test_podinfo_follows_the_environment_overlay(fleet: Fleet, cluster: ClusterHandle) -> None:
+    overlay = yamlio.load((REPO_ROOT / TENANT_REPO_DIR / cluster.env / "podinfo-values.yaml").read_text())
+    release = assert_ready(cluster, Ref("HelmRelease", "apps", "podinfo"))
+    assert release["spec"]["chart"]["spec"]["version"] == overlay["spec"]["chart"]["spec"]["version"]
+    assert release["status"]["lastAttemptedRevision"] == fleet.kit.versions.podinfo
+    deployment = cluster.kube.get("apps/v1", "Deployment", "podinfo", "apps")
+    assert deployment is not None, "podinfo Deployment missing"
+    expected = overlay["spec"]["values"]["replicaCount"]
+    assert deployment["spec"]["replicas"] == expected
+    assert deployment["status"].get("readyReplicas") == expected, deployment["status"]
+
+
+def test_podinfo_answers_over_http(fleet: Fleet, cluster: ClusterHandle) -> None:
+    log = cluster.workdir / "port-forward-podinfo.log"
+    kubectl = fleet.kit.binary("kubectl")
+    with port_forward(kubectl, cluster.kubeconfig, "apps", "svc/podinfo", 9898, log) as port:
+        body = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10).read())
+    assert body["version"] == fleet.kit.versions.podinfo
+    assert body["message"] == cluster.env  # the overlay's ui.message

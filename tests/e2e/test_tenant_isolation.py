@@ -1,0 +1,288 @@
+"""A tenant cannot write outside its namespace; each denial has a twin that succeeds the same way."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes.client.exceptions import ApiException
+
+from harness import flux, publish, yamlio
+from harness.fleet import TENANT_REPO, ClusterHandle, Fleet
+from harness.flux import Ref
+from harness.kube import Kube, refusal
+from harness.readiness import condition
+from harness.waits import wait_for
+
+pytestmark = pytest.mark.e2e
+
+TENANT_ACCOUNT = "system:serviceaccount:apps:dev-team"
+
+
+def config_map(name: str, namespace: str | None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name}
+    if namespace:
+        meta["namespace"] = namespace
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": {"probe": "e2e"}}
+
+
+def assert_refused(kube: Kube, obj: dict[str, Any], status: int, *fragments: str) -> None:
+    """Creating obj is refused with this HTTP status, and the message names the cause."""
+    __tracebackhide__ = True
+    try:
+        kube.create(obj)
+    except ApiException as exc:
+        if exc.status != status or not all(f in str(exc.body) for f in fragments):
+            pytest.fail(f"expected HTTP {status} mentioning {fragments}, got {refusal(exc)}")
+        return
+    kube.delete(obj["apiVersion"], obj["kind"], obj["metadata"]["name"], obj["metadata"].get("namespace"))
+    pytest.fail(f"{obj['kind']} {obj['metadata']} was created, expected HTTP {status}")
+
+
+@pytest.fixture
+def probe_name() -> str:
+    """A unique name for objects this test creates."""
+    return f"e2e-probe-{uuid.uuid4().hex[:6]}"
+
+
+@pytest.fixture
+def tenant(cluster: ClusterHandle) -> Kube:
+    """API access as the tenant's reconciler account (impersonated)."""
+    return cluster.kube.as_user(TENANT_ACCOUNT)
+
+
+# a. Direct API calls as the tenant's service account.
+
+def test_tenant_account_can_create_in_its_namespace(cluster: ClusterHandle, tenant: Kube, probe_name: str) -> None:
+    created = tenant.create(config_map(probe_name, "apps"))
+    try:
+        assert created["metadata"]["namespace"] == "apps"
+    finally:
+        cluster.kube.delete("v1", "ConfigMap", probe_name, "apps")
+
+
+@pytest.mark.parametrize(("target", "namespace"), [
+    pytest.param("ConfigMap", "default", id="configmap-in-default"),
+    pytest.param("ConfigMap", "kube-system", id="configmap-in-kube-system"),
+    pytest.param("ConfigMap", "flux-system", id="configmap-in-flux-system"),
+    pytest.param("ClusterRoleBinding", None, id="cluster-role-binding"),
+    pytest.param("Namespace", None, id="namespace"),
+])
+def test_tenant_account_cannot_write_outside_its_namespace(
+    cluster: ClusterHandle, tenant: Kube, probe_name: str, target: str, namespace: str | None
+) -> None:
+    objects = {
+        "ConfigMap": config_map(probe_name, namespace),
+        "Namespace": {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": probe_name}},
+        "ClusterRoleBinding": {
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": {"name": probe_name},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+            "subjects": [{"kind": "ServiceAccount", "name": "dev-team", "namespace": "apps"}],
+        },
+    }
+    assert_refused(tenant, objects[target], 403, "forbidden", TENANT_ACCOUNT)
+
+
+# b. A commit to the tenant repo that reaches outside the namespace.
+
+def _add_to_base(work: Path, name: str) -> None:
+    """A well-behaved change: one more ConfigMap in the tenant's base (namespace apps)."""
+    (work / "base" / f"{name}.yaml").write_text(yamlio.dump(config_map(name, None)))
+    kustomization = yamlio.load((work / "base" / "kustomization.yaml").read_text())
+    kustomization["resources"].append(f"{name}.yaml")
+    (work / "base" / "kustomization.yaml").write_text(yamlio.dump(kustomization))
+
+
+def _add_escape(work: Path, name: str, namespace: str) -> None:
+    """A hostile change: the overlays stop forcing namespace apps and add an object elsewhere."""
+    (work / "escape").mkdir()
+    (work / "escape" / f"{name}.yaml").write_text(yamlio.dump(config_map(name, namespace)))
+    (work / "escape" / "kustomization.yaml").write_text(yamlio.dump(
+        {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": [f"{name}.yaml"]}))
+    for env in ("staging", "production"):
+        overlay = yamlio.load((work / env / "kustomization.yaml").read_text())
+        overlay.pop("namespace", None)
+        overlay["resources"].append("../escape")
+        (work / env / "kustomization.yaml").write_text(yamlio.dump(overlay))
+
+
+def _tenant_ready_everywhere(fleet: Fleet, commit: str) -> None:
+    for handle in fleet.clusters.values():
+        flux.request_reconcile(handle.kube, Ref("GitRepository", "apps", "dev-team"))
+        flux.wait_ready(handle.kube, Ref("Kustomization", "apps", "dev-team"), commit, fleet.config.timeout(240))
+
+
+@pytest.fixture
+def restore_tenant_repo(fleet: Fleet) -> Iterator[Callable[[], str | None]]:
+    """Puts the tenant repo back as it was (a new commit); also called after the test."""
+    with publish.checkout(fleet.server, TENANT_REPO) as work:
+        snapshot = {p.relative_to(work): p.read_bytes() for p in work.rglob("*")
+                    if p.is_file() and ".git" not in p.parts}
+
+    def write_snapshot(work: Path) -> None:
+        for path in [p for p in work.rglob("*") if p.is_file() and ".git" not in p.parts]:
+            path.unlink()
+        for rel, data in snapshot.items():
+            (work / rel).parent.mkdir(parents=True, exist_ok=True)
+            (work / rel).write_bytes(data)
+
+    def restore() -> str | None:
+        commit = publish.commit_change(fleet.server, TENANT_REPO, write_snapshot, "e2e: restore tenant repo")
+        if commit is not None:
+            _tenant_ready_everywhere(fleet, commit)
+        return commit
+
+    yield restore
+    restore()
+
+
+def test_tenant_commit_inside_its_namespace_is_applied(fleet: Fleet, restore_tenant_repo: Callable[[], str | None],
+                                                       probe_name: str) -> None:
+    commit = publish.commit_change(fleet.server, TENANT_REPO, lambda w: _add_to_base(w, probe_name),
+                                   "e2e: add a ConfigMap in apps")
+    assert commit is not None
+    _tenant_ready_everywhere(fleet, commit)
+    for handle in fleet.clusters.values():
+        assert handle.kube.get("v1", "ConfigMap", probe_name, "apps") is not None, handle.env
+
+
+def test_tenant_commit_outside_its_namespace_is_forbidden_and_revert_recovers(
+    fleet: Fleet, restore_tenant_repo: Callable[[], str | None], probe_name: str
+) -> None:
+    bad = publish.commit_change(fleet.server, TENANT_REPO, lambda w: _add_escape(w, probe_name, "default"),
+                                "e2e: try to write into default")
+    assert bad is not None
+    for handle in fleet.clusters.values():
+        flux.request_reconcile(handle.kube, Ref("GitRepository", "apps", "dev-team"))
+        status = flux.wait_failed(handle.kube, Ref("Kustomization", "apps", "dev-team"), bad,
+                                  fleet.config.timeout(240))
+        assert "forbidden" in status.message.lower(), f"{handle.env}: {status.describe()}"
+        assert "dev-team" in status.message, f"{handle.env}: {status.describe()}"
+        assert handle.kube.get("v1", "ConfigMap", probe_name, "default") is None, f"{handle.env}: escaped"
+        release = handle.kube.get(flux.API["HelmRelease"], "HelmRelease", "podinfo", "apps")
+        assert release is not None, f"{handle.env}: the tenant's existing objects were removed"
+    reverted = restore_tenant_repo()
+    assert reverted is not None  # and every cluster is Ready at it (checked by restore)
+
+
+# c. The lockdown refuses cross-namespace source references, whatever the namespace.
+
+PROBE_REPO = "probe/configmap"
+
+
+@pytest.fixture(scope="session")
+def probe_repo(fleet: Fleet, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A tiny repo on the Git server: one ConfigMap with no namespace; returns its commit."""
+    folder = tmp_path_factory.mktemp("probe-repo")
+    (folder / "configmap.yaml").write_text(yamlio.dump(config_map("lockdown-probe", None)))
+    (folder / "kustomization.yaml").write_text(yamlio.dump(
+        {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": ["configmap.yaml"]}))
+    commit, _ = publish.publish(fleet.server, PROBE_REPO, {"": folder}, [], "probe: one ConfigMap")
+    return commit
+
+
+@pytest.fixture
+def probe_namespace(fleet: Fleet, cluster: ClusterHandle, probe_name: str, probe_repo: str) -> Iterator[str]:
+    """A namespace outside the tenant policies (so only the lockdown applies), whose `default`
+    account may edit it, with the probe repo as GitRepository `probe` there and in flux-system."""
+    kube = cluster.kube
+    kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": probe_name}})
+    kube.create({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                 "metadata": {"name": "default-edit", "namespace": probe_name},
+                 "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
+                 "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": probe_name}]})
+    for namespace in (probe_name, "flux-system"):
+        kube.create({"apiVersion": flux.API["GitRepository"], "kind": "GitRepository",
+                     "metadata": {"name": probe_name, "namespace": namespace},
+                     "spec": {"interval": "5m", "url": fleet.server.repo_url(PROBE_REPO), "ref": {"branch": "main"}}})
+        flux.wait_ready(kube, Ref("GitRepository", namespace, probe_name), probe_repo, fleet.config.timeout(120))
+    yield probe_name
+    kube.delete(flux.API["GitRepository"], "GitRepository", probe_name, "flux-system")
+    kube.delete("v1", "Namespace", probe_name)
+
+
+def _probe_kustomization(name: str, namespace: str, source_namespace: str) -> dict[str, Any]:
+    return {
+        "apiVersion": flux.API["Kustomization"], "kind": "Kustomization",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"interval": "5m", "path": "./", "prune": True, "targetNamespace": namespace,
+                 "serviceAccountName": "default",
+                 "sourceRef": {"kind": "GitRepository", "name": namespace, "namespace": source_namespace}},
+    }
+
+
+def test_source_in_own_namespace_is_applied(fleet: Fleet, cluster: ClusterHandle, probe_namespace: str,
+                                            probe_repo: str) -> None:
+    kube = cluster.kube
+    kube.create(_probe_kustomization("own-source", probe_namespace, probe_namespace))
+    flux.wait_ready(kube, Ref("Kustomization", probe_namespace, "own-source"), probe_repo, fleet.config.timeout(120))
+    assert kube.get("v1", "ConfigMap", "lockdown-probe", probe_namespace) is not None
+
+
+def test_source_in_flux_system_is_access_denied(fleet: Fleet, cluster: ClusterHandle, probe_namespace: str) -> None:
+    kube = cluster.kube
+    kube.create(_probe_kustomization("foreign-source", probe_namespace, "flux-system"))
+
+    def probe() -> tuple[bool, dict[str, Any], str]:
+        obj = kube.get(flux.API["Kustomization"], "Kustomization", "foreign-source", probe_namespace) or {}
+        ready = condition(obj, "Ready") or {}
+        return ready.get("reason") == "AccessDenied", ready, str(ready)
+
+    ready = wait_for("Kustomization with a flux-system sourceRef to be refused", probe, fleet.config.timeout(120))
+    assert ready["status"] == "False"
+    assert "cross-namespace references have been blocked" in ready["message"], ready
+    assert kube.get("v1", "ConfigMap", "lockdown-probe", probe_namespace) is None
+
+
+# d. Kyverno rejects tenant objects that break the policies, at admission.
+
+def _tenant_kustomization(name: str, with_account: bool, source_namespace: str | None = None) -> dict[str, Any]:
+    spec: dict[str, Any] = {"interval": "5m", "prune": True, "suspend": True,
+                            "sourceRef": {"kind": "GitRepository", "name": "dev-team"}}
+    if source_namespace:
+        spec["sourceRef"]["namespace"] = source_namespace
+    if with_account:
+        spec["serviceAccountName"] = "dev-team"
+    return {"apiVersion": flux.API["Kustomization"], "kind": "Kustomization",
+            "metadata": {"name": name, "namespace": "apps"}, "spec": spec}
+
+
+def _tenant_source(name: str, url: str) -> dict[str, Any]:
+    return {"apiVersion": flux.API["GitRepository"], "kind": "GitRepository",
+            "metadata": {"name": name, "namespace": "apps"},
+            "spec": {"interval": "5m", "suspend": True, "url": url, "ref": {"branch": "main"}}}
+
+
+def _created_then_removed(kube: Kube, admin: Kube, obj: dict[str, Any]) -> None:
+    created = kube.create(obj)
+    admin.delete(obj["apiVersion"], obj["kind"], obj["metadata"]["name"], "apps")
+    assert created["metadata"]["name"] == obj["metadata"]["name"]
+
+
+def test_policy_admits_tenant_kustomization_with_service_account(cluster: ClusterHandle, tenant: Kube, probe_name: str) -> None:
+    _created_then_removed(tenant, cluster.kube, _tenant_kustomization(probe_name, with_account=True))
+
+
+def test_policy_rejects_tenant_kustomization_without_service_account(tenant: Kube, probe_name: str) -> None:
+    assert_refused(tenant, _tenant_kustomization(probe_name, with_account=False), 400,
+                   "flux-tenant-service-account", "spec.serviceAccountName is required")
+
+
+def test_policy_rejects_tenant_kustomization_with_foreign_source(tenant: Kube, probe_name: str) -> None:
+    assert_refused(tenant, _tenant_kustomization(probe_name, with_account=True, source_namespace="flux-system"),
+                   400, "flux-tenant-source-ref", "cross-namespace source references are not allowed")
+
+
+def test_policy_admits_tenant_source_on_the_allowlist(fleet: Fleet, cluster: ClusterHandle, tenant: Kube,
+                                                      probe_name: str) -> None:
+    url = fleet.server.repo_url("dev-team/another-repo")
+    _created_then_removed(tenant, cluster.kube, _tenant_source(probe_name, url))
+
+
+def test_policy_rejects_tenant_source_off_the_allowlist(tenant: Kube, probe_name: str) -> None:
+    assert_refused(tenant, _tenant_source(probe_name, "https://github.com/attacker/manifests"), 400,
+                   "flux-tenant-source-allowlist", "is not on the tenant allowlist")
