@@ -16,9 +16,13 @@ venv: $(PY)
 validate: $(PY)
 	$(PY) -m harness validate
 
-## The test command: unit tests, manifest checks and, where Docker is available, the e2e.
+## The test command: unit tests, manifest checks, the kit smoke check and the e2e.
 test: $(PY)
-	$(PY) -m pytest
+	$(PY) -m pytest --junitxml=artifacts/junit.xml
+
+## The main job: both clusters, Flux bootstrapped from the local Git server, tenancy proven.
+e2e: $(PY)
+	$(PY) -m pytest -m e2e --junitxml=artifacts/junit-e2e.xml
 
 ## Cluster-free tests only (seconds once the kit's tools are cached).
 unit: $(PY)

@@ -192,7 +192,8 @@ def build_node_image(v: Versions, inputs: NodeInputs) -> BuiltImage:
         tags=(node_tag(v),),
         base=base.path / "rootfs.tar",
         files=tuple(files),
-        env=(("container", "docker"),),
+        env=(("container", "docker"),
+             ("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")),
         entrypoint=("/usr/local/bin/entrypoint", "/sbin/init"),
         extra_changes=("STOPSIGNAL SIGRTMIN+3",),
     )

@@ -1,0 +1,103 @@
+"""Kit building blocks that need no toolchain: cache sealing, wrapper go.mod, layers, names."""
+
+from __future__ import annotations
+
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from harness.errors import KitError
+from harness.kit import cache
+from harness.kit.gomod import GoBuild, wrapper_gomod
+from harness.kit.oci import File, ImageSpec, write_layer
+from harness.kit.registry import strip_registry
+
+
+@pytest.fixture
+def kit_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty kit cache."""
+    monkeypatch.setenv("FLEET_KIT_CACHE", str(tmp_path))
+    return tmp_path
+
+
+def test_failed_build_leaves_no_artifact(kit_cache: Path) -> None:
+    def broken(out: Path) -> None:
+        (out / "half-written").write_text("x")
+        raise KitError("boom")
+
+    with pytest.raises(KitError, match="boom"):
+        cache.build_once("go", "thing", "v1", "k", "src", broken)
+    assert cache.cached("go", "thing", "v1", "k", "src") is None
+    assert list((kit_cache / "go" / "thing").iterdir()) == []
+
+
+def test_successful_build_is_sealed_and_reused(kit_cache: Path) -> None:
+    calls = []
+
+    def produce(out: Path) -> None:
+        calls.append(out)
+        (out / "bin").write_text("ok")
+
+    first = cache.build_once("go", "thing", "v1", "k", "src", produce)
+    second = cache.build_once("go", "thing", "v1", "k", "src", produce)
+    assert first.built and not second.built
+    assert len(calls) == 1
+    assert (second.path / "bin").read_text() == "ok"
+
+
+def test_wrapper_gomod_maps_local_replaces() -> None:
+    upstream = {
+        "Go": "1.24.0",
+        "Require": [{"Path": "k8s.io/api", "Version": "v0.0.0"}, {"Path": "example.com/api", "Version": "v1.2.3"}],
+        "Replace": [
+            {"Old": {"Path": "k8s.io/api"}, "New": {"Path": "./staging/src/k8s.io/api"}},
+            {"Old": {"Path": "example.com/api"}, "New": {"Path": "./api"}},
+            {"Old": {"Path": "example.com/fork"}, "New": {"Path": "example.com/fork2", "Version": "v0.1.0"}},
+        ],
+    }
+    recipe = GoBuild(name="x", module="example.com/x", version="v1.0.0", packages=("example.com/x",),
+                     local_replace_versions=(("k8s.io/api", "v0.34.4"),))
+    text = wrapper_gomod(recipe, upstream)
+    assert "require example.com/x v1.0.0" in text
+    assert "replace k8s.io/api => k8s.io/api v0.34.4" in text
+    assert "example.com/api =>" not in text  # required at a real version: the replace is dropped
+    assert "replace example.com/fork => example.com/fork2 v0.1.0" in text
+
+
+def test_wrapper_gomod_refuses_unmapped_zero_version() -> None:
+    upstream = {"Require": [{"Path": "k8s.io/api", "Version": "v0.0.0"}],
+                "Replace": [{"Old": {"Path": "k8s.io/api"}, "New": {"Path": "./staging/src/k8s.io/api"}}]}
+    recipe = GoBuild(name="x", module="example.com/x", version="v1.0.0", packages=())
+    with pytest.raises(KitError, match="k8s.io/api"):
+        wrapper_gomod(recipe, upstream)
+
+
+def test_layer_overrides_base_files_and_creates_parents(tmp_path: Path) -> None:
+    base_dir = tmp_path / "base"
+    (base_dir / "etc").mkdir(parents=True)
+    (base_dir / "etc" / "os-release").write_text("old")
+    base = tmp_path / "base.tar"
+    with tarfile.open(base, "w") as tar:
+        tar.add(base_dir, arcname=".")
+    spec = ImageSpec(tags=("t:1",), base=base, files=(
+        File("/etc/os-release", content=b"new"), File("/usr/local/bin/tool", content=b"#!", mode=0o755)))
+    layer = tmp_path / "layer.tar"
+    write_layer(spec, layer)
+    with tarfile.open(layer) as tar:
+        names = tar.getnames()
+        assert names.count("etc/os-release") == 1
+        assert tar.extractfile("etc/os-release").read() == b"new"  # type: ignore[union-attr]
+        assert tar.getmember("usr/local/bin/tool").mode == 0o755
+        assert "usr/local/bin" in names
+
+
+@pytest.mark.parametrize(("reference", "expected"), [
+    ("ghcr.io/fluxcd/source-controller:v1.9.3", "fluxcd/source-controller:v1.9.3"),
+    ("registry.k8s.io/pause:3.10", "pause:3.10"),
+    ("reg.kyverno.io/kyverno/kyverno:v1.19.1", "kyverno/kyverno:v1.19.1"),
+    ("localhost:5000/x:1", "x:1"),
+    ("kindest/kindnetd:v1", "kindest/kindnetd:v1"),
+])
+def test_strip_registry(reference: str, expected: str) -> None:
+    assert strip_registry(reference) == expected
