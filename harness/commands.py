@@ -98,8 +98,34 @@ def succeeds(argv: list[str], *, timeout_s: float, env: Mapping[str, str] | None
     return True
 
 
-def spawn(argv: list[str], *, log: Path, env: Mapping[str, str] | None = None) -> int:
-    """Start a long-running daemon in its own session, output appended to `log`; return its pid."""
+@dataclass
+class Daemon:
+    """A background process started by spawn()."""
+
+    argv: list[str]
+    process: subprocess.Popen[bytes]
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """SIGTERM, then SIGKILL if it has not exited within timeout_s; always reaped."""
+        if not self.alive():
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=timeout_s)
+
+
+def spawn(argv: list[str], *, log: Path, env: Mapping[str, str] | None = None) -> Daemon:
+    """Start a long-running process in its own session, output appended to `log`."""
     full_env = dict(os.environ)
     if env:
         full_env.update(env)
@@ -107,7 +133,7 @@ def spawn(argv: list[str], *, log: Path, env: Mapping[str, str] | None = None) -
         process = subprocess.Popen(
             argv, stdout=out, stderr=subprocess.STDOUT, env=full_env, start_new_session=True
         )
-    return process.pid
+    return Daemon(argv, process)
 
 
 def run_binary(

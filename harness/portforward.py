@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,7 +28,7 @@ def port_forward(kubectl: str, kubeconfig: Path, namespace: str, target: str, re
                  log: Path, timeout_s: float = 60.0) -> Iterator[int]:
     """Forward a local port to target (e.g. svc/podinfo) and yield the local port."""
     port = _free_port()
-    pid = commands.spawn([kubectl, "--kubeconfig", str(kubeconfig), "-n", namespace, "port-forward",
+    daemon = commands.spawn([kubectl, "--kubeconfig", str(kubeconfig), "-n", namespace, "port-forward",
                           target, f"{port}:{remote_port}"], log=log)
     try:
         wait_for(f"port-forward to {namespace}/{target}:{remote_port}",
@@ -38,4 +36,4 @@ def port_forward(kubectl: str, kubeconfig: Path, namespace: str, target: str, re
                  timeout_s=timeout_s, interval_s=0.5)
         yield port
     finally:
-        os.kill(pid, signal.SIGTERM)
+        daemon.stop()

@@ -126,7 +126,7 @@ def _preload(rootfs: Path, ctr_bin: Path, image_tags: tuple[str, ...], workdir: 
         f'[ttrpc]\n  address = "{socket}.ttrpc"\n'
     )
     log = workdir / "containerd.log"
-    pid = commands.spawn([str(ctr_bin / "containerd"), "--config", str(config)], log=log)
+    daemon = commands.spawn([str(ctr_bin / "containerd"), "--config", str(config)], log=log)
     ctr = [str(ctr_bin / "ctr"), "--address", str(socket), "--namespace", "k8s.io"]
     try:
         wait_for("the image-import containerd to start",
@@ -134,10 +134,8 @@ def _preload(rootfs: Path, ctr_bin: Path, image_tags: tuple[str, ...], workdir: 
                  timeout_s=60.0, interval_s=0.5)
         archive = workdir / "images.tar"
         commands.run(["docker", "save", "-o", str(archive), *image_tags], timeout_s=1800.0)
-        with archive.open("rb") as stream:
-            commands.run([*ctr, "images", "import", "--label=io.cri-containerd.pinned=pinned",
-                          "--all-platforms", "--no-unpack", "--digests", "-"],
-                         timeout_s=1800.0, stdin=stream.read())
+        commands.run([*ctr, "images", "import", "--label=io.cri-containerd.pinned=pinned",
+                      "--all-platforms", "--no-unpack", "--digests", str(archive)], timeout_s=1800.0)
         listed = commands.run([*ctr, "images", "ls", "-q"], timeout_s=60.0).stdout.split()
         missing = [t for t in image_tags if not any(name.endswith(t.split("/", 1)[-1]) or name == t
                                                     for name in listed)]
@@ -145,10 +143,7 @@ def _preload(rootfs: Path, ctr_bin: Path, image_tags: tuple[str, ...], workdir: 
             raise KitError(f"node image: images missing after import: {missing}; imported: {listed}")
         archive.unlink()
     finally:
-        commands.run(["kill", str(pid)], timeout_s=10.0)
-        wait_for("the image-import containerd to stop",
-                 lambda: (not Path(f"/proc/{pid}").exists(), None, f"pid {pid} alive"),
-                 timeout_s=30.0, interval_s=0.5)
+        daemon.stop()
 
 
 def build_node_image(v: Versions, inputs: NodeInputs) -> BuiltImage:
@@ -194,8 +189,9 @@ def build_node_image(v: Versions, inputs: NodeInputs) -> BuiltImage:
         files=tuple(files),
         env=(("container", "docker"),
              ("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")),
+        # kind's base also sets STOPSIGNAL SIGRTMIN+3, which `docker import` cannot; kind removes
+        # node containers with `docker rm -f`, so the stop signal is never used.
         entrypoint=("/usr/local/bin/entrypoint", "/sbin/init"),
-        extra_changes=("STOPSIGNAL SIGRTMIN+3",),
     )
     return _build_with_rootfs(spec, customize, inputs, ctr_bin)
 
