@@ -67,12 +67,21 @@ class Smoke:
             raise SmokeError(f"API server reports {version}, expected {self.v.kubernetes}")
         say(f"smoke: API server reports {version}")
 
+    def wait_default_account(self) -> None:
+        """Pods need the namespace's default ServiceAccount, which the controller-manager adds."""
+        wait_for("ServiceAccount default/default to exist",
+                 lambda: (commands.succeeds([self.kubectl, "--kubeconfig", str(self.kubeconfig), "get",
+                                             "serviceaccount", "default", "-n", "default"], timeout_s=30.0),
+                          None, "not created yet"),
+                 timeout_s=120.0)
+
     def run_pod(self, name: str, image: str, privileged: bool) -> None:
         pod = {
             "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "default"},
             "spec": {"restartPolicy": "Never", "containers": [{
                 "name": "main", "image": image, "imagePullPolicy": "IfNotPresent",
-                **({"command": ["/bin/sh", "-c", "ip link show >/dev/null && sleep 3600"],
+                # Listing iptables rules needs NET_ADMIN: it only works privileged.
+                **({"command": ["/bin/sh", "-c", "iptables -L >/dev/null && sleep 3600"],
                     "securityContext": {"privileged": True}} if privileged else {}),
             }]},
         }
@@ -84,6 +93,9 @@ class Smoke:
             reasons = {w.get("reason") for w in waiting if w}
             if reasons & {"ErrImagePull", "ImagePullBackOff", "CreateContainerError", "RunContainerError"}:
                 raise SmokeError(f"pod {name} ({image}) cannot start: {waiting}")
+            if status.get("phase") in ("Failed", "Succeeded"):
+                terminated = [c.get("state", {}).get("terminated") for c in status.get("containerStatuses", [])]
+                raise SmokeError(f"pod {name} ({image}) exited: {terminated}")
             return status.get("phase") == "Running", None, f"phase={status.get('phase')} waiting={waiting}"
 
         wait_for(f"pod {name} ({image}) to run", probe, timeout_s=180.0)
@@ -108,6 +120,7 @@ def run_smoke(v: Versions, kit: Kit) -> float:
         try:
             smoke.create(reg)
             smoke.check_version()
+            smoke.wait_default_account()
             podinfo = next(t for t in kit.upstream_tags if "/podinfo:" in t)
             smoke.run_pod("from-mirror", podinfo, privileged=False)
             proxy = next(t for t in kit.upstream_tags if "/kube-proxy:" in t)

@@ -67,12 +67,15 @@ def build_kit(v: Versions) -> Kit:
     )
     node_image = node.build_node_image(v, node_inputs)
     upstream = tuple(t for spec in specs for t in spec.tags)
+    network_created = registry.ensure_network()
     reg = registry.start(v)
     try:
         pushed = registry.push(reg, list(upstream))
         say(f"registry: pushed {len(pushed)} image(s), {len(upstream) - len(pushed)} already there")
     finally:
         registry.stop()
+        if network_created:
+            registry.remove_network_if_unused()
     repos = {a.name: a.path for a in (charts.podinfo_repo(v), charts.kyverno_repo(v))}
     return Kit(built, [*component_images, node_image], upstream, node_image.tag, repos, v)
 
