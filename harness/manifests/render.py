@@ -92,6 +92,10 @@ def generate_kustomization(folder: Path) -> None:
     )
 
 
+def _is_empty(path: Path) -> bool:
+    return not path.exists() or not path.read_text().strip()
+
+
 @functools.lru_cache(maxsize=16)
 def flux_export(flux: Path, *args: str) -> str:
     """Output of `flux ... --export` (pure generation, so cached per process)."""
@@ -103,9 +107,10 @@ def materialize_bootstrap(workspace: Path, flux: Path) -> None:
     for kfile in sorted(workspace.glob("clusters/*/flux-system/kustomization.yaml")):
         folder = kfile.parent
         env_path = f"./{folder.parent.relative_to(workspace).as_posix()}"
-        if not (folder / "gotk-components.yaml").exists():
+        # Committed empty, as Flux's docs for customizing bootstrap ask; bootstrap fills them.
+        if _is_empty(folder / "gotk-components.yaml"):
             (folder / "gotk-components.yaml").write_text(flux_export(flux, "install"))
-        if not (folder / "gotk-sync.yaml").exists():
+        if _is_empty(folder / "gotk-sync.yaml"):
             source = flux_export(flux, "create", "source", "git", "flux-system",
                                  f"--url={PLACEHOLDER_FLEET_URL}", "--branch=main", "--interval=1m")
             sync = flux_export(flux, "create", "kustomization", "flux-system",
