@@ -43,7 +43,7 @@ def bootstrap(flux: str, kubeconfig: Path, server: GitServer, repo: str, path: s
     """`flux bootstrap git` against the local server, so clusters/<env>/flux-system is what runs."""
     argv = [flux, "bootstrap", "git", "--kubeconfig", str(kubeconfig), "--silent",
             f"--url={server.repo_url(repo)}", "--allow-insecure-http", "--branch=main",
-            f"--path={path}", f"--username={server.username}", f"--password={server.token}",
+            f"--path={path}", "--token-auth", f"--username={server.username}", f"--password={server.token}",
             "--timeout=5m"]
     try:
         commands.run(argv, timeout_s=BOOTSTRAP_TIMEOUT_S, log=log)
