@@ -28,6 +28,7 @@ from harness.waits import wait_for
 FLEET_REPO = "platform/fleet"
 TENANT_REPO = "dev-team/apps"
 TENANT_REPO_DIR = "tenant-repo-example"
+TENANT_ACCOUNT = "system:serviceaccount:apps:dev-team"
 KYVERNO_POLICIES = ("flux-tenant-service-account", "flux-tenant-source-ref", "flux-tenant-no-kubeconfig",
                     "flux-tenant-source-allowlist")
 
@@ -124,6 +125,14 @@ def wait_policies_active(kube: Kube, timeout_s: float) -> None:
         return all(states.values()), None, f"ready: {states}"
 
     wait_for("Kyverno policies to be ready", probe, timeout_s=timeout_s)
+
+
+def tenant_ready_everywhere(fleet: Fleet, commit: str) -> None:
+    """On every cluster, the tenant's Kustomization applied `commit` and podinfo is released."""
+    for handle in fleet.clusters.values():
+        flux.request_reconcile(handle.kube, Ref("GitRepository", "apps", "dev-team"))
+        flux.wait_ready(handle.kube, Ref("Kustomization", "apps", "dev-team"), commit, fleet.config.timeout(240))
+        flux.wait_ready(handle.kube, Ref("HelmRelease", "apps", "podinfo"), None, fleet.config.timeout(240))
 
 
 def wait_fleet(fleet: Fleet, handle: ClusterHandle) -> None:

@@ -75,7 +75,7 @@ def wait_ready(kube: Kube, ref: Ref, commit: str | None, timeout_s: float, diagn
             return False, {}, "does not exist yet"
         status = status_of(obj, commit)
         last[:] = [status]
-        if status.verdict == "failed" and status.reason in TERMINAL_REASONS:
+        if status.verdict == "failed" and (status.terminal or status.reason in TERMINAL_REASONS):
             raise FluxError(f"{ref} failed: reason={status.reason}: {status.message}"
                             + (f" (diagnostics: {diagnostics})" if diagnostics else ""))
         return status.verdict == "ready", obj, status.describe()

@@ -20,6 +20,7 @@ class Status:
     reason: str
     message: str
     revision: str
+    terminal: bool = False  # Stalled: the controller gave up, waiting longer cannot help
 
     def describe(self) -> str:
         text = f"{self.verdict}: reason={self.reason or '-'}"
@@ -70,7 +71,8 @@ def status_of(obj: dict[str, Any], commit: str | None = None) -> Status:
     reason, message = str(ready.get("reason", "")), str(ready.get("message", ""))
     stalled = condition(obj, "Stalled")
     if stalled is not None and stalled.get("status") == "True":
-        return Status("failed", str(stalled.get("reason", reason)), str(stalled.get("message", message)), revision)
+        return Status("failed", str(stalled.get("reason", reason)), str(stalled.get("message", message)),
+                      revision, terminal=True)
     if not is_current(obj):
         return Status("pending", reason, "controller has not observed the latest generation yet", revision)
     if ready.get("status") == "True":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -11,16 +10,13 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 
 from harness import flux, publish, yamlio
-from harness.fleet import TENANT_REPO, ClusterHandle, Fleet
+from harness.fleet import TENANT_ACCOUNT, TENANT_REPO, ClusterHandle, Fleet, tenant_ready_everywhere
 from harness.flux import Ref
 from harness.kube import Kube, refusal
 from harness.readiness import condition
 from harness.waits import wait_for
 
 pytestmark = pytest.mark.e2e
-
-TENANT_ACCOUNT = "system:serviceaccount:apps:dev-team"
-
 
 def config_map(name: str, namespace: str | None) -> dict[str, Any]:
     meta: dict[str, Any] = {"name": name}
@@ -40,18 +36,6 @@ def assert_refused(kube: Kube, obj: dict[str, Any], status: int, *fragments: str
         return
     kube.delete(obj["apiVersion"], obj["kind"], obj["metadata"]["name"], obj["metadata"].get("namespace"))
     pytest.fail(f"{obj['kind']} {obj['metadata']} was created, expected HTTP {status}")
-
-
-@pytest.fixture
-def probe_name() -> str:
-    """A unique name for objects this test creates."""
-    return f"e2e-probe-{uuid.uuid4().hex[:6]}"
-
-
-@pytest.fixture
-def tenant(cluster: ClusterHandle) -> Kube:
-    """API access as the tenant's reconciler account (impersonated)."""
-    return cluster.kube.as_user(TENANT_ACCOUNT)
 
 
 # a. Direct API calls as the tenant's service account.
@@ -110,42 +94,12 @@ def _add_escape(work: Path, name: str, namespace: str) -> None:
         (work / env / "kustomization.yaml").write_text(yamlio.dump(overlay))
 
 
-def _tenant_ready_everywhere(fleet: Fleet, commit: str) -> None:
-    for handle in fleet.clusters.values():
-        flux.request_reconcile(handle.kube, Ref("GitRepository", "apps", "dev-team"))
-        flux.wait_ready(handle.kube, Ref("Kustomization", "apps", "dev-team"), commit, fleet.config.timeout(240))
-
-
-@pytest.fixture
-def restore_tenant_repo(fleet: Fleet) -> Iterator[Callable[[], str | None]]:
-    """Puts the tenant repo back as it was (a new commit); also called after the test."""
-    with publish.checkout(fleet.server, TENANT_REPO) as work:
-        snapshot = {p.relative_to(work): p.read_bytes() for p in work.rglob("*")
-                    if p.is_file() and ".git" not in p.parts}
-
-    def write_snapshot(work: Path) -> None:
-        for path in [p for p in work.rglob("*") if p.is_file() and ".git" not in p.parts]:
-            path.unlink()
-        for rel, data in snapshot.items():
-            (work / rel).parent.mkdir(parents=True, exist_ok=True)
-            (work / rel).write_bytes(data)
-
-    def restore() -> str | None:
-        commit = publish.commit_change(fleet.server, TENANT_REPO, write_snapshot, "e2e: restore tenant repo")
-        if commit is not None:
-            _tenant_ready_everywhere(fleet, commit)
-        return commit
-
-    yield restore
-    restore()
-
-
 def test_tenant_commit_inside_its_namespace_is_applied(fleet: Fleet, restore_tenant_repo: Callable[[], str | None],
                                                        probe_name: str) -> None:
     commit = publish.commit_change(fleet.server, TENANT_REPO, lambda w: _add_to_base(w, probe_name),
                                    "e2e: add a ConfigMap in apps")
     assert commit is not None
-    _tenant_ready_everywhere(fleet, commit)
+    tenant_ready_everywhere(fleet, commit)
     for handle in fleet.clusters.values():
         assert handle.kube.get("v1", "ConfigMap", probe_name, "apps") is not None, handle.env
 

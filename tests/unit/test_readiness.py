@@ -36,6 +36,7 @@ def test_stale_generation_is_pending_even_if_ready() -> None:
 def test_ready_false_on_current_generation_is_failed_with_reason() -> None:
     status = status_of(obj(status="False", reason="ReconciliationFailed", message="forbidden"))
     assert (status.verdict, status.reason, status.message) == ("failed", "ReconciliationFailed", "forbidden")
+    assert not status.terminal  # Flux retries these
 
 
 def test_unknown_is_pending() -> None:
@@ -48,6 +49,7 @@ def test_stalled_is_failed() -> None:
                                       "message": "bad"})
     assert status_of(o).verdict == "failed"
     assert status_of(o).reason == "InvalidChartReference"
+    assert status_of(o).terminal
 
 
 def test_no_conditions_is_pending() -> None:
