@@ -29,9 +29,10 @@ unit: $(PY)
 	$(PY) -m pytest -m "not e2e"
 
 ## Build every tool and image the e2e needs, from Go modules and Debian packages.
+KIT_SOURCE ?= build
 kit: $(PY)
 	$(PY) -m harness host prepare
-	$(PY) -m harness kit build
+	$(PY) -m harness kit build --source $(KIT_SOURCE)
 
 lint: $(PY)
 	$(VENV)/bin/ruff check harness tests

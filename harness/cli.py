@@ -33,7 +33,7 @@ def _kit_build(args: argparse.Namespace) -> int:
     from harness.kit.build import build_kit, summary
 
     started = time.monotonic()
-    kit = build_kit(load_versions())
+    kit = build_kit(load_versions(), args.source)
     print(summary(kit))
     say(f"kit ready in {format_duration(time.monotonic() - started)}")
     return 0
@@ -78,6 +78,8 @@ def parser() -> argparse.ArgumentParser:
     kit = sub.add_parser("kit", help="the offline kit of tools and images")
     kit_sub = kit.add_subparsers(dest="kit_command", required=True)
     kit_build = kit_sub.add_parser("build", help="build (or reuse) every kit artifact (make kit)")
+    kit_build.add_argument("--source", choices=("build", "upstream"), default="build",
+                           help="build images and charts here (default), or pull them from upstream")
     kit_build.set_defaults(func=_kit_build)
     kit_check = kit_sub.add_parser("check", help="smoke-test the kit on a throwaway kind cluster")
     kit_check.set_defaults(func=_kit_check)

@@ -71,8 +71,9 @@ def status_of(obj: dict[str, Any], commit: str | None = None) -> Status:
     reason, message = str(ready.get("reason", "")), str(ready.get("message", ""))
     stalled = condition(obj, "Stalled")
     if stalled is not None and stalled.get("status") == "True":
-        return Status("failed", str(stalled.get("reason", reason)), str(stalled.get("message", message)),
-                      revision, terminal=True)
+        # Stalled says that the controller gave up; Ready usually says why.
+        detail = f"{stalled.get('message', '')} (Ready={ready.get('status')} {reason}: {message})"
+        return Status("failed", str(stalled.get("reason", reason)), detail, revision, terminal=True)
     if not is_current(obj):
         return Status("pending", reason, "controller has not observed the latest generation yet", revision)
     if ready.get("status") == "True":

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
-from harness.kit import cache, charts, gomod, images, node, recipes, registry
+from harness.kit import cache, charts, gomod, images, node, recipes, registry, upstream
 from harness.kit.oci import BuiltImage, build_image
 from harness.kit.tools import log_dir, validation_kit
 from harness.progress import format_duration, say
 from harness.versions import Versions
+
+Source = Literal["build", "upstream"]
 
 
 @dataclass(frozen=True)
@@ -54,30 +57,41 @@ def go_artifacts(v: Versions) -> tuple[list[cache.Artifact], images.GoArtifacts,
     return built, go, by_name
 
 
-def build_kit(v: Versions) -> Kit:
-    """Everything `make kit` produces; the registry is filled, then stopped."""
+def build_kit(v: Versions, source: Source = "build") -> Kit:
+    """Everything `make kit` produces; the registry is filled, then stopped.
+
+    With source "upstream" the images and charts are pulled and downloaded instead of built
+    (for machines with internet); tools and the node image are built either way.
+    """
     built, go, by_name = go_artifacts(v)
     kind_module = gomod.download("sigs.k8s.io/kind", v.kind)
     pause_tag = node.sandbox_image(kind_module.dir).rsplit(":", 1)[1]
     specs = images.all_images(v, go, pause_tag)
-    component_images = [build_image(spec) for spec in specs]
+    if source == "upstream":
+        component_images = [upstream.pull(tag) for spec in specs for tag in spec.tags]
+    else:
+        component_images = [build_image(spec) for spec in specs]
     node_inputs = node.NodeInputs(
         kubernetes=by_name["kubernetes"], containerd=by_name["containerd"], crictl=by_name["crictl"],
         image_tags=tuple(t for spec in images.kubernetes_images(v, go, pause_tag) for t in spec.tags),
     )
     node_image = node.build_node_image(v, node_inputs)
-    upstream = tuple(t for spec in specs for t in spec.tags)
+    tags = tuple(t for spec in specs for t in spec.tags)
     network_created = registry.ensure_network()
     reg = registry.start(v)
     try:
-        pushed = registry.push(reg, list(upstream))
-        say(f"registry: pushed {len(pushed)} image(s), {len(upstream) - len(pushed)} already there")
+        pushed = registry.push(reg, list(tags))
+        say(f"registry: pushed {len(pushed)} image(s), {len(tags) - len(pushed)} already there")
     finally:
         registry.stop()
         if network_created:
             registry.remove_network_if_unused()
-    repos = {a.name: a.path for a in (charts.podinfo_repo(v), charts.kyverno_repo(v))}
-    return Kit(built, [*component_images, node_image], upstream, node_image.tag, repos, v)
+    if source == "upstream":
+        chart_artifacts = (upstream.chart_repo("podinfo", v.podinfo), upstream.chart_repo("kyverno", v.kyverno_chart))
+    else:
+        chart_artifacts = (charts.podinfo_repo(v), charts.kyverno_repo(v))
+    repos = {a.name: a.path for a in chart_artifacts}
+    return Kit(built, [*component_images, node_image], tags, node_image.tag, repos, v)
 
 
 def summary(kit: Kit) -> str:

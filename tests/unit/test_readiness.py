@@ -44,12 +44,13 @@ def test_unknown_is_pending() -> None:
 
 
 def test_stalled_is_failed() -> None:
-    o = obj(status="False", reason="Progressing")
+    o = obj(status="False", reason="UpgradeFailed", message=".spec.replicas: expected numeric")
     o["status"]["conditions"].append({"type": "Stalled", "status": "True", "reason": "InvalidChartReference",
                                       "message": "bad"})
     assert status_of(o).verdict == "failed"
     assert status_of(o).reason == "InvalidChartReference"
     assert status_of(o).terminal
+    assert ".spec.replicas: expected numeric" in status_of(o).message  # Ready's detail is kept
 
 
 def test_no_conditions_is_pending() -> None:
