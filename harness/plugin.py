@@ -36,6 +36,11 @@ def _config(config: pytest.Config) -> E2EConfig:
     )
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Cluster-free tests first: their answer comes in seconds, before any cluster is created."""
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is not None)
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Tests taking `env` run once per configured cluster (deselect with --e2e-environments)."""
     if "env" in metafunc.fixturenames:

@@ -9,7 +9,13 @@ from typing import Any
 
 from harness import yamlio
 from harness.manifests.findings import Finding, describe
-from harness.manifests.render import KUSTOMIZATION_FILES, TENANT_LABEL, Render, RenderedObject
+from harness.manifests.render import (
+    KUSTOMIZATION_FILES,
+    TENANT_LABEL,
+    Render,
+    RenderedObject,
+    tenant_namespaces,
+)
 from harness.manifests.schemas import SchemaIndex
 from harness.versions import Versions
 
@@ -67,16 +73,6 @@ def _source_refs(obj: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     return refs
 
 
-def _tenant_namespaces(renders: Iterable[Render]) -> dict[str, str]:
-    found = {}
-    for render in renders:
-        for item in render.objects:
-            labels = (item.obj.get("metadata") or {}).get("labels") or {}
-            if item.obj.get("kind") == "Namespace" and TENANT_LABEL in labels:
-                found[item.obj["metadata"]["name"]] = labels[TENANT_LABEL]
-    return found
-
-
 def _check_reconciler(item: RenderedObject, ns: str) -> list[Finding]:
     obj, findings = item.obj, []
     spec = obj.get("spec") or {}
@@ -97,7 +93,7 @@ def _check_reconciler(item: RenderedObject, ns: str) -> list[Finding]:
 
 def check_tenancy(renders: list[Render]) -> list[Finding]:
     """Tenant objects: labelled, namespace-scoped RBAC, own account, own sources, own namespace."""
-    tenants = _tenant_namespaces(renders)
+    tenants = tenant_namespaces(renders)
     findings: list[Finding] = []
     for render in renders:
         for item in render.objects:

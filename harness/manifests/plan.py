@@ -8,10 +8,10 @@ from harness.manifests.findings import Finding, describe
 from harness.manifests.render import (
     KUSTOMIZATION_FILES,
     LOCAL_TENANT_REPOS,
-    TENANT_LABEL,
     Render,
     Tools,
     build,
+    tenant_namespaces,
 )
 
 FLUX_KUSTOMIZATION = "kustomize.toolkit.fluxcd.io"
@@ -23,17 +23,6 @@ def _flux_kustomizations(render: Render) -> list[dict]:  # type: ignore[type-arg
         if o.obj.get("kind") == "Kustomization"
         and str(o.obj.get("apiVersion", "")).startswith(FLUX_KUSTOMIZATION)
     ]
-
-
-def _tenant_namespaces(renders: list[Render]) -> dict[str, str]:
-    """Namespace name -> tenant, from Namespaces carrying the tenant label."""
-    found = {}
-    for render in renders:
-        for o in render.objects:
-            labels = (o.obj.get("metadata") or {}).get("labels") or {}
-            if o.obj.get("kind") == "Namespace" and TENANT_LABEL in labels:
-                found[o.obj["metadata"]["name"]] = labels[TENANT_LABEL]
-    return found
 
 
 def render_everything(ws: Path, tools: Tools) -> tuple[list[Render], list[Finding]]:
@@ -59,7 +48,7 @@ def render_everything(ws: Path, tools: Tools) -> tuple[list[Render], list[Findin
             path = ks["spec"].get("path", "./").removeprefix("./").rstrip("/") or "."
             if ref.get("name") == "flux-system" and path != rel:
                 fleet.append(visit(path, f"{describe(ks)} in {rel}"))
-        tenants = _tenant_namespaces(fleet)
+        tenants = tenant_namespaces(fleet)
         for render in fleet:
             for ks in _flux_kustomizations(render):
                 ns = ks["metadata"].get("namespace", "")

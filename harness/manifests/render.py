@@ -14,7 +14,7 @@ import functools
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -172,3 +172,14 @@ def build(ws: Path, rel: str, why: str, tools: Tools) -> tuple[Render, list[Find
         if isinstance(doc, dict):
             render.objects.append(RenderedObject(doc, _origin_file(doc, rel)))
     return render, []
+
+
+def tenant_namespaces(renders: Iterable[Render]) -> dict[str, str]:
+    """Namespace name -> tenant, from rendered Namespaces carrying the tenant label."""
+    found = {}
+    for render in renders:
+        for item in render.objects:
+            labels = (item.obj.get("metadata") or {}).get("labels") or {}
+            if item.obj.get("kind") == "Namespace" and TENANT_LABEL in labels:
+                found[item.obj["metadata"]["name"]] = labels[TENANT_LABEL]
+    return found
