@@ -188,8 +188,9 @@ def fleet_up(config: E2EConfig, kit: Kit, workdir: Path) -> Iterator[Fleet]:
                                    f"clusters/{env}", handle.workdir / "bootstrap.log")
             for handle in fleet.clusters.values():
                 wait_fleet(fleet, handle)
-        except BaseException:
-            # Collected before the clusters are deleted by the exit stack.
+        except Exception:
+            # Collected before the clusters are deleted by the exit stack (not on Ctrl-C:
+            # an interrupted run should end quickly).
             collect_diagnostics(fleet, "setup")
             raise
         say("fleet ready; step times:\n" + timings.table())

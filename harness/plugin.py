@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import signal
 from collections.abc import Callable, Generator, Iterator
 
 import pytest
@@ -15,6 +16,16 @@ from harness.kit.host import prepare_host
 from harness.versions import Versions
 
 FLEET_KEY = pytest.StashKey[Fleet]()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # CI systems cancel with SIGTERM: treat it like Ctrl-C so fixtures tear down (clusters,
+    # registry, Git server) instead of the process dying with everything left running.
+    signal.signal(signal.SIGTERM, _interrupt)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
