@@ -88,10 +88,23 @@ def _tenant_objects(renders: list[Render]) -> tuple[dict[str, dict[str, str]], l
     return labels, list(seen.values())
 
 
-def check_admission(repo: Path, renders: list[Render], kyverno: Path) -> list[Finding]:
+def _applied_policies(renders: list[Render]) -> list[dict[str, Any]]:
+    """The Kyverno policies Flux applies to the clusters (not optional ones left out)."""
+    found: dict[str, dict[str, Any]] = {}
+    for render in renders:
+        if render.why == "kustomization.yaml":
+            continue  # built for checking only; no cluster applies it
+        for item in render.objects:
+            if str(item.obj.get("apiVersion", "")).startswith(("kyverno.io/", "policies.kyverno.io/")):
+                found.setdefault(item.obj["metadata"]["name"], item.obj)
+    return list(found.values())
+
+
+def check_admission(renders: list[Render], kyverno: Path) -> list[Finding]:
     """Would the cluster's admission policies accept what the tenants' reconcilers apply?"""
     labels, objects = _tenant_objects(renders)
-    if not objects:
+    applied = _applied_policies(renders)
+    if not objects or not applied:
         return []
     by_key = {
         (o.obj["kind"], o.obj["metadata"]["namespace"], o.obj["metadata"]["name"]): o
@@ -107,7 +120,9 @@ def check_admission(repo: Path, renders: list[Render], kyverno: Path) -> list[Fi
         resources.write_text(yamlio.dump_all([o.obj for o in objects]))
         values_file = Path(tmp) / "values.yaml"
         values_file.write_text(yamlio.dump(values))
-        argv = [str(kyverno), "apply", str(repo / "infrastructure" / "kyverno-policies"),
+        policy_file = Path(tmp) / "policies.yaml"
+        policy_file.write_text(yamlio.dump_all(applied))
+        argv = [str(kyverno), "apply", str(policy_file),
                 "-r", str(resources), "-f", str(values_file), "-p", "--output-format", "json",
                 "--remove-color"]
         try:
