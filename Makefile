@@ -18,11 +18,11 @@ validate: $(PY)
 
 ## The test command: unit tests, manifest checks, the kit smoke check and the e2e.
 test: $(PY)
-	$(PY) -m pytest --junitxml=artifacts/junit.xml
+	$(PY) -m pytest --junitxml=artifacts/junit.xml $(PYTEST_ARGS)
 
 ## The main job: both clusters, Flux bootstrapped from the local Git server, tenancy proven.
 e2e: $(PY)
-	$(PY) -m pytest -m e2e --junitxml=artifacts/junit-e2e.xml
+	$(PY) -m pytest -m e2e --junitxml=artifacts/junit-e2e.xml $(PYTEST_ARGS)
 
 ## Cluster-free tests only (seconds once the kit's tools are cached).
 unit: $(PY)

@@ -108,3 +108,14 @@ def leftover_clusters(kind: str) -> list[str]:
     """e2e clusters that exist now (for sweeping after an interrupted run)."""
     out = commands.run([kind, "get", "clusters"], timeout_s=60.0).stdout.split()
     return [name for name in out if name.startswith(CLUSTER_PREFIX)]
+
+
+class ExistingCluster:
+    """A cluster the harness did not create: used through its kubeconfig, never deleted."""
+
+    def __init__(self, name: str, kubeconfig: Path) -> None:
+        self.name = name
+        self.kubeconfig_path = kubeconfig
+
+    def delete(self) -> None:
+        """Nothing to delete: the cluster belongs to the user."""

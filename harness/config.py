@@ -22,6 +22,11 @@ class E2EConfig:
     artifacts: Path
     run_id: str
     timeout_scale: float
+    # Environments run against an existing cluster (kubeconfig) instead of a new kind cluster.
+    existing: tuple[tuple[Environment, Path], ...] = ()
+
+    def existing_kubeconfig(self, env: Environment) -> Path | None:
+        return dict(self.existing).get(env)
 
     def timeout(self, seconds: float) -> float:
         """A deadline scaled for slower machines (FLEET_E2E_TIMEOUT_SCALE)."""
@@ -38,8 +43,23 @@ def _pick(cli: str | None, env: str, ini: str | None, default: str) -> str:
     return default
 
 
+def parse_existing(values: list[str]) -> tuple[tuple[Environment, Path], ...]:
+    """ENV=KUBECONFIG pairs (--e2e-kubeconfig, repeatable)."""
+    pairs = []
+    for value in values:
+        env, sep, path = value.partition("=")
+        if not sep or env not in ENVIRONMENTS or not path:
+            raise ConfigError(f"--e2e-kubeconfig: {value!r} is invalid; use ENV=PATH with ENV one of "
+                              f"{', '.join(ENVIRONMENTS)}, e.g. staging=$HOME/.kube/staging.yaml")
+        if not Path(path).is_file():
+            raise ConfigError(f"--e2e-kubeconfig: {path!r} (for {env}) is not a readable file")
+        pairs.append((env, Path(path).resolve()))
+    return tuple(pairs)
+
+
 def build_config(cli_envs: str | None, cli_keep: bool, cli_artifacts: str | None,
-                 ini_envs: str | None = None, ini_artifacts: str | None = None) -> E2EConfig:
+                 ini_envs: str | None = None, ini_artifacts: str | None = None,
+                 cli_existing: list[str] | None = None) -> E2EConfig:
     """Validate every setting; errors name the option and echo the bad value."""
     envs_text = _pick(cli_envs, "FLEET_E2E_ENVIRONMENTS", ini_envs, ",".join(ENVIRONMENTS))
     chosen = tuple(e.strip() for e in envs_text.split(",") if e.strip())
@@ -59,4 +79,6 @@ def build_config(cli_envs: str | None, cli_keep: bool, cli_artifacts: str | None
         scale = 0.0
     if scale <= 0:
         raise ConfigError(f"FLEET_E2E_TIMEOUT_SCALE: {scale_text!r} is invalid; use a positive number like 2")
-    return E2EConfig(tuple(chosen), keep, artifacts.resolve(), uuid.uuid4().hex[:6], scale)  # type: ignore[arg-type]
+    existing = [v for v in os.environ.get("FLEET_E2E_KUBECONFIGS", "").split(",") if v]
+    return E2EConfig(tuple(chosen), keep, artifacts.resolve(), uuid.uuid4().hex[:6], scale,  # type: ignore[arg-type]
+                     parse_existing(list(cli_existing or []) or existing))

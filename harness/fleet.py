@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness import commands, diagnostics, flux, publish
-from harness.clusters import KitCluster
+from harness.clusters import ExistingCluster, KitCluster
 from harness.config import E2EConfig, Environment
 from harness.errors import HarnessError
 from harness.flux import Ref
@@ -56,7 +56,7 @@ class ClusterHandle:
     """One environment's cluster with Flux bootstrapped."""
 
     env: Environment
-    cluster: KitCluster
+    cluster: KitCluster | ExistingCluster
     kube: Kube
     workdir: Path
 
@@ -174,12 +174,19 @@ def fleet_up(config: E2EConfig, kit: Kit, workdir: Path) -> Iterator[Fleet]:
             fleet_commit, tenant_commit, hits = publish_repos(server)
         fleet = Fleet(config, kit, server, hits, {}, timings, fleet_commit, tenant_commit)
         for env in config.environments:
-            cluster = KitCluster(f"fleet-e2e-{env}", workdir / env, kit.binary("kind"), kit.binary("kubectl"),
-                                 kit.node_image)
-            if not config.keep_clusters:
-                stack.callback(_delete_quietly, cluster)
-            with timings.measure(f"{env}: create kind cluster"):
-                cluster.create_with_mirror(reg)
+            existing = config.existing_kubeconfig(env)
+            cluster: KitCluster | ExistingCluster
+            if existing is not None:
+                cluster = ExistingCluster(f"existing-{env}", existing)
+                (workdir / env).mkdir(parents=True, exist_ok=True)
+                say(f"{env}: using the existing cluster of {existing}")
+            else:
+                cluster = KitCluster(f"fleet-e2e-{env}", workdir / env, kit.binary("kind"),
+                                     kit.binary("kubectl"), kit.node_image)
+                if not config.keep_clusters:
+                    stack.callback(_delete_quietly, cluster)
+                with timings.measure(f"{env}: create kind cluster"):
+                    cluster.create_with_mirror(reg)
             fleet.clusters[env] = ClusterHandle(env, cluster, Kube(Path(cluster.kubeconfig_path)), workdir / env)
         try:
             for env, handle in fleet.clusters.items():
@@ -201,8 +208,9 @@ def collect_diagnostics(fleet: Fleet, name: str) -> Path:
     """Diagnostics of every cluster into artifacts/<name>/<env>; returns the folder."""
     target = fleet.diagnostics_dir(name)
     for env, handle in fleet.clusters.items():
+        kind_cluster = handle.cluster.name if isinstance(handle.cluster, KitCluster) else None
         diagnostics.collect(fleet.kit.binary("kubectl"), handle.kubeconfig, target / env,
-                            kind=fleet.kit.binary("kind"), cluster=handle.cluster.name)
+                            kind=fleet.kit.binary("kind"), cluster=kind_cluster)
     say(f"diagnostics written to {target}")
     return target
 

@@ -34,6 +34,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="comma-separated clusters to test: staging,production (default: both)")
     group.addoption("--e2e-artifacts", default=None,
                     help="folder for diagnostics and reports (default: ./artifacts)")
+    group.addoption("--e2e-kubeconfig", action="append", default=[], metavar="ENV=PATH",
+                    help="run ENV against an existing cluster instead of creating a kind cluster "
+                         "(it must reach this host's address on kind's network and pull the images)")
     parser.addini("e2e_environments", "default for --e2e-environments", default="")
     parser.addini("e2e_artifacts", "default for --e2e-artifacts", default="")
     # --keep-cluster comes from pytest-kind and keeps the e2e clusters too.
@@ -43,7 +46,7 @@ def _config(config: pytest.Config) -> E2EConfig:
     return build_config(
         config.getoption("e2e_environments"), bool(config.getoption("keep_cluster", False)),
         config.getoption("e2e_artifacts"), str(config.getini("e2e_environments")),
-        str(config.getini("e2e_artifacts")),
+        str(config.getini("e2e_artifacts")), config.getoption("e2e_kubeconfig"),
     )
 
 

@@ -40,3 +40,15 @@ def test_rewrites_are_applied_and_reported(tmp_path: Path) -> None:
     assert (tmp_path / "a.yaml").read_text() == "url: http://10.0.0.1:8080/git/dev-team/apps.git\n"
     assert (tmp_path / "b.yaml").read_text() == "url: https://elsewhere.example.org/\n"
     assert [str(h) for h in hits] == ["a.yaml: https://git.example.com/ -> http://10.0.0.1:8080/git/ (1x)"]
+
+
+def test_existing_kubeconfig_is_validated(tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "staging.yaml"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
+    config = build_config("staging", False, None, cli_existing=[f"staging={kubeconfig}"])
+    assert config.existing_kubeconfig("staging") == kubeconfig
+    assert config.existing_kubeconfig("production") is None
+    with pytest.raises(ConfigError, match="'qa=x' is invalid"):
+        build_config(None, False, None, cli_existing=["qa=x"])
+    with pytest.raises(ConfigError, match="is not a readable file"):
+        build_config(None, False, None, cli_existing=[f"staging={tmp_path / 'missing'}"])
