@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: venv validate test unit kit kit-check e2e lint
+.PHONY: venv validate test unit kit kit-check e2e lint sweep
 
 $(PY): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,3 +41,7 @@ lint: $(PY)
 ## Smoke check of the kit: a throwaway kind cluster from the kit's node image and registry.
 kit-check: $(PY)
 	$(PY) -m harness kit check
+
+## Remove clusters, the registry container and kind's network left behind by a crashed run.
+sweep: $(PY)
+	$(PY) -m harness sweep

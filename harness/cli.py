@@ -51,6 +51,19 @@ def _kit_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    from harness.clusters import sweep
+    from harness.kit import gomod, recipes
+    from harness.kit.tools import log_dir
+
+    kind = gomod.build(recipes.kind(load_versions()), log_dir()).path / "bin" / "kind"
+    removed = sweep(str(kind))
+    for item in removed:
+        print(f"removed {item}")
+    say(f"sweep: removed {len(removed)} leftover(s)")
+    return 0
+
+
 def _host_prepare(args: argparse.Namespace) -> int:
     from harness.kit.host import prepare_host
 
@@ -88,6 +101,9 @@ def parser() -> argparse.ArgumentParser:
     host_sub = host.add_subparsers(dest="host_command", required=True)
     host_prepare = host_sub.add_parser("prepare", help="Docker running, privileged containers working")
     host_prepare.set_defaults(func=_host_prepare)
+
+    sweeper = sub.add_parser("sweep", help="remove clusters, containers and networks left by a crashed run")
+    sweeper.set_defaults(func=_sweep)
 
     tenant = sub.add_parser("tenant", help="manage tenants of the fleet repo")
     tenant_sub = tenant.add_subparsers(dest="tenant_command", required=True)

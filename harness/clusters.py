@@ -18,7 +18,8 @@ from harness.errors import CommandError, HarnessError
 from harness.kit import registry
 from harness.progress import step
 
-CLUSTER_PREFIX = "fleet-e2e-"
+# Every cluster the harness creates is named with one of these, so leftovers can be swept.
+CLUSTER_PREFIXES = ("fleet-e2e-", "fleet-kit-smoke-")
 KIND_LABEL = "io.x-k8s.kind.cluster"
 CREATE_TIMEOUT_S = 600.0
 
@@ -87,9 +88,6 @@ class KitCluster(KindCluster):  # type: ignore[misc]
         config.write_text(kind_config(mirrors))
         self.create(config)
 
-    def export_logs(self, target: Path) -> None:
-        commands.run([str(self.kind_path), "export", "logs", str(target), "--name", self.name], timeout_s=300.0)
-
     def delete(self) -> None:
         """Delete the cluster; verify its node containers are gone."""
         commands.run([str(self.kind_path), "delete", "cluster", "--name", self.name,
@@ -105,9 +103,25 @@ def node_containers(cluster: str) -> list[str]:
 
 
 def leftover_clusters(kind: str) -> list[str]:
-    """e2e clusters that exist now (for sweeping after an interrupted run)."""
+    """Clusters made by the harness that exist now (after a crash or --keep-cluster)."""
     out = commands.run([kind, "get", "clusters"], timeout_s=60.0).stdout.split()
-    return [name for name in out if name.startswith(CLUSTER_PREFIX)]
+    return [name for name in out if name.startswith(CLUSTER_PREFIXES)]
+
+
+def sweep(kind: str) -> list[str]:
+    """Delete every leftover cluster, the registry container and kind's network if unused."""
+    removed = []
+    for name in leftover_clusters(kind):
+        commands.run([kind, "delete", "cluster", "--name", name], timeout_s=300.0)
+        removed.append(f"kind cluster {name}")
+    if commands.succeeds(["docker", "inspect", registry.CONTAINER], timeout_s=30.0):
+        registry.stop()
+        removed.append(f"container {registry.CONTAINER}")
+    if commands.succeeds(["docker", "network", "inspect", registry.NETWORK], timeout_s=30.0):
+        registry.remove_network_if_unused()
+        if not commands.succeeds(["docker", "network", "inspect", registry.NETWORK], timeout_s=30.0):
+            removed.append(f"docker network {registry.NETWORK}")
+    return removed
 
 
 class ExistingCluster:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -20,7 +19,6 @@ class E2EConfig:
     environments: tuple[Environment, ...]
     keep_clusters: bool
     artifacts: Path
-    run_id: str
     timeout_scale: float
     # Environments run against an existing cluster (kubeconfig) instead of a new kind cluster.
     existing: tuple[tuple[Environment, Path], ...] = ()
@@ -80,5 +78,5 @@ def build_config(cli_envs: str | None, cli_keep: bool, cli_artifacts: str | None
     if scale <= 0:
         raise ConfigError(f"FLEET_E2E_TIMEOUT_SCALE: {scale_text!r} is invalid; use a positive number like 2")
     existing = [v for v in os.environ.get("FLEET_E2E_KUBECONFIGS", "").split(",") if v]
-    return E2EConfig(tuple(chosen), keep, artifacts.resolve(), uuid.uuid4().hex[:6], scale,  # type: ignore[arg-type]
+    return E2EConfig(tuple(chosen), keep, artifacts.resolve(), scale,  # type: ignore[arg-type]
                      parse_existing(list(cli_existing or []) or existing))

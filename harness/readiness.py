@@ -5,13 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from harness.errors import HarnessError
-
 Verdict = Literal["ready", "pending", "failed"]
 
-
-class TerminalStateError(HarnessError):
-    """The object reached a state it will not leave by waiting (Stalled)."""
 
 
 @dataclass(frozen=True)

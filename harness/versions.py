@@ -51,7 +51,6 @@ class Versions:
     kind: str
     node: NodeVersions
     kustomize: str
-    helm: str
     flux: FluxVersions
     kyverno: str
     kyverno_chart: str
@@ -101,7 +100,6 @@ def load_versions(path: Path = VERSIONS_FILE) -> Versions:
             for key in ("containerd", "crictl", "etcd", "coredns", "pause", "debian")
         }),
         kustomize=_text(data, "kustomize", where),
-        helm=_text(data, "helm", where),
         flux=FluxVersions(
             cli=_text(flux, "cli", f"{where}: flux"),
             source_controller=_text(flux, "source-controller", f"{where}: flux"),

@@ -216,5 +216,3 @@ def build(
         "go", recipe.name, recipe.version, cache.recipe_key((recipe, inputs)), recipe.source, produce
     )
 
-
-Recipe = Callable[..., GoBuild]

@@ -13,7 +13,7 @@ import json
 import tarfile
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from harness import commands
@@ -53,11 +53,10 @@ class ImageSpec:
     env: tuple[tuple[str, str], ...] = (("PATH", "/usr/local/bin:/usr/local/sbin:/usr/bin:/usr/sbin:/bin:/sbin"),)
     user: str = ""
     workdir: str = ""
-    extra_changes: tuple[str, ...] = field(default=())
 
     def key(self) -> str:
         parts = [repr((self.tags, self.dirs, self.entrypoint, self.cmd, self.env, self.user,
-                       self.workdir, self.extra_changes))]
+                       self.workdir))]
         parts += [f.fingerprint() for f in self.files]
         if self.base is not None:
             stat = self.base.stat()
@@ -140,7 +139,6 @@ def changes(spec: ImageSpec, key: str) -> list[str]:
         result.append(f"USER {spec.user}")
     if spec.workdir:
         result.append(f"WORKDIR {spec.workdir}")
-    result += list(spec.extra_changes)
     return result
 
 

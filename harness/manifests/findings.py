@@ -30,8 +30,3 @@ def describe(obj: dict[str, Any]) -> str:
     ns = meta.get("namespace")
     return f"{obj.get('kind', '?')} {ns + '/' if ns else ''}{name}"
 
-
-def origin_of(obj: dict[str, Any], fallback: str) -> str:
-    """The source file kustomize recorded for a rendered object (origin annotations)."""
-    annotations = (obj.get("metadata") or {}).get("annotations") or {}
-    return str(annotations.get("_origin_file", fallback))

@@ -35,7 +35,6 @@ class KindSchema:
     schema: dict[str, Any]
     source: str
     deprecated: str | None = None  # why, when the pinned version deprecates it
-    namespaced: bool | None = None
 
 
 def _convert_swagger(node: Any) -> Any:
@@ -134,7 +133,7 @@ def crd_schemas(files: Iterable[Path]) -> list[KindSchema]:
                     KindSchema(
                         f"{spec['group']}/{version['name']}", spec["names"]["kind"],
                         _convert_crd(schema, root=True), f"CRD {doc['metadata']['name']} ({path.name})",
-                        deprecated, spec.get("scope") == "Namespaced",
+                        deprecated,
                     )
                 )
     return kinds
