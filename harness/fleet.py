@@ -12,7 +12,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import commands, diagnostics, flux, publish
+from harness import commands, diagnostics, flux, publish, yamlio
 from harness.clusters import ExistingCluster, KitCluster
 from harness.config import E2EConfig, Environment
 from harness.errors import HarnessError
@@ -29,8 +29,7 @@ FLEET_REPO = "platform/fleet"
 TENANT_REPO = "dev-team/apps"
 TENANT_REPO_DIR = "tenant-repo-example"
 TENANT_ACCOUNT = "system:serviceaccount:apps:dev-team"
-KYVERNO_POLICIES = ("flux-tenant-service-account", "flux-tenant-source-ref", "flux-tenant-no-kubeconfig",
-                    "flux-tenant-source-allowlist")
+POLICIES_DIR = "infrastructure/kyverno-policies"
 
 
 @dataclass
@@ -114,15 +113,27 @@ def publish_repos(server: GitServer) -> tuple[str, str, list[publish.RewriteHit]
     return fleet_commit, tenant_commit, hits
 
 
+def applied_policy_names() -> list[str]:
+    """The ValidatingPolicies the fleet applies (those listed in the policies kustomization)."""
+    folder = REPO_ROOT / POLICIES_DIR
+    names = []
+    for resource in yamlio.load((folder / "kustomization.yaml").read_text())["resources"]:
+        if (folder / resource).is_file():
+            names += [d["metadata"]["name"] for d in yamlio.load_all((folder / resource).read_text())
+                      if d and d.get("kind") == "ValidatingPolicy"]
+    return names
+
+
 def wait_policies_active(kube: Kube, timeout_s: float) -> None:
     """Kyverno has compiled every policy and registered its webhook."""
+    expected = applied_policy_names()
 
     def probe() -> tuple[bool, None, str]:
         states = {}
-        for name in KYVERNO_POLICIES:
+        for name in expected:
             policy = kube.get("policies.kyverno.io/v1", "ValidatingPolicy", name) or {}
             states[name] = ((policy.get("status") or {}).get("conditionStatus") or {}).get("ready")
-        return all(states.values()), None, f"ready: {states}"
+        return bool(states) and all(states.values()), None, f"ready: {states}"
 
     wait_for("Kyverno policies to be ready", probe, timeout_s=timeout_s)
 
@@ -138,7 +149,7 @@ def tenant_ready_everywhere(fleet: Fleet, commit: str) -> None:
 def wait_fleet(fleet: Fleet, handle: ClusterHandle) -> None:
     """Every layer Ready at the revision pushed, in dependsOn order."""
     cfg, kube = fleet.config, handle.kube
-    diag = str(fleet.diagnostics_dir(f"setup-{handle.env}"))
+    diag = str(fleet.diagnostics_dir("setup") / handle.env)
     head = publish.head(fleet.server, FLEET_REPO)
     with fleet.timings.measure(f"{handle.env}: flux-system, kyverno, policies, tenants Ready at fleet HEAD"):
         source = Ref("GitRepository", "flux-system", "flux-system")
