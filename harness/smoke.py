@@ -15,7 +15,7 @@ import uuid
 from pathlib import Path
 
 from harness import commands
-from harness.clusters import KitCluster
+from harness.clusters import KitCluster, node_containers
 from harness.errors import HarnessError
 from harness.kit import registry
 from harness.kit.build import Kit
@@ -23,19 +23,18 @@ from harness.progress import say
 from harness.versions import Versions
 from harness.waits import wait_for
 
-KIND_LABEL = "io.x-k8s.kind.cluster"
-
 
 class SmokeError(HarnessError):
     """The kit's smoke check failed."""
 
 
-def leftovers(cluster: str) -> list[str]:
-    """Containers, volumes and processes that still belong to the cluster."""
-    found = []
-    containers = commands.run(["docker", "ps", "-a", "--filter", f"label={KIND_LABEL}={cluster}",
-                               "--format", "{{.Names}}"], timeout_s=30.0).stdout.split()
-    found += [f"container {c}" for c in containers]
+def leftovers(cluster: str, network_created: bool) -> list[str]:
+    """Containers, volumes, networks and processes that still belong to the smoke run."""
+    found = [f"container {c}" for c in node_containers(cluster)]
+    if commands.succeeds(["docker", "inspect", registry.CONTAINER], timeout_s=30.0):
+        found.append(f"container {registry.CONTAINER}")
+    if network_created and commands.succeeds(["docker", "network", "inspect", registry.NETWORK], timeout_s=30.0):
+        found.append(f"docker network {registry.NETWORK}")
     volumes = commands.run(["docker", "volume", "ls", "-q", "--filter", "dangling=true"], timeout_s=30.0).stdout.split()
     found += [f"dangling volume {v}" for v in volumes]
     processes = commands.run(["ps", "-eo", "pid,args"], timeout_s=30.0).stdout.splitlines()
@@ -131,7 +130,7 @@ def run_smoke(v: Versions, kit: Kit) -> float:
             registry.stop()
             if network_created:
                 registry.remove_network_if_unused()
-        left = leftovers(smoke.name)
+        left = leftovers(smoke.name, network_created)
         if left:
             raise SmokeError(f"left behind after deleting {smoke.name}: {left}")
     return time.monotonic() - started
