@@ -1,0 +1,112 @@
+"""A tenant onboarded with `harness tenant add` reconciles, and a neighbour's hostile commit
+does not disturb it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from harness import flux, publish, yamlio
+from harness.fleet import FLEET_REPO, TENANT_REPO, Fleet
+from harness.flux import Ref
+from harness.tenants import add_tenant
+
+pytestmark = pytest.mark.e2e
+
+WEB_REPO = "web-team/apps"
+ALLOWLIST = "infrastructure/kyverno-policies/tenant-source-allowlist.yaml"
+
+
+def _sync_fleet(fleet: Fleet, commit: str) -> None:
+    """Every cluster applied fleet `commit` down to the tenants."""
+    for handle in fleet.clusters.values():
+        flux.request_reconcile(handle.kube, Ref("GitRepository", "flux-system", "flux-system"))
+        for name in ("flux-system", "kyverno-policies", "tenants"):
+            flux.request_reconcile(handle.kube, Ref("Kustomization", "flux-system", name))
+            flux.wait_ready(handle.kube, Ref("Kustomization", "flux-system", name), commit, fleet.config.timeout(240))
+
+
+@pytest.fixture(scope="module")
+def web_repo(fleet: Fleet, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The web-team's own repo: one ConfigMap, with staging and production folders."""
+    root = tmp_path_factory.mktemp("web-team")
+    (root / "base").mkdir()
+    (root / "base" / "configmap.yaml").write_text(yamlio.dump(
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "web-settings"}, "data": {"team": "web"}}))
+    (root / "base" / "kustomization.yaml").write_text(yamlio.dump(
+        {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "namespace": "web",
+         "resources": ["configmap.yaml"]}))
+    for env in ("staging", "production"):
+        (root / env).mkdir()
+        (root / env / "kustomization.yaml").write_text(yamlio.dump(
+            {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": ["../base"]}))
+    commit, _ = publish.publish(fleet.server, WEB_REPO, {"": root}, [], "web-team apps")
+    return commit
+
+
+@pytest.fixture(scope="module")
+def web_tenant(fleet: Fleet, web_repo: str) -> Iterator[str]:
+    """web-team onboarded in the fleet repo with the CLI's code and allowlisted; removed after."""
+    url = fleet.server.repo_url(WEB_REPO)
+    allowed_prefix = url.removesuffix(".git").rsplit("/", 1)[0]  # .../git/web-team
+
+    def onboard(work: Path) -> None:
+        add_tenant(work, "web-team", "web", url)
+        policy = work / ALLOWLIST
+        text = policy.read_text()
+        anchor = "'https://stefanprodan.github.io/podinfo'"
+        if anchor not in text:  # the published copy carries the rewritten chart URL instead
+            anchor = f"'{fleet.server.charts_url('podinfo')}'"
+        policy.write_text(text.replace(anchor, f"'{allowed_prefix}',\n          {anchor}", 1))
+
+    before = publish.head(fleet.server, FLEET_REPO)
+    with publish.checkout(fleet.server, FLEET_REPO) as work:
+        snapshot = {p.relative_to(work): p.read_bytes() for p in work.rglob("*") if p.is_file() and ".git" not in p.parts}
+    commit = publish.commit_change(fleet.server, FLEET_REPO, onboard, "onboard web-team (harness tenant add)")
+    assert commit is not None and commit != before
+    _sync_fleet(fleet, commit)
+    yield web_repo
+
+    def offboard(work: Path) -> None:
+        for path in [p for p in work.rglob("*") if p.is_file() and ".git" not in p.parts]:
+            path.unlink()
+        for rel, data in snapshot.items():
+            (work / rel).parent.mkdir(parents=True, exist_ok=True)
+            (work / rel).write_bytes(data)
+
+    restored = publish.commit_change(fleet.server, FLEET_REPO, offboard, "offboard web-team")
+    if restored is not None:
+        _sync_fleet(fleet, restored)
+
+
+def test_onboarded_tenant_reconciles_on_every_cluster(fleet: Fleet, web_tenant: str) -> None:
+    for handle in fleet.clusters.values():
+        ks = flux.wait_ready(handle.kube, Ref("Kustomization", "web", "web-team"), web_tenant, fleet.config.timeout(180))
+        assert ks["spec"]["serviceAccountName"] == "web-team"
+        assert ks["spec"]["path"] == f"./{handle.env}"
+        assert handle.kube.get("v1", "ConfigMap", "web-settings", "web") is not None, handle.env
+
+
+def test_neighbours_hostile_commit_leaves_the_other_tenant_ready(
+    fleet: Fleet, web_tenant: str, restore_tenant_repo: Callable[[], str | None], probe_name: str
+) -> None:
+    def escape(work: Path) -> None:
+        (work / "escape.yaml").write_text(yamlio.dump(
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": probe_name, "namespace": "web"}}))
+        for env in ("staging", "production"):
+            overlay = yamlio.load((work / env / "kustomization.yaml").read_text())
+            overlay.pop("namespace", None)
+            overlay["resources"].append("../escape.yaml")
+            (work / env / "kustomization.yaml").write_text(yamlio.dump(overlay))
+
+    bad = publish.commit_change(fleet.server, TENANT_REPO, escape, "e2e: dev-team writes into web")
+    assert bad is not None
+    for handle in fleet.clusters.values():
+        flux.request_reconcile(handle.kube, Ref("GitRepository", "apps", "dev-team"))
+        status = flux.wait_failed(handle.kube, Ref("Kustomization", "apps", "dev-team"), bad, fleet.config.timeout(240))
+        assert "forbidden" in status.message.lower(), status.describe()
+        assert handle.kube.get("v1", "ConfigMap", probe_name, "web") is None, f"{handle.env}: wrote into web"
+        flux.request_reconcile(handle.kube, Ref("Kustomization", "web", "web-team"))
+        flux.wait_ready(handle.kube, Ref("Kustomization", "web", "web-team"), web_tenant, fleet.config.timeout(120))
