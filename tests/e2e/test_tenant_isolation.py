@@ -194,11 +194,14 @@ def test_source_in_flux_system_is_access_denied(fleet: Fleet, cluster: ClusterHa
 
 # d. Kyverno rejects tenant objects that break the policies, at admission.
 
-def _tenant_kustomization(name: str, with_account: bool, source_namespace: str | None = None) -> dict[str, Any]:
+def _tenant_kustomization(name: str, with_account: bool, source_namespace: str | None = None,
+                          kubeconfig_secret: str | None = None) -> dict[str, Any]:
     spec: dict[str, Any] = {"interval": "5m", "prune": True, "suspend": True,
                             "sourceRef": {"kind": "GitRepository", "name": "dev-team"}}
     if source_namespace:
         spec["sourceRef"]["namespace"] = source_namespace
+    if kubeconfig_secret:
+        spec["kubeConfig"] = {"secretRef": {"name": kubeconfig_secret}}
     if with_account:
         spec["serviceAccountName"] = "dev-team"
     return {"apiVersion": flux.API["Kustomization"], "kind": "Kustomization",
@@ -240,3 +243,8 @@ def test_policy_admits_tenant_source_on_the_allowlist(fleet: Fleet, cluster: Clu
 def test_policy_rejects_tenant_source_off_the_allowlist(tenant: Kube, probe_name: str) -> None:
     assert_refused(tenant, _tenant_source(probe_name, "https://github.com/attacker/manifests"), 400,
                    "flux-tenant-source-allowlist", "is not on the tenant allowlist")
+
+
+def test_policy_rejects_tenant_kustomization_with_kubeconfig(tenant: Kube, probe_name: str) -> None:
+    assert_refused(tenant, _tenant_kustomization(probe_name, with_account=True, kubeconfig_secret="admin-kubeconfig"),
+                   400, "flux-tenant-no-kubeconfig", "spec.kubeConfig is not allowed")
