@@ -99,6 +99,29 @@ def commit_change(server: GitServer, repo: str, edit: Callable[[Path], None], me
         return git("rev-parse", "HEAD", cwd=work)
 
 
+def _tracked_files(work: Path) -> list[Path]:
+    return [p for p in work.rglob("*") if p.is_file() and ".git" not in p.parts]
+
+
+def snapshot(server: GitServer, repo: str) -> dict[Path, bytes]:
+    """The repo's files at main, to put back later with restore()."""
+    with checkout(server, repo) as work:
+        return {p.relative_to(work): p.read_bytes() for p in _tracked_files(work)}
+
+
+def restore(server: GitServer, repo: str, files: dict[Path, bytes], message: str) -> str | None:
+    """Commit whatever makes main hold exactly `files`; None if it already does."""
+
+    def write(work: Path) -> None:
+        for path in _tracked_files(work):
+            path.unlink()
+        for rel, data in files.items():
+            (work / rel).parent.mkdir(parents=True, exist_ok=True)
+            (work / rel).write_bytes(data)
+
+    return commit_change(server, repo, write, message)
+
+
 def head(server: GitServer, repo: str) -> str:
     """The commit main points at on the server."""
     out = commands.run(["git", "ls-remote", server.repo_url(repo), "refs/heads/main"], timeout_s=GIT_TIMEOUT_S)

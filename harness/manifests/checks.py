@@ -33,7 +33,8 @@ _REMOTE = re.compile(r"^(https?://|git::|ssh://|git@|github\.com/|gitlab\.com/|b
 
 
 def _group(obj: dict[str, Any]) -> str:
-    return str(obj.get("apiVersion", "")).split("/")[0] if "/" in obj.get("apiVersion", "") else ""
+    """API group of an object ("" for the core group's bare "v1")."""
+    return str(obj.get("apiVersion", "")).rpartition("/")[0]
 
 
 def check_schemas(renders: Iterable[Render], index: SchemaIndex) -> list[Finding]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
@@ -28,19 +27,10 @@ def tenant(cluster: ClusterHandle) -> Kube:
 @pytest.fixture
 def restore_tenant_repo(fleet: Fleet) -> Iterator[Callable[[], str | None]]:
     """Puts the tenant repo back as it was (a new commit); also called after the test."""
-    with publish.checkout(fleet.server, TENANT_REPO) as work:
-        snapshot = {p.relative_to(work): p.read_bytes() for p in work.rglob("*")
-                    if p.is_file() and ".git" not in p.parts}
-
-    def write_snapshot(work: Path) -> None:
-        for path in [p for p in work.rglob("*") if p.is_file() and ".git" not in p.parts]:
-            path.unlink()
-        for rel, data in snapshot.items():
-            (work / rel).parent.mkdir(parents=True, exist_ok=True)
-            (work / rel).write_bytes(data)
+    original = publish.snapshot(fleet.server, TENANT_REPO)
 
     def restore() -> str | None:
-        commit = publish.commit_change(fleet.server, TENANT_REPO, write_snapshot, "e2e: restore tenant repo")
+        commit = publish.restore(fleet.server, TENANT_REPO, original, "e2e: restore tenant repo")
         if commit is not None:
             tenant_ready_everywhere(fleet, commit)
         return commit

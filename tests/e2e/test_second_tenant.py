@@ -55,28 +55,20 @@ def web_tenant(fleet: Fleet, web_repo: str) -> Iterator[str]:
     def onboard(work: Path) -> None:
         add_tenant(work, "web-team", "web", url)
         policy = work / ALLOWLIST
+        # The published allowlist carries the rewritten chart URL; add the new tenant before it.
+        anchor = f"'{fleet.server.charts_url('podinfo')}'"
         text = policy.read_text()
-        anchor = "'https://stefanprodan.github.io/podinfo'"
-        if anchor not in text:  # the published copy carries the rewritten chart URL instead
-            anchor = f"'{fleet.server.charts_url('podinfo')}'"
+        assert anchor in text, f"allowlist layout changed: {anchor} not in {ALLOWLIST}"
         policy.write_text(text.replace(anchor, f"'{allowed_prefix}',\n          {anchor}", 1))
 
     before = publish.head(fleet.server, FLEET_REPO)
-    with publish.checkout(fleet.server, FLEET_REPO) as work:
-        snapshot = {p.relative_to(work): p.read_bytes() for p in work.rglob("*") if p.is_file() and ".git" not in p.parts}
+    original = publish.snapshot(fleet.server, FLEET_REPO)
     commit = publish.commit_change(fleet.server, FLEET_REPO, onboard, "onboard web-team (harness tenant add)")
     assert commit is not None and commit != before
     _sync_fleet(fleet, commit)
     yield web_repo
 
-    def offboard(work: Path) -> None:
-        for path in [p for p in work.rglob("*") if p.is_file() and ".git" not in p.parts]:
-            path.unlink()
-        for rel, data in snapshot.items():
-            (work / rel).parent.mkdir(parents=True, exist_ok=True)
-            (work / rel).write_bytes(data)
-
-    restored = publish.commit_change(fleet.server, FLEET_REPO, offboard, "offboard web-team")
+    restored = publish.restore(fleet.server, FLEET_REPO, original, "offboard web-team")
     if restored is not None:
         _sync_fleet(fleet, restored)
 
