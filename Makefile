@@ -3,6 +3,11 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
+# KIT_SOURCE=upstream (pull images, download charts) applies to every target that uses the kit.
+ifdef KIT_SOURCE
+export FLEET_E2E_KIT_SOURCE := $(KIT_SOURCE)
+endif
+
 .PHONY: venv validate test unit kit kit-check e2e lint sweep
 
 $(PY): pyproject.toml
@@ -29,10 +34,9 @@ unit: $(PY)
 	$(PY) -m pytest -m "not e2e"
 
 ## Build every tool and image the e2e needs, from Go modules and Debian packages.
-KIT_SOURCE ?= build
 kit: $(PY)
-	$(PY) -m harness host prepare
-	$(PY) -m harness kit build --source $(KIT_SOURCE)
+	$(PY) -m harness host prepare --for kit
+	$(PY) -m harness kit build
 
 lint: $(PY)
 	$(VENV)/bin/ruff check harness tests

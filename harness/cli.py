@@ -33,7 +33,7 @@ def _kit_build(args: argparse.Namespace) -> int:
     from harness.kit.build import build_kit, summary
 
     started = time.monotonic()
-    kit = build_kit(load_versions(), args.source)
+    kit = build_kit(load_versions(), _kit_source(args.source))  # type: ignore[arg-type]
     print(summary(kit))
     say(f"kit ready in {format_duration(time.monotonic() - started)}")
     return 0
@@ -44,9 +44,9 @@ def _kit_check(args: argparse.Namespace) -> int:
     from harness.kit.host import prepare_host
     from harness.smoke import run_smoke
 
-    prepare_host()
+    prepare_host("e2e")
     versions = load_versions()
-    seconds = run_smoke(versions, build_kit(versions))
+    seconds = run_smoke(versions, build_kit(versions, _kit_source(None)))  # type: ignore[arg-type]
     say(f"kit check passed in {format_duration(seconds)}; nothing left behind")
     return 0
 
@@ -67,8 +67,23 @@ def _sweep(args: argparse.Namespace) -> int:
 def _host_prepare(args: argparse.Namespace) -> int:
     from harness.kit.host import prepare_host
 
-    prepare_host()
+    prepare_host(args.purpose)
     return 0
+
+
+def _host_check(args: argparse.Namespace) -> int:
+    from harness.kit.requirements import check
+
+    check(args.purpose)
+    say(f"host: ready for the {args.purpose}")
+    return 0
+
+
+def _kit_source(value: str | None) -> str:
+    """--source, else FLEET_E2E_KIT_SOURCE (the e2e's own setting), else build."""
+    from harness.config import build_config
+
+    return build_config({"kit-source": value}).kit_source
 
 
 def _tenant_add(args: argparse.Namespace) -> int:
@@ -91,16 +106,25 @@ def parser() -> argparse.ArgumentParser:
     kit = sub.add_parser("kit", help="the offline kit of tools and images")
     kit_sub = kit.add_subparsers(dest="kit_command", required=True)
     kit_build = kit_sub.add_parser("build", help="build (or reuse) every kit artifact (make kit)")
-    kit_build.add_argument("--source", choices=("build", "upstream"), default="build",
-                           help="build images and charts here (default), or pull them from upstream")
+    kit_build.add_argument("--source", choices=("build", "upstream"), default=None,
+                           help="build images and charts here, or pull them from upstream "
+                                "(default: $FLEET_E2E_KIT_SOURCE, else build)")
     kit_build.set_defaults(func=_kit_build)
     kit_check = kit_sub.add_parser("check", help="smoke-test the kit on a throwaway kind cluster")
     kit_check.set_defaults(func=_kit_check)
 
     host = sub.add_parser("host", help="prepare this machine to run kind")
     host_sub = host.add_subparsers(dest="host_command", required=True)
-    host_prepare = host_sub.add_parser("prepare", help="Docker running, privileged containers working")
+    purposes = ("validate", "kit", "e2e")
+    host_prepare = host_sub.add_parser(
+        "prepare", help="install and configure what the project needs (packages, Docker, sysctls)")
+    host_prepare.add_argument("--for", dest="purpose", choices=purposes, default="e2e",
+                              help="what the host must be ready for (default: e2e, which includes the kit)")
     host_prepare.set_defaults(func=_host_prepare)
+    host_check = host_sub.add_parser("check", help="say what the host lacks, installing nothing")
+    host_check.add_argument("--for", dest="purpose", choices=purposes, default="e2e",
+                            help="what the host must be ready for (default: e2e)")
+    host_check.set_defaults(func=_host_check)
 
     sweeper = sub.add_parser("sweep", help="remove clusters, containers and networks left by a crashed run")
     sweeper.set_defaults(func=_sweep)

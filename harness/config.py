@@ -1,8 +1,14 @@
-"""The e2e's settings: one frozen object, built once (CLI > environment > ini > default)."""
+"""The e2e's settings: one frozen object, built once (CLI > environment > ini > default).
+
+Every setting has one name in three spellings: the pytest option `--e2e-NAME`, the
+environment variable `FLEET_E2E_NAME` (upper case, dashes as underscores) and the ini key
+`e2e_NAME`. OPTIONS lists them; the plugin registers and documents them from that list.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -12,14 +18,59 @@ from harness.versions import REPO_ROOT
 
 Environment = Literal["staging", "production"]
 ENVIRONMENTS: tuple[Environment, ...] = ("staging", "production")
+KitSource = Literal["build", "upstream"]
+KIT_SOURCES: tuple[KitSource, ...] = ("build", "upstream")
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str  # e.g. "environments": --e2e-environments, FLEET_E2E_ENVIRONMENTS, e2e_environments
+    help: str
+    metavar: str = "VALUE"
+    flag: bool = False
+
+    @property
+    def cli(self) -> str:
+        return f"--e2e-{self.name}"
+
+    @property
+    def env(self) -> str:
+        return "FLEET_E2E_" + self.name.upper().replace("-", "_")
+
+    @property
+    def ini(self) -> str:
+        return "e2e_" + self.name.replace("-", "_")
+
+    @property
+    def dest(self) -> str:
+        return self.ini
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("environments", "comma-separated clusters to test: staging,production (default: both)", "ENVS"),
+    Option("artifacts", "folder for diagnostics and reports (default: ./artifacts)", "DIR"),
+    Option("kubeconfigs", "comma-separated ENV=PATH: run ENV against an existing cluster instead of "
+           "creating one (it must reach this host's address on its Docker network and pull the images)",
+           "ENV=PATH,..."),
+    Option("up", "run against the environment `make up` left running, creating nothing", flag=True),
+    Option("kit-source", "where the kit's images and charts come from: build (default) or upstream "
+           "(pull and download; needs internet)", "SOURCE"),
+    Option("timeout-scale", "multiply every deadline, for slower machines (default: 1)", "FACTOR"),
+)
+
+
+def env_var(name: str) -> str:
+    """The environment variable of an option, by its short name."""
+    return next(o.env for o in OPTIONS if o.name == name)
 
 
 @dataclass(frozen=True)
 class E2EConfig:
     environments: tuple[Environment, ...]
-    keep_clusters: bool
     artifacts: Path
     timeout_scale: float
+    kit_source: KitSource = "build"
+    use_up: bool = False
     # Environments run against an existing cluster (kubeconfig) instead of a new kind cluster.
     existing: tuple[tuple[Environment, Path], ...] = ()
 
@@ -27,56 +78,74 @@ class E2EConfig:
         return dict(self.existing).get(env)
 
     def timeout(self, seconds: float) -> float:
-        """A deadline scaled for slower machines (FLEET_E2E_TIMEOUT_SCALE)."""
+        """A deadline scaled for slower machines (--e2e-timeout-scale)."""
         return seconds * self.timeout_scale
 
 
-def _pick(cli: str | None, env: str, ini: str | None, default: str) -> str:
-    if cli not in (None, ""):
-        return str(cli)
-    if os.environ.get(env):
-        return os.environ[env]
-    if ini not in (None, ""):
-        return str(ini)
-    return default
+def _pick(option: Option, cli: Mapping[str, object], ini: Mapping[str, str]) -> str:
+    value = cli.get(option.name)
+    if value not in (None, "", False):
+        return "1" if value is True else str(value)
+    if os.environ.get(option.env):
+        return os.environ[option.env]
+    return ini.get(option.name) or ""
 
 
-def parse_existing(values: list[str]) -> tuple[tuple[Environment, Path], ...]:
-    """ENV=KUBECONFIG pairs (--e2e-kubeconfig, repeatable)."""
+def _bad(option: Option, value: str, wanted: str) -> ConfigError:
+    return ConfigError(f"{option.cli} / {option.env}: {value!r} is invalid; {wanted}")
+
+
+def parse_existing(text: str) -> tuple[tuple[Environment, Path], ...]:
+    """ENV=KUBECONFIG pairs, comma-separated."""
+    option = next(o for o in OPTIONS if o.name == "kubeconfigs")
     pairs = []
-    for value in values:
+    for value in (v.strip() for v in text.split(",") if v.strip()):
         env, sep, path = value.partition("=")
         if not sep or env not in ENVIRONMENTS or not path:
-            raise ConfigError(f"--e2e-kubeconfig: {value!r} is invalid; use ENV=PATH with ENV one of "
-                              f"{', '.join(ENVIRONMENTS)}, e.g. staging=$HOME/.kube/staging.yaml")
+            raise _bad(option, value, f"use ENV=PATH with ENV one of {', '.join(ENVIRONMENTS)}, "
+                       "e.g. staging=$HOME/.kube/staging.yaml")
         if not Path(path).is_file():
-            raise ConfigError(f"--e2e-kubeconfig: {path!r} (for {env}) is not a readable file")
+            raise _bad(option, value, f"{path} (for {env}) is not a readable file")
         pairs.append((env, Path(path).resolve()))
     return tuple(pairs)
 
 
-def build_config(cli_envs: str | None, cli_keep: bool, cli_artifacts: str | None,
-                 ini_envs: str | None = None, ini_artifacts: str | None = None,
-                 cli_existing: list[str] | None = None) -> E2EConfig:
-    """Validate every setting; errors name the option and echo the bad value."""
-    envs_text = _pick(cli_envs, "FLEET_E2E_ENVIRONMENTS", ini_envs, ",".join(ENVIRONMENTS))
+def build_config(cli: Mapping[str, object] | None = None, ini: Mapping[str, str] | None = None) -> E2EConfig:
+    """Validate every setting; errors name the option and echo the bad value.
+
+    `cli` and `ini` map an option's short name (e.g. "environments") to its value.
+    """
+    cli, ini = cli or {}, ini or {}
+    by_name = {o.name: o for o in OPTIONS}
+    text = {o.name: _pick(o, cli, ini) for o in OPTIONS}
+
+    envs_text = text["environments"] or ",".join(ENVIRONMENTS)
     chosen = tuple(e.strip() for e in envs_text.split(",") if e.strip())
-    bad = [e for e in chosen if e not in ENVIRONMENTS]
-    if bad or not chosen:
-        raise ConfigError(f"--e2e-environments / FLEET_E2E_ENVIRONMENTS: {envs_text!r} is invalid; "
-                          f"use a comma-separated subset of {', '.join(ENVIRONMENTS)}")
-    keep_text = os.environ.get("FLEET_E2E_KEEP_CLUSTERS", "")
-    if keep_text not in ("", "0", "1", "true", "false"):
-        raise ConfigError(f"FLEET_E2E_KEEP_CLUSTERS: {keep_text!r} is invalid; use 1/0 or true/false")
-    keep = cli_keep or keep_text in ("1", "true")
-    artifacts = Path(_pick(cli_artifacts, "FLEET_E2E_ARTIFACTS", ini_artifacts, str(REPO_ROOT / "artifacts")))
-    scale_text = os.environ.get("FLEET_E2E_TIMEOUT_SCALE", "1")
+    if not chosen or any(e not in ENVIRONMENTS for e in chosen):
+        raise _bad(by_name["environments"], envs_text, f"use a comma-separated subset of {', '.join(ENVIRONMENTS)}")
+
+    up_text = text["up"].lower()
+    if up_text not in ("", "0", "1", "true", "false"):
+        raise _bad(by_name["up"], text["up"], "use 1/0 or true/false")
+
+    source = text["kit-source"] or "build"
+    if source not in KIT_SOURCES:
+        raise _bad(by_name["kit-source"], source, f"use one of {', '.join(KIT_SOURCES)}")
+
+    scale_text = text["timeout-scale"] or "1"
     try:
         scale = float(scale_text)
     except ValueError:
         scale = 0.0
-    if scale <= 0:
-        raise ConfigError(f"FLEET_E2E_TIMEOUT_SCALE: {scale_text!r} is invalid; use a positive number like 2")
-    existing = [v for v in os.environ.get("FLEET_E2E_KUBECONFIGS", "").split(",") if v]
-    return E2EConfig(tuple(chosen), keep, artifacts.resolve(), scale,  # type: ignore[arg-type]
-                     parse_existing(list(cli_existing or []) or existing))
+    if not scale > 0:
+        raise _bad(by_name["timeout-scale"], scale_text, "use a positive number like 2")
+
+    artifacts = Path(text["artifacts"] or REPO_ROOT / "artifacts")
+    return E2EConfig(
+        environments=chosen,  # type: ignore[arg-type]
+        artifacts=artifacts.resolve(),
+        timeout_scale=scale,
+        kit_source=source,
+        use_up=up_text in ("1", "true"),
+        existing=parse_existing(text["kubeconfigs"]),
+    )

@@ -194,8 +194,7 @@ def fleet_up(config: E2EConfig, kit: Kit, workdir: Path) -> Iterator[Fleet]:
             else:
                 cluster = KitCluster(f"fleet-e2e-{env}", workdir / env, kit.binary("kind"),
                                      kit.binary("kubectl"), kit.node_image)
-                if not config.keep_clusters:
-                    stack.callback(_delete_quietly, cluster)
+                stack.callback(_delete_quietly, cluster)
                 with timings.measure(f"{env}: create kind cluster"):
                     cluster.create_with_mirror(reg)
             fleet.clusters[env] = ClusterHandle(env, cluster, Kube(Path(cluster.kubeconfig_path)), workdir / env)

@@ -8,14 +8,17 @@ from collections.abc import Callable, Generator, Iterator
 
 import pytest
 
-from harness.config import E2EConfig, build_config
+from harness.config import ENVIRONMENTS, OPTIONS, E2EConfig, build_config
 from harness.errors import HarnessError
 from harness.fleet import ClusterHandle, Fleet, collect_diagnostics, fleet_up
 from harness.kit.build import Kit, build_kit
 from harness.kit.host import prepare_host
+from harness.kit.requirements import check as check_requirements
+from harness.progress import set_sink
 from harness.versions import Versions
 
 FLEET_KEY = pytest.StashKey[Fleet]()
+CONFIG_KEY = pytest.StashKey["E2EConfig | HarnessError"]()
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -26,28 +29,56 @@ def pytest_configure(config: pytest.Config) -> None:
     # CI systems cancel with SIGTERM: treat it like Ctrl-C so fixtures tear down (clusters,
     # registry, Git server) instead of the process dying with everything left running.
     signal.signal(signal.SIGTERM, _interrupt)
+    set_sink(_live_sink(config))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    set_sink(None)
+
+
+def _live_sink(config: pytest.Config) -> Callable[[str], None] | None:
+    """Progress lines past pytest's output capture, so builds and waits show as they happen."""
+    capture = config.pluginmanager.getplugin("capturemanager")
+    terminal = config.pluginmanager.getplugin("terminalreporter")
+    if capture is None or terminal is None:
+        return None
+
+    def write(line: str) -> None:
+        # Progress also comes from the ticker thread: progress' lock serialises the calls.
+        with capture.global_and_fixture_disabled():
+            terminal.write_line(line)
+            terminal.flush()
+
+    return write
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("fleet-e2e", "multi-tenant fleet end-to-end tests")
-    group.addoption("--e2e-environments", default=None,
-                    help="comma-separated clusters to test: staging,production (default: both)")
-    group.addoption("--e2e-artifacts", default=None,
-                    help="folder for diagnostics and reports (default: ./artifacts)")
-    group.addoption("--e2e-kubeconfig", action="append", default=[], metavar="ENV=PATH",
-                    help="run ENV against an existing cluster instead of creating a kind cluster "
-                         "(it must reach this host's address on kind's network and pull the images)")
-    parser.addini("e2e_environments", "default for --e2e-environments", default="")
-    parser.addini("e2e_artifacts", "default for --e2e-artifacts", default="")
-    # --keep-cluster comes from pytest-kind and keeps the e2e clusters too.
+    group = parser.getgroup("fleet-e2e", "multi-tenant fleet end-to-end tests "
+                            "(each option also reads FLEET_E2E_<NAME> and the ini key e2e_<name>)")
+    for option in OPTIONS:
+        if option.flag:
+            group.addoption(option.cli, dest=option.dest, action="store_true", default=False,
+                            help=f"{option.help} [{option.env}]")
+        else:
+            group.addoption(option.cli, dest=option.dest, default=None, metavar=option.metavar,
+                            help=f"{option.help} [{option.env}]")
+        parser.addini(option.ini, f"default for {option.cli}", default="")
 
 
 def _config(config: pytest.Config) -> E2EConfig:
-    return build_config(
-        config.getoption("e2e_environments"), bool(config.getoption("keep_cluster", False)),
-        config.getoption("e2e_artifacts"), str(config.getini("e2e_environments")),
-        str(config.getini("e2e_artifacts")), config.getoption("e2e_kubeconfig"),
-    )
+    """The settings, read once; a bad value is kept as the error, raised only where the e2e
+    needs the settings, so cluster-free runs are not broken by a bad FLEET_E2E_* value."""
+    cached = config.stash.get(CONFIG_KEY, None)
+    if cached is None:
+        try:
+            cached = build_config({o.name: config.getoption(o.dest) for o in OPTIONS},
+                                  {o.name: str(config.getini(o.ini)) for o in OPTIONS})
+        except HarnessError as exc:
+            cached = exc
+        config.stash[CONFIG_KEY] = cached
+    if isinstance(cached, HarnessError):
+        raise cached
+    return cached
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -55,10 +86,28 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.get_closest_marker("e2e") is not None)
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Settings and host requirements are checked in the first seconds, before any build."""
+    e2e = any(item.get_closest_marker("e2e") for item in session.items)
+    kit = any(item.get_closest_marker("kit") for item in session.items)
+    try:
+        if e2e:
+            _config(session.config)
+            prepare_host("e2e")
+        elif kit:
+            check_requirements("validate")
+    except HarnessError as exc:
+        pytest.exit(f"{exc}\n(deselect the e2e with -m 'not e2e' to run only the cluster-free tests)",
+                    returncode=pytest.ExitCode.USAGE_ERROR)
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Tests taking `env` run once per configured cluster (deselect with --e2e-environments)."""
     if "env" in metafunc.fixturenames:
-        environments = _config(metafunc.config).environments
+        try:
+            environments = _config(metafunc.config).environments
+        except HarnessError:
+            environments = ENVIRONMENTS  # reported once, when the e2e starts
         metafunc.parametrize("env", environments, ids=list(environments), scope="session")
 
 
@@ -69,11 +118,10 @@ def e2e_config(pytestconfig: pytest.Config) -> E2EConfig:
 
 
 @pytest.fixture(scope="session")
-def kit(versions: Versions) -> Kit:
-    """The offline kit (host prepared, every tool and image built or cached, registry filled)."""
+def kit(versions: Versions, e2e_config: E2EConfig) -> Kit:
+    """The kit: every tool and image built or cached, from the chosen source."""
     try:
-        prepare_host()
-        return build_kit(versions)
+        return build_kit(versions, e2e_config.kit_source)
     except HarnessError as exc:
         pytest.fail(f"the e2e needs the kit and a working Docker: {exc}\n"
                     "(run `make kit` to see the full build, or deselect with -m 'not e2e')", pytrace=False)

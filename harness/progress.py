@@ -1,19 +1,52 @@
-"""Progress lines for long steps: what is running and for how long."""
+"""Progress lines for long steps: what is running, for how long, and where its log is.
+
+Lines go to a sink, stderr by default; the pytest plugin installs one that writes past output
+capture, so a person sees them live under pytest too. While any step runs, one ticker thread
+repeats the innermost step with its elapsed time whenever nothing was said for HEARTBEAT_S, so
+a long run is never silent for longer than that.
+"""
 
 from __future__ import annotations
 
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-HEARTBEAT_S = 30.0
+HEARTBEAT_S = 20.0
+
+Sink = Callable[[str], None]
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+class _State:
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.sink: Sink = _stderr
+        self.last_said = time.monotonic()
+        self.steps: list[tuple[str, float]] = []  # (what, started), outermost first
+        self.ticker: threading.Thread | None = None
+        self.wake = threading.Event()
+
+
+_state = _State()
+
+
+def set_sink(sink: Sink | None) -> None:
+    """Send progress lines to `sink` (None: back to stderr)."""
+    with _state.lock:
+        _state.sink = sink or _stderr
 
 
 def say(message: str) -> None:
     """Print one progress line, flushed at once so CI logs show it live."""
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+    with _state.lock:
+        _state.sink(f"[{time.strftime('%H:%M:%S')}] {message}")
+        _state.last_said = time.monotonic()
 
 
 def format_duration(seconds: float) -> str:
@@ -21,26 +54,41 @@ def format_duration(seconds: float) -> str:
     return f"{minutes}m{secs:02d}s" if minutes else f"{seconds:.1f}s"
 
 
+def _tick() -> None:
+    while True:
+        _state.wake.wait(1.0)
+        with _state.lock:
+            if not _state.steps:
+                _state.ticker = None
+                return
+            now = time.monotonic()
+            if now - _state.last_said >= HEARTBEAT_S:
+                what, started = _state.steps[-1]
+                say(f"  ... still {what} ({format_duration(now - started)})")
+
+
 @contextmanager
-def step(what: str, heartbeat_s: float = HEARTBEAT_S) -> Iterator[None]:
-    """Announce a step, repeat a still-running line every heartbeat_s, report its duration."""
+def step(what: str, quiet: bool = False) -> Iterator[None]:
+    """Announce a step, keep saying it is still running, report its duration or failure.
+
+    A quiet step (a wait, usually short) says nothing unless it outlasts HEARTBEAT_S.
+    """
     started = time.monotonic()
-    done = threading.Event()
-
-    def beat() -> None:
-        # Event.wait doubles as the interval timer and the stop signal.
-        while not done.wait(heartbeat_s):
-            say(f"  ... still {what} ({format_duration(time.monotonic() - started)})")
-
-    say(f"{what} ...")
-    thread = threading.Thread(target=beat, daemon=True)
-    thread.start()
+    if not quiet:
+        say(f"{what} ...")
+    with _state.lock:
+        _state.steps.append((what, started))
+        if _state.ticker is None:
+            _state.ticker = threading.Thread(target=_tick, name="progress", daemon=True)
+            _state.ticker.start()
     try:
         yield
     except BaseException:
         say(f"FAILED {what} after {format_duration(time.monotonic() - started)}")
         raise
     finally:
-        done.set()
-        thread.join()
-    say(f"done {what} in {format_duration(time.monotonic() - started)}")
+        with _state.lock:
+            _state.steps.remove((what, started))
+    elapsed = time.monotonic() - started
+    if not quiet or elapsed >= HEARTBEAT_S:
+        say(f"done {what} in {format_duration(elapsed)}")

@@ -9,6 +9,7 @@ from typing import TypeVar
 import tenacity
 
 from harness.errors import HarnessError
+from harness.progress import step
 
 T = TypeVar("T")
 
@@ -50,7 +51,8 @@ def wait_for(
         reraise=True,
     )
     try:
-        return retrying(attempt)
+        with step(f"waiting for {what}", quiet=True):
+            return retrying(attempt)
     except _NotYet as exc:
         elapsed = time.monotonic() - started
         raise WaitTimeoutError(

@@ -13,7 +13,9 @@ from importlib import resources
 from pathlib import Path
 
 from harness import commands
-from harness.errors import KitError
+from harness.errors import CommandError, KitError
+from harness.kit import requirements
+from harness.kit.requirements import docker_works
 from harness.progress import say
 from harness.waits import wait_for
 
@@ -41,22 +43,25 @@ def bounding_set_is_reduced() -> bool:
     return bounding != (1 << (last + 1)) - 1
 
 
-def docker_works() -> bool:
-    return commands.succeeds(["docker", "info", "--format", "{{.ServerVersion}}"], timeout_s=20.0)
-
-
-def _apt_install(packages: list[str], changes: list[str]) -> None:
-    missing = [p for p in packages
-               if not commands.succeeds(["dpkg-query", "-W", p], timeout_s=30.0)]
-    if not missing:
+def _apt_install(packages: list[requirements.Package], changes: list[str]) -> None:
+    if not packages:
         return
+    names = [p.name for p in packages]
     if not shutil.which("apt-get"):
-        raise KitError(f"host preparation needs {', '.join(missing)}; install them (no apt-get here)")
-    say(f"installing Debian packages: {' '.join(missing)}")
-    commands.run(["apt-get", "update", "-q"], timeout_s=600.0)
-    commands.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing],
-                 timeout_s=1200.0, env={"DEBIAN_FRONTEND": "noninteractive"})
-    changes.append(f"installed {' '.join(missing)}")
+        raise KitError(f"this host needs the Debian packages {', '.join(names)} (or the programs they "
+                       f"provide: {', '.join(x for p in packages for x in p.programs)}); there is no "
+                       "apt-get here, so install them with this system's package manager")
+    say(f"installing Debian packages: {' '.join(names)}")
+    try:
+        commands.run(["apt-get", "update", "-q"], timeout_s=600.0)
+        commands.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *names],
+                     timeout_s=1200.0, env={"DEBIAN_FRONTEND": "noninteractive"})
+    except CommandError as exc:
+        raise KitError(f"could not install {', '.join(names)} with apt-get: {exc}") from exc
+    still = [p.name for p in requirements.missing_packages_of(packages)]
+    if still:
+        raise KitError(f"apt-get finished but dpkg does not report {', '.join(still)} as installed")
+    changes.append(f"installed {' '.join(names)}")
 
 
 def _install_capfix(changes: list[str]) -> bool:
@@ -114,23 +119,25 @@ def _raise_limits(changes: list[str]) -> None:
         changes.append("created /lib/modules (kind bind-mounts it)")
 
 
-def prepare_host() -> HostReport:
-    """Make Docker usable for kind on this host; return what was changed."""
-    if os.geteuid() != 0:
-        raise KitError("host preparation must run as root (it configures Docker and sysctls)")
+def prepare_host(purpose: requirements.Purpose = "e2e") -> HostReport:
+    """Make this host ready for `purpose`: install and configure what the project may, then
+    check the rest (root, Go, disk) and fail naming each fix. Returns what was changed."""
+    problems = requirements.problems(purpose, installable=True)
+    if problems:
+        raise requirements.RequirementError(
+            f"this host cannot run the {purpose} yet:\n  - " + "\n  - ".join(problems))
     changes: list[str] = []
-    running = docker_works()
-    if not running:
-        _apt_install(["docker.io"], changes)
-    _apt_install(["jq", "debootstrap", "skopeo"], changes)
-    config_changed = bounding_set_is_reduced() and _install_capfix(changes)
-    if not running:
-        _start_dockerd(changes)
-    elif config_changed:
-        _reload_dockerd(changes)
-    _raise_limits(changes)
+    _apt_install(requirements.missing_packages(purpose), changes)
+    if purpose != "validate":
+        running = docker_works()
+        config_changed = bounding_set_is_reduced() and _install_capfix(changes)
+        if not running:
+            _start_dockerd(changes)
+        elif config_changed:
+            _reload_dockerd(changes)
+        _raise_limits(changes)
     for change in changes:
         say(f"host: {change}")
     if not changes:
-        say("host: already prepared, nothing changed")
+        say(f"host: ready for the {purpose}, nothing changed")
     return HostReport(tuple(changes))

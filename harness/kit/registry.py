@@ -62,7 +62,8 @@ def strip_registry(reference: str) -> str:
 
 def registry_image(v: Versions) -> str:
     if not REGISTRY_BINARY.exists():
-        raise KitError(f"{REGISTRY_BINARY} is missing: apt-get install docker-registry")
+        raise KitError(f"{REGISTRY_BINARY} is missing: run `python -m harness host prepare` "
+                       "(it installs the Debian package docker-registry)")
     base = debian.rootfs("debian-iptables", v.node.debian, IPTABLES_PACKAGES)
     spec = ImageSpec(
         tags=("fleet-kit/registry:debian",),

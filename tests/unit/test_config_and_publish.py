@@ -6,31 +6,57 @@ from pathlib import Path
 
 import pytest
 
-from harness.config import build_config
+from harness.config import OPTIONS, build_config
 from harness.errors import ConfigError
 from harness.publish import Rewrite, apply_rewrites
 
 
-def test_config_defaults_to_both_environments(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("FLEET_E2E_ENVIRONMENTS", raising=False)
-    assert build_config(None, False, None).environments == ("staging", "production")
+@pytest.fixture(autouse=True)
+def no_e2e_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test sets the FLEET_E2E_* variables it is about; the caller's are ignored."""
+    for option in OPTIONS:
+        monkeypatch.delenv(option.env, raising=False)
 
 
-def test_cli_beats_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_config_defaults() -> None:
+    config = build_config()
+    assert config.environments == ("staging", "production")
+    assert (config.kit_source, config.use_up, config.timeout_scale) == ("build", False, 1.0)
+
+
+def test_cli_beats_environment_beats_ini(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FLEET_E2E_ENVIRONMENTS", "production")
-    assert build_config("staging", False, None).environments == ("staging",)
-    assert build_config(None, False, None).environments == ("production",)
+    assert build_config({"environments": "staging"}).environments == ("staging",)
+    assert build_config().environments == ("production",)
+    monkeypatch.delenv("FLEET_E2E_ENVIRONMENTS")
+    assert build_config(ini={"environments": "staging"}).environments == ("staging",)
 
 
-@pytest.mark.parametrize(("envs", "scale", "message"), [
-    ("staging,qa", "1", "'staging,qa' is invalid"),
-    ("staging", "fast", "FLEET_E2E_TIMEOUT_SCALE: 'fast' is invalid"),
-    ("staging", "-1", "FLEET_E2E_TIMEOUT_SCALE: '-1' is invalid"),
+def test_every_option_has_one_name_in_three_spellings() -> None:
+    for option in OPTIONS:
+        stem = option.name.replace("-", "_")
+        assert (option.cli, option.env, option.ini) == (
+            f"--e2e-{option.name}", f"FLEET_E2E_{stem.upper()}", f"e2e_{stem}")
+
+
+def test_every_option_is_documented_in_the_readme(repo_root: Path) -> None:
+    readme = (repo_root / "README.md").read_text()
+    undocumented = [o.cli for o in OPTIONS if o.cli not in readme or o.env not in readme]
+    assert not undocumented, f"README does not document {undocumented}"
+
+
+@pytest.mark.parametrize(("variable", "value", "message"), [
+    ("FLEET_E2E_ENVIRONMENTS", "staging,qa", "--e2e-environments / FLEET_E2E_ENVIRONMENTS: 'staging,qa' is invalid"),
+    ("FLEET_E2E_TIMEOUT_SCALE", "fast", "FLEET_E2E_TIMEOUT_SCALE: 'fast' is invalid"),
+    ("FLEET_E2E_TIMEOUT_SCALE", "-1", "FLEET_E2E_TIMEOUT_SCALE: '-1' is invalid"),
+    ("FLEET_E2E_TIMEOUT_SCALE", "nan", "FLEET_E2E_TIMEOUT_SCALE: 'nan' is invalid"),
+    ("FLEET_E2E_KIT_SOURCE", "mirror", "--e2e-kit-source / FLEET_E2E_KIT_SOURCE: 'mirror' is invalid"),
+    ("FLEET_E2E_UP", "yes please", "FLEET_E2E_UP: 'yes please' is invalid"),
 ])
-def test_bad_settings_are_named(monkeypatch: pytest.MonkeyPatch, envs: str, scale: str, message: str) -> None:
-    monkeypatch.setenv("FLEET_E2E_TIMEOUT_SCALE", scale)
+def test_bad_settings_are_named(monkeypatch: pytest.MonkeyPatch, variable: str, value: str, message: str) -> None:
+    monkeypatch.setenv(variable, value)
     with pytest.raises(ConfigError, match=message):
-        build_config(envs, False, None)
+        build_config()
 
 
 def test_rewrites_are_applied_and_reported(tmp_path: Path) -> None:
@@ -45,10 +71,10 @@ def test_rewrites_are_applied_and_reported(tmp_path: Path) -> None:
 def test_existing_kubeconfig_is_validated(tmp_path: Path) -> None:
     kubeconfig = tmp_path / "staging.yaml"
     kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
-    config = build_config("staging", False, None, cli_existing=[f"staging={kubeconfig}"])
+    config = build_config({"kubeconfigs": f"staging={kubeconfig}"})
     assert config.existing_kubeconfig("staging") == kubeconfig
     assert config.existing_kubeconfig("production") is None
     with pytest.raises(ConfigError, match="'qa=x' is invalid"):
-        build_config(None, False, None, cli_existing=["qa=x"])
+        build_config({"kubeconfigs": "qa=x"})
     with pytest.raises(ConfigError, match="is not a readable file"):
-        build_config(None, False, None, cli_existing=[f"staging={tmp_path / 'missing'}"])
+        build_config({"kubeconfigs": f"staging={tmp_path / 'missing'}"})
