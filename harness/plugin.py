@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import signal
+import sys
 from collections.abc import Callable, Generator, Iterator
 
 import pytest
@@ -36,14 +37,18 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     set_sink(None)
 
 
-def _live_sink(config: pytest.Config) -> Callable[[str], None] | None:
-    """Progress lines past pytest's output capture, so builds and waits show as they happen."""
-    capture = config.pluginmanager.getplugin("capturemanager")
-    terminal = config.pluginmanager.getplugin("terminalreporter")
-    if capture is None or terminal is None:
-        return None
+def _live_sink(config: pytest.Config) -> Callable[[str], None]:
+    """Progress lines past pytest's output capture, so builds and waits show as they happen.
 
+    The plugins are looked up per line: this plugin is configured before pytest creates its
+    terminal reporter.
+    """
     def write(line: str) -> None:
+        capture = config.pluginmanager.getplugin("capturemanager")
+        terminal = config.pluginmanager.getplugin("terminalreporter")
+        if capture is None or terminal is None:
+            print(line, file=sys.stderr, flush=True)
+            return
         # Progress also comes from the ticker thread: progress' lock serialises the calls.
         with capture.global_and_fixture_disabled():
             terminal.write_line(line)

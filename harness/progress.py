@@ -56,7 +56,7 @@ def format_duration(seconds: float) -> str:
 
 def _tick() -> None:
     while True:
-        _state.wake.wait(1.0)
+        _state.wake.wait(min(1.0, HEARTBEAT_S / 4))
         with _state.lock:
             if not _state.steps:
                 _state.ticker = None

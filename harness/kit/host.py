@@ -16,7 +16,7 @@ from harness import commands
 from harness.errors import CommandError, KitError
 from harness.kit import requirements
 from harness.kit.requirements import docker_works
-from harness.progress import say
+from harness.progress import say, step
 from harness.waits import wait_for
 
 DAEMON_JSON = Path("/etc/docker/daemon.json")
@@ -51,11 +51,11 @@ def _apt_install(packages: list[requirements.Package], changes: list[str]) -> No
         raise KitError(f"this host needs the Debian packages {', '.join(names)} (or the programs they "
                        f"provide: {', '.join(x for p in packages for x in p.programs)}); there is no "
                        "apt-get here, so install them with this system's package manager")
-    say(f"installing Debian packages: {' '.join(names)}")
     try:
-        commands.run(["apt-get", "update", "-q"], timeout_s=600.0)
-        commands.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *names],
-                     timeout_s=1200.0, env={"DEBIAN_FRONTEND": "noninteractive"})
+        with step(f"installing Debian packages: {' '.join(names)}"):
+            commands.run(["apt-get", "update", "-q"], timeout_s=600.0)
+            commands.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *names],
+                         timeout_s=1200.0, env={"DEBIAN_FRONTEND": "noninteractive"})
     except CommandError as exc:
         raise KitError(f"could not install {', '.join(names)} with apt-get: {exc}") from exc
     still = [p.name for p in requirements.missing_packages_of(packages)]

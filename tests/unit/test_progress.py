@@ -1,0 +1,47 @@
+"""Progress lines reach the terminal while pytest captures output, from fixtures and threads."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from harness import progress
+
+pytest_plugins = ["pytester"]
+
+
+def test_progress_is_live_under_output_capture(pytester: pytest.Pytester) -> None:
+    # The plugin comes from a conftest, as in this repo: loaded before pytest's terminal reporter.
+    pytester.makeconftest('pytest_plugins = ["harness.plugin"]\n')
+    pytester.makepyfile(test_probe='''
+        import pytest
+        from harness.progress import say, step
+
+        @pytest.fixture(scope="session")
+        def built():
+            with step("building the probe kit"):
+                pass
+
+        def test_passes(built):
+            say("said inside a passing test")
+        ''')
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    # A passing test's captured output is never shown: these lines went past the capture.
+    result.stdout.fnmatch_lines(["*building the probe kit ...", "*done building the probe kit in *",
+                                 "*said inside a passing test"])
+
+
+def test_a_silent_step_is_repeated_with_its_elapsed_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    lines: list[str] = []
+    monkeypatch.setattr(progress, "HEARTBEAT_S", 0.2)
+    progress.set_sink(lines.append)
+    try:
+        with progress.step("waiting on something slow"):
+            threading.Event().wait(1.5)
+    finally:
+        progress.set_sink(None)
+    beats = [line for line in lines if "... still waiting on something slow" in line]
+    assert len(beats) >= 2, lines
+    assert lines[-1].split("] ", 1)[1].startswith("done waiting on something slow in 1."), lines
