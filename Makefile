@@ -7,8 +7,12 @@ PY     := $(VENV)/bin/python
 ifdef KIT_SOURCE
 export FLEET_E2E_KIT_SOURCE := $(KIT_SOURCE)
 endif
+# UP=1: make e2e runs against the environment `make up` left running.
+ifdef UP
+export FLEET_E2E_UP := $(UP)
+endif
 
-.PHONY: venv validate test unit kit kit-check e2e lint sweep
+.PHONY: venv validate test unit kit kit-check e2e up down lint sweep
 
 $(PY): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +33,14 @@ test: $(PY)
 e2e: $(PY)
 	$(PY) -m pytest -m e2e --junitxml=artifacts/junit-e2e.xml $(PYTEST_ARGS)
 
+## The whole e2e environment, left running to work in (prints how to reach each part).
+up: $(PY)
+	$(PY) -m harness up
+
+## Remove the environment `make up` left running.
+down: $(PY)
+	$(PY) -m harness down
+
 ## Cluster-free tests only (seconds once the kit's tools are cached).
 unit: $(PY)
 	$(PY) -m pytest -m "not e2e"
@@ -46,6 +58,6 @@ lint: $(PY)
 kit-check: $(PY)
 	$(PY) -m harness kit check
 
-## Remove clusters, the registry container and kind's network left behind by a crashed run.
+## Remove what killed runs left behind (only this project's objects, only of runs that are gone).
 sweep: $(PY)
 	$(PY) -m harness sweep

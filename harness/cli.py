@@ -51,16 +51,53 @@ def _kit_check(args: argparse.Namespace) -> int:
     return 0
 
 
-def _sweep(args: argparse.Namespace) -> int:
-    from harness.clusters import sweep
+def _kind_binary() -> str:
     from harness.kit import gomod, recipes
     from harness.kit.tools import log_dir
 
-    kind = gomod.build(recipes.kind(load_versions()), log_dir()).path / "bin" / "kind"
-    removed = sweep(str(kind))
+    return str(gomod.build(recipes.kind(load_versions()), log_dir()).path / "bin" / "kind")
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from harness.environment import live_runs
+    from harness.sweep import sweep
+
+    removed, kept = sweep(_kind_binary(), live_runs())
     for item in removed:
         print(f"removed {item}")
-    say(f"sweep: removed {len(removed)} leftover(s)")
+    for item in kept:
+        print(f"kept {item}: its run is live (a running e2e, or `make up`'s environment: make down)")
+    say(f"sweep: removed {len(removed)} leftover(s), kept {len(kept)} of live runs")
+    return 0
+
+
+def _up(args: argparse.Namespace) -> int:
+    from harness.config import build_config
+    from harness.environment import up
+    from harness.kit.build import build_kit
+    from harness.kit.host import prepare_host
+
+    started = time.monotonic()
+    config = build_config()
+    prepare_host("e2e")
+    record = up(config, build_kit(load_versions(), config.kit_source))
+    print(record.how_to_reach())
+    say(f"up in {format_duration(time.monotonic() - started)}")
+    return 0
+
+
+def _down(args: argparse.Namespace) -> int:
+    from harness.environment import down
+
+    for item in down(_kind_binary()):
+        print(f"removed {item}")
+    return 0
+
+
+def _git_server(args: argparse.Namespace) -> int:
+    from harness.gitserver import run_server
+
+    run_server(args.address, Path(args.root))
     return 0
 
 
@@ -126,8 +163,18 @@ def parser() -> argparse.ArgumentParser:
                             help="what the host must be ready for (default: e2e)")
     host_check.set_defaults(func=_host_check)
 
-    sweeper = sub.add_parser("sweep", help="remove clusters, containers and networks left by a crashed run")
+    sweeper = sub.add_parser("sweep", help="remove what killed runs left (clusters, containers, networks); "
+                                                  "live runs and other projects' objects are left alone")
     sweeper.set_defaults(func=_sweep)
+
+    up = sub.add_parser("up", help="bring the e2e environment up and leave it running (make up)")
+    up.set_defaults(func=_up)
+    down = sub.add_parser("down", help="remove the environment `make up` left running (make down)")
+    down.set_defaults(func=_down)
+    git_server = sub.add_parser("git-server", help="serve a Git root over smart HTTP (used by make up)")
+    git_server.add_argument("--address", required=True)
+    git_server.add_argument("--root", required=True)
+    git_server.set_defaults(func=_git_server)
 
     tenant = sub.add_parser("tenant", help="manage tenants of the fleet repo")
     tenant_sub = tenant.add_subparsers(dest="tenant_command", required=True)

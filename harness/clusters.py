@@ -13,13 +13,11 @@ from pathlib import Path
 import pykube
 from pytest_kind import KindCluster
 
-from harness import commands
+from harness import commands, networks
 from harness.errors import CommandError, HarnessError
 from harness.kit import registry
 from harness.progress import step
 
-# Every cluster the harness creates is named with one of these, so leftovers can be swept.
-CLUSTER_PREFIXES = ("fleet-e2e-", "fleet-kit-smoke-")
 KIND_LABEL = "io.x-k8s.kind.cluster"
 CREATE_TIMEOUT_S = 600.0
 
@@ -48,7 +46,7 @@ def kind_config(mirrors: Path) -> str:
 class KitCluster(KindCluster):  # type: ignore[misc]
     """A kind cluster made from the kit; `workdir` holds its kubeconfig, config and logs."""
 
-    def __init__(self, name: str, workdir: Path, kind: str, kubectl: str, image: str) -> None:
+    def __init__(self, name: str, workdir: Path, kind: str, kubectl: str, image: str, network: str) -> None:
         # Not calling KindCluster.__init__: it would create .pytest-kind/ in the working directory
         # and point at downloaded binaries. These are the attributes its methods use.
         self.name = name
@@ -59,27 +57,28 @@ class KitCluster(KindCluster):  # type: ignore[misc]
         self.kind_path = Path(kind)
         self.kubectl_path = Path(kubectl)
         self.platform = platform.system().lower()
+        self.network = network
 
     def exists(self) -> bool:
         out = commands.run([str(self.kind_path), "get", "clusters"], timeout_s=60.0).stdout
         return self.name in out.split()
 
     def create(self, config_file: str | Path | None = None) -> None:
-        """Create the cluster, or reuse it if it exists (exporting its kubeconfig)."""
+        """Create the cluster on the run's network; an existing one is never taken over."""
         if self.exists():
-            commands.run([str(self.kind_path), "export", "kubeconfig", "--name", self.name,
-                          "--kubeconfig", str(self.kubeconfig_path)], timeout_s=60.0)
-        else:
-            argv = [str(self.kind_path), "create", "cluster", "--name", self.name, "--image", self.image,
-                    "--kubeconfig", str(self.kubeconfig_path), "--wait", "180s"]
-            if config_file:
-                argv += ["--config", str(config_file)]
-            log = self.path / "kind-create.log"
-            with step(f"creating kind cluster {self.name} (log: {log})"):
-                try:
-                    commands.run(argv, timeout_s=CREATE_TIMEOUT_S, log=log)
-                except CommandError as exc:
-                    raise ClusterError(f"kind could not create {self.name} (log: {log})\n{exc}") from exc
+            raise ClusterError(f"kind cluster {self.name} already exists: this run did not create it "
+                               "and will not use it (`make sweep` removes what killed runs left)")
+        argv = [str(self.kind_path), "create", "cluster", "--name", self.name, "--image", self.image,
+                "--kubeconfig", str(self.kubeconfig_path), "--wait", "180s"]
+        if config_file:
+            argv += ["--config", str(config_file)]
+        log = self.path / "kind-create.log"
+        with step(f"creating kind cluster {self.name} (log: {log})"):
+            try:
+                commands.run(argv, timeout_s=CREATE_TIMEOUT_S, log=log,
+                             env={networks.KIND_NETWORK_ENV: self.network})
+            except CommandError as exc:
+                raise ClusterError(f"kind could not create {self.name} (log: {log})\n{exc}") from exc
         self.api = pykube.HTTPClient(pykube.KubeConfig.from_file(self.kubeconfig_path))
 
     def create_with_mirror(self, reg: registry.Registry) -> None:
@@ -100,28 +99,6 @@ class KitCluster(KindCluster):  # type: ignore[misc]
 def node_containers(cluster: str) -> list[str]:
     return commands.run(["docker", "ps", "-a", "--filter", f"label={KIND_LABEL}={cluster}",
                          "--format", "{{.Names}}"], timeout_s=30.0).stdout.split()
-
-
-def leftover_clusters(kind: str) -> list[str]:
-    """Clusters made by the harness that exist now (after a crash or --keep-cluster)."""
-    out = commands.run([kind, "get", "clusters"], timeout_s=60.0).stdout.split()
-    return [name for name in out if name.startswith(CLUSTER_PREFIXES)]
-
-
-def sweep(kind: str) -> list[str]:
-    """Delete every leftover cluster, the registry container and kind's network if unused."""
-    removed = []
-    for name in leftover_clusters(kind):
-        commands.run([kind, "delete", "cluster", "--name", name], timeout_s=300.0)
-        removed.append(f"kind cluster {name}")
-    if commands.succeeds(["docker", "inspect", registry.CONTAINER], timeout_s=30.0):
-        registry.stop()
-        removed.append(f"container {registry.CONTAINER}")
-    if commands.succeeds(["docker", "network", "inspect", registry.NETWORK], timeout_s=30.0):
-        registry.remove_network_if_unused()
-        if not commands.succeeds(["docker", "network", "inspect", registry.NETWORK], timeout_s=30.0):
-            removed.append(f"docker network {registry.NETWORK}")
-    return removed
 
 
 class ExistingCluster:

@@ -7,21 +7,22 @@ long waits of one cluster overlap with the other's progress.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import commands, diagnostics, flux, publish, yamlio
+from harness import diagnostics, flux, networks, publish, yamlio
 from harness.clusters import ExistingCluster, KitCluster
 from harness.config import E2EConfig, Environment
 from harness.errors import HarnessError
 from harness.flux import Ref
-from harness.gitserver import GitServer, serve
+from harness.gitserver import GitServer, serve, serve_detached
 from harness.kit import registry
 from harness.kit.build import Kit
 from harness.kube import Kube
 from harness.progress import format_duration, say
+from harness.runs import Run
 from harness.versions import REPO_ROOT
 from harness.waits import wait_for
 
@@ -76,20 +77,12 @@ class Fleet:
     timings: Timings
     fleet_commit: str = ""
     tenant_commit: str = ""
+    run: Run | None = None
+    registry: registry.Registry | None = None
+    server_pid: int | None = None  # the Git server's own process (kept environments only)
 
     def diagnostics_dir(self, name: str) -> Path:
         return self.config.artifacts / name
-
-
-def gateway_address() -> str:
-    """The host's address on kind's network: reachable from the host, nodes and pods alike."""
-    registry.ensure_network()
-    out = commands.run(["docker", "network", "inspect", registry.NETWORK, "--format",
-                        "{{range .IPAM.Config}}{{.Gateway}} {{end}}"], timeout_s=30.0).stdout.split()
-    ipv4 = [a for a in out if ":" not in a]
-    if not ipv4:
-        raise HarnessError(f"docker network {registry.NETWORK} has no IPv4 gateway: {out}")
-    return ipv4[0]
 
 
 def rewrites_for(server: GitServer) -> list[publish.Rewrite]:
@@ -170,20 +163,30 @@ def wait_fleet(fleet: Fleet, handle: ClusterHandle) -> None:
 
 
 @contextmanager
-def fleet_up(config: E2EConfig, kit: Kit, workdir: Path) -> Iterator[Fleet]:
-    """The whole e2e environment; torn down on exit (clusters kept with keep_clusters)."""
+def fleet_up(config: E2EConfig, kit: Kit, workdir: Path, run: Run, keep: bool = False) -> Iterator[Fleet]:
+    """The whole e2e environment of one run, torn down on exit.
+
+    With `keep` (`make up`) everything stays when the block ends normally: the Git server then
+    runs in a process of its own. After a failure it is torn down either way.
+    """
     timings = Timings()
     with ExitStack() as stack:
-        network_created = registry.ensure_network()
-        if network_created:
-            stack.callback(registry.remove_network_if_unused)
+        networks.ensure(run)
+        stack.callback(_quietly, f"remove network {run.network}", networks.remove, run)
         with timings.measure("registry start"):
-            reg = registry.start(kit.versions)
-        stack.callback(registry.stop)
-        server = stack.enter_context(serve(gateway_address(), workdir / "git-server", kit.chart_repos))
+            reg = registry.start(kit.versions, run)
+        stack.callback(_quietly, f"remove registry {reg.container}", registry.stop, reg)
+        address = networks.gateway(run)
+        daemon = None
+        if keep:
+            server, daemon = serve_detached(address, workdir / "git-server", kit.chart_repos)
+            stack.callback(_quietly, "stop the Git server", daemon.stop)
+        else:
+            server = stack.enter_context(serve(address, workdir / "git-server", kit.chart_repos))
         with timings.measure("publish fleet and tenant repos"):
             fleet_commit, tenant_commit, hits = publish_repos(server)
-        fleet = Fleet(config, kit, server, hits, {}, timings, fleet_commit, tenant_commit)
+        fleet = Fleet(config, kit, server, hits, {}, timings, fleet_commit, tenant_commit, run, reg,
+                      daemon.pid if daemon else None)
         for env in config.environments:
             existing = config.existing_kubeconfig(env)
             cluster: KitCluster | ExistingCluster
@@ -192,9 +195,9 @@ def fleet_up(config: E2EConfig, kit: Kit, workdir: Path) -> Iterator[Fleet]:
                 (workdir / env).mkdir(parents=True, exist_ok=True)
                 say(f"{env}: using the existing cluster of {existing}")
             else:
-                cluster = KitCluster(f"fleet-e2e-{env}", workdir / env, kit.binary("kind"),
-                                     kit.binary("kubectl"), kit.node_image)
-                stack.callback(_delete_quietly, cluster)
+                cluster = KitCluster(run.name(env), workdir / env, kit.binary("kind"),
+                                     kit.binary("kubectl"), kit.node_image, run.network)
+                stack.callback(_quietly, f"delete cluster {cluster.name}", cluster.delete)
                 with timings.measure(f"{env}: create kind cluster"):
                     cluster.create_with_mirror(reg)
             fleet.clusters[env] = ClusterHandle(env, cluster, Kube(Path(cluster.kubeconfig_path)), workdir / env)
@@ -212,6 +215,24 @@ def fleet_up(config: E2EConfig, kit: Kit, workdir: Path) -> Iterator[Fleet]:
             raise
         say("fleet ready; step times:\n" + timings.table())
         yield fleet
+        if keep:
+            stack.pop_all()
+
+
+def attach(config: E2EConfig, kit: Kit, server: GitServer, clusters: dict[Environment, Path],
+           workdir: Path, run: Run) -> Fleet:
+    """A Fleet over an environment that is already up (`make up`): nothing is created."""
+    fleet = Fleet(config, kit, server, [], {}, Timings(), publish.head(server, FLEET_REPO),
+                  publish.head(server, TENANT_REPO), run)
+    for env in config.environments:
+        if env not in clusters:
+            raise HarnessError(f"the environment from `make up` has no {env} cluster "
+                               f"(it has {', '.join(clusters)}); choose with --e2e-environments")
+        cluster = ExistingCluster(run.name(env), clusters[env])
+        fleet.clusters[env] = ClusterHandle(env, cluster, Kube(clusters[env]), workdir / env)
+    for handle in fleet.clusters.values():
+        wait_fleet(fleet, handle)
+    return fleet
 
 
 def collect_diagnostics(fleet: Fleet, name: str) -> Path:
@@ -225,8 +246,9 @@ def collect_diagnostics(fleet: Fleet, name: str) -> Path:
     return target
 
 
-def _delete_quietly(cluster: KitCluster) -> None:
+def _quietly(what: str, action: Callable[..., object], *args: object) -> None:
+    """A teardown step: its failure is said, never raised over the test's own outcome."""
     try:
-        cluster.delete()
-    except HarnessError as exc:
-        say(f"teardown: could not delete {cluster.name}: {exc}")
+        action(*args)
+    except Exception as exc:  # noqa: BLE001 - teardown is best-effort by design
+        say(f"teardown: could not {what}: {exc}")

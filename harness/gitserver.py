@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import base64
 import mimetypes
+import os
 import secrets
 import shutil
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,8 +24,11 @@ from urllib.parse import unquote, urlsplit
 
 from harness import commands
 from harness.errors import CommandError, HarnessError
+from harness.waits import wait_for
 
 GIT_BACKEND = "/usr/lib/git-core/git-http-backend"
+READY_FILE = "server.url"
+TOKEN_ENV = "FLEET_GIT_SERVER_TOKEN"
 BACKEND_TIMEOUT_S = 300.0
 USERNAME = "fleet"
 
@@ -143,25 +148,68 @@ def _handler(server_root: Path, charts_root: Path, username: str, token: str) ->
     return Handler
 
 
-@contextmanager
-def serve(address: str, root: Path, chart_repos: dict[str, Path]) -> Iterator[GitServer]:
-    """Run the server on address (port chosen by the OS) until the context exits."""
+def _prepare_root(root: Path, chart_repos: dict[str, Path]) -> tuple[Path, Path]:
     git_root = root / "git"
     charts_root = root / "charts"
     git_root.mkdir(parents=True, exist_ok=True)
     charts_root.mkdir(parents=True, exist_ok=True)
     for name, folder in chart_repos.items():
         shutil.copytree(folder, charts_root / name, dirs_exist_ok=True)
-    token = secrets.token_hex(16)
+    return git_root, charts_root
+
+
+def _listen(address: str, root: Path, token: str) -> tuple[ThreadingHTTPServer, GitServer]:
+    git_root, charts_root = root / "git", root / "charts"
     try:
         httpd = ThreadingHTTPServer((address, 0), _handler(git_root, charts_root, USERNAME, token))
     except OSError as exc:
         raise GitServerError(f"cannot listen on {address}: {exc}") from exc
+    url = f"http://{address}:{httpd.server_address[1]}"
+    return httpd, GitServer(url, USERNAME, token, git_root, charts_root)
+
+
+@contextmanager
+def serve(address: str, root: Path, chart_repos: dict[str, Path]) -> Iterator[GitServer]:
+    """Run the server in this process on address (port chosen by the OS) until the context exits."""
+    _prepare_root(root, chart_repos)
+    httpd, server = _listen(address, root, secrets.token_hex(16))
     thread = threading.Thread(target=httpd.serve_forever, name="git-server", daemon=True)
     thread.start()
     try:
-        yield GitServer(f"http://{address}:{httpd.server_address[1]}", USERNAME, token, git_root, charts_root)
+        yield server
     finally:
         httpd.shutdown()
         httpd.server_close()
         thread.join()
+
+
+def serve_detached(address: str, root: Path, chart_repos: dict[str, Path]) -> tuple[GitServer, commands.Daemon]:
+    """Run the server in a process of its own that outlives this one (`make up`)."""
+    _prepare_root(root, chart_repos)
+    token = secrets.token_hex(16)
+    ready = root / READY_FILE
+    ready.unlink(missing_ok=True)
+    daemon = commands.spawn([sys.executable, "-m", "harness", "git-server", "--address", address,
+                             "--root", str(root)], log=root / "server.log", env={TOKEN_ENV: token})
+
+    def probe() -> tuple[bool, str, str]:
+        if not daemon.alive():
+            raise GitServerError(f"the Git server exited; see {root / 'server.log'}")
+        return ready.is_file(), ready.read_text().strip() if ready.is_file() else "", "not listening yet"
+
+    try:
+        url = wait_for("the Git server to listen", probe, timeout_s=30.0, interval_s=0.2)
+    except BaseException:
+        daemon.stop()
+        raise
+    return GitServer(url, USERNAME, token, root / "git", root / "charts"), daemon
+
+
+def run_server(address: str, root: Path) -> None:
+    """The detached server's process: listen, say where (READY_FILE), serve until killed."""
+    token = os.environ.get(TOKEN_ENV)
+    if not token:
+        raise GitServerError(f"{TOKEN_ENV} is not set: the push token comes from the parent process")
+    httpd, server = _listen(address, root, token)
+    (root / READY_FILE).write_text(server.url + "\n")
+    httpd.serve_forever()

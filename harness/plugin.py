@@ -10,8 +10,9 @@ from collections.abc import Callable, Generator, Iterator
 import pytest
 
 from harness.config import ENVIRONMENTS, OPTIONS, E2EConfig, build_config
+from harness.environment import e2e_fleet
 from harness.errors import HarnessError
-from harness.fleet import ClusterHandle, Fleet, collect_diagnostics, fleet_up
+from harness.fleet import ClusterHandle, Fleet, collect_diagnostics
 from harness.kit.build import Kit, build_kit
 from harness.kit.host import prepare_host
 from harness.kit.requirements import check as check_requirements
@@ -136,12 +137,13 @@ def kit(versions: Versions, e2e_config: E2EConfig) -> Kit:
 def fleet(request: pytest.FixtureRequest, e2e_config: E2EConfig, kit: Kit,
           tmp_path_factory: pytest.TempPathFactory,
           record_testsuite_property: Callable[[str, object], None]) -> Iterator[Fleet]:
-    """Clusters created, Flux bootstrapped from the local Git server, everything Ready."""
+    """Clusters created (or `make up`'s attached), Flux bootstrapped from the local Git server,
+    everything Ready; one e2e at a time on a host, the run id on everything created."""
     v = kit.versions
     for key, value in (("kubernetes", v.kubernetes), ("flux", v.flux.cli), ("kyverno", v.kyverno),
                        ("kind", v.kind), ("podinfo", v.podinfo)):
         record_testsuite_property(f"version.{key}", value)
-    with fleet_up(e2e_config, kit, tmp_path_factory.mktemp("e2e")) as fleet:
+    with e2e_fleet(e2e_config, kit, tmp_path_factory.mktemp("e2e")) as fleet:
         request.session.stash[FLEET_KEY] = fleet
         for name, seconds in fleet.timings.steps:
             record_testsuite_property(f"time.{name}", f"{seconds:.1f}s")

@@ -11,15 +11,16 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
-from harness import commands
+from harness import commands, networks
 from harness.clusters import KitCluster, node_containers
 from harness.errors import HarnessError
 from harness.kit import registry
 from harness.kit.build import Kit
 from harness.progress import say
+from harness.runs import Run
+from harness.sweep import inventory_of_run
 from harness.versions import Versions
 from harness.waits import wait_for
 
@@ -28,13 +29,10 @@ class SmokeError(HarnessError):
     """The kit's smoke check failed."""
 
 
-def leftovers(cluster: str, network_created: bool) -> list[str]:
+def leftovers(run: Run, cluster: str) -> list[str]:
     """Containers, volumes, networks and processes that still belong to the smoke run."""
-    found = [f"container {c}" for c in node_containers(cluster)]
-    if commands.succeeds(["docker", "inspect", registry.CONTAINER], timeout_s=30.0):
-        found.append(f"container {registry.CONTAINER}")
-    if network_created and commands.succeeds(["docker", "network", "inspect", registry.NETWORK], timeout_s=30.0):
-        found.append(f"docker network {registry.NETWORK}")
+    found = [str(f) for f in inventory_of_run(run)]
+    found += [f"container {c}" for c in node_containers(cluster)]
     volumes = commands.run(["docker", "volume", "ls", "-q", "--filter", "dangling=true"], timeout_s=30.0).stdout.split()
     found += [f"dangling volume {v}" for v in volumes]
     processes = commands.run(["ps", "-eo", "pid,args"], timeout_s=30.0).stdout.splitlines()
@@ -45,12 +43,12 @@ def leftovers(cluster: str, network_created: bool) -> list[str]:
 class Smoke:
     """One smoke run; every step raises SmokeError naming what failed."""
 
-    def __init__(self, v: Versions, kit: Kit, workdir: Path) -> None:
+    def __init__(self, v: Versions, kit: Kit, workdir: Path, run: Run) -> None:
         self.v, self.kit, self.workdir = v, kit, workdir
-        self.name = f"fleet-kit-smoke-{uuid.uuid4().hex[:6]}"
+        self.name = run.name("smoke")
         self.kind = kit.binary("kind")
         self.kubectl = kit.binary("kubectl")
-        self.cluster = KitCluster(self.name, workdir, self.kind, self.kubectl, kit.node_image)
+        self.cluster = KitCluster(self.name, workdir, self.kind, self.kubectl, kit.node_image, run.network)
         self.kubeconfig = self.cluster.kubeconfig_path
 
     def kubectl_run(self, *args: str, timeout_s: float = 60.0, stdin: str | None = None) -> str:
@@ -112,25 +110,27 @@ class Smoke:
 def run_smoke(v: Versions, kit: Kit) -> float:
     """The whole smoke check; returns its wall time."""
     started = time.monotonic()
-    network_created = registry.ensure_network()
-    reg = registry.start(v)
-    with tempfile.TemporaryDirectory(prefix="fleetkit-smoke-") as tmp:
-        smoke = Smoke(v, kit, Path(tmp))
+    run = Run.new()
+    with tempfile.TemporaryDirectory(prefix=f"{run.name()}-smoke-") as tmp:
+        smoke = Smoke(v, kit, Path(tmp), run)
+        networks.ensure(run)
         try:
-            smoke.create(reg)
-            smoke.check_version()
-            smoke.wait_default_account()
-            podinfo = next(t for t in kit.upstream_tags if "/podinfo:" in t)
-            smoke.run_pod("from-mirror", podinfo, privileged=False)
-            proxy = next(t for t in kit.upstream_tags if "/kube-proxy:" in t)
-            smoke.run_pod("privileged", proxy, privileged=True)
-            smoke.flux_check_pre()
+            reg = registry.start(v, run)
+            try:
+                smoke.create(reg)
+                smoke.check_version()
+                smoke.wait_default_account()
+                podinfo = next(t for t in kit.upstream_tags if "/podinfo:" in t)
+                smoke.run_pod("from-mirror", podinfo, privileged=False)
+                proxy = next(t for t in kit.upstream_tags if "/kube-proxy:" in t)
+                smoke.run_pod("privileged", proxy, privileged=True)
+                smoke.flux_check_pre()
+            finally:
+                smoke.delete()
+                registry.stop(reg)
         finally:
-            smoke.delete()
-            registry.stop()
-            if network_created:
-                registry.remove_network_if_unused()
-        left = leftovers(smoke.name, network_created)
+            networks.remove(run)
+        left = leftovers(run, smoke.name)
         if left:
             raise SmokeError(f"left behind after deleting {smoke.name}: {left}")
     return time.monotonic() - started

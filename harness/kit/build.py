@@ -6,11 +6,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from harness import locks, networks
 from harness.kit import cache, charts, gomod, images, node, recipes, registry, upstream
 from harness.kit.oci import BuiltImage, build_image
 from harness.kit.tools import log_dir, validation_kit
 from harness.progress import format_duration, say
+from harness.runs import Run
 from harness.versions import Versions
+
+# A cold kit takes 30 to 60 minutes on two cores: a waiting run gives the first one that long.
+KIT_LOCK_TIMEOUT_S = 2 * 3600.0
 
 Source = Literal["build", "upstream"]
 
@@ -61,8 +66,16 @@ def build_kit(v: Versions, source: Source = "build") -> Kit:
     """Everything `make kit` produces; the registry is filled, then stopped.
 
     With source "upstream" the images and charts are pulled and downloaded instead of built
-    (for machines with internet); tools and the node image are built either way.
+    (for machines with internet); tools and the node image are built either way. Runs on one
+    host take turns: the second waits for the first's build, then finds it cached.
     """
+    with locks.hold(cache.cache_root() / "locks", "kit", f"building the kit ({source})",
+                    "runs on this host share one kit cache; the first builds, the others reuse it",
+                    timeout_s=KIT_LOCK_TIMEOUT_S):
+        return _build_kit(v, source)
+
+
+def _build_kit(v: Versions, source: Source) -> Kit:
     built, go, by_name = go_artifacts(v)
     kind_module = gomod.download("sigs.k8s.io/kind", v.kind)
     pause_tag = node.sandbox_image(kind_module.dir).rsplit(":", 1)[1]
@@ -77,15 +90,17 @@ def build_kit(v: Versions, source: Source = "build") -> Kit:
     )
     node_image = node.build_node_image(v, node_inputs)
     tags = tuple(t for spec in specs for t in spec.tags)
-    network_created = registry.ensure_network()
-    reg = registry.start(v)
+    run = Run.new()
+    networks.ensure(run)
     try:
-        pushed = registry.push(reg, list(tags))
-        say(f"registry: pushed {len(pushed)} image(s), {len(tags) - len(pushed)} already there")
+        reg = registry.start(v, run)
+        try:
+            pushed = registry.push(reg, list(tags))
+            say(f"registry: pushed {len(pushed)} image(s), {len(tags) - len(pushed)} already there")
+        finally:
+            registry.stop(reg)
     finally:
-        registry.stop()
-        if network_created:
-            registry.remove_network_if_unused()
+        networks.remove(run)
     if source == "upstream":
         chart_artifacts = (upstream.chart_repo("podinfo", v.podinfo), upstream.chart_repo("kyverno", v.kyverno_chart))
     else:

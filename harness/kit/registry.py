@@ -1,9 +1,9 @@
 """The local OCI registry that stands in for ghcr.io, registry.k8s.io, docker.io and Kyverno's.
 
-A real registry (Debian's docker-registry, i.e. distribution) in a container on kind's Docker
-network: kind nodes reach it as http://fleet-kit-registry:5000 through containerd mirror
-configuration, and the host pushes to it on 127.0.0.1. Its storage lives in the kit cache, so
-what was pushed once is served again after a restart. Images keep their upstream paths with
+A real registry (Debian's docker-registry, i.e. distribution) in a container on the run's Docker
+network, named after the run: kind nodes reach it as http://fleet-<run>-registry:5000 through
+containerd mirror configuration, and the host pushes to it on a loopback port Docker picks.
+Its storage lives in the kit cache, so what was pushed once is served again by every run. Images keep their upstream paths with
 the registry host dropped (ghcr.io/fluxcd/x:v1 is served as fluxcd/x:v1).
 """
 
@@ -13,6 +13,7 @@ import json
 import shutil
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,12 +23,10 @@ from harness.kit import cache, debian
 from harness.kit.images import IPTABLES_PACKAGES
 from harness.kit.oci import File, ImageSpec, build_image
 from harness.progress import say
+from harness.runs import Run
 from harness.versions import Versions
 from harness.waits import wait_for
 
-NETWORK = "kind"
-CONTAINER = "fleet-kit-registry"
-HOST_PORT = 5001
 MIRRORED = ("ghcr.io", "registry.k8s.io", "docker.io", "reg.kyverno.io")
 REGISTRY_BINARY = Path("/usr/bin/docker-registry")
 CONFIG = b"""version: 0.1
@@ -45,8 +44,12 @@ http:
 class Registry:
     """A running registry: where the host pushes and where nodes pull."""
 
-    host_endpoint: str = f"127.0.0.1:{HOST_PORT}"
-    node_endpoint: str = f"http://{CONTAINER}:5000"
+    container: str
+    host_endpoint: str  # 127.0.0.1:<port Docker picked>
+
+    @property
+    def node_endpoint(self) -> str:
+        return f"http://{self.container}:5000"
 
     def local_name(self, upstream: str) -> str:
         """The host-side name of an upstream image reference."""
@@ -75,56 +78,50 @@ def registry_image(v: Versions) -> str:
     return build_image(spec).tag
 
 
-def ensure_network() -> bool:
-    """Create kind's network the way kind does if it is missing; True if created here."""
-    if commands.succeeds(["docker", "network", "inspect", NETWORK], timeout_s=30.0):
-        return False
-    commands.run(["docker", "network", "create", "-d=bridge",
-                  "-o", "com.docker.network.bridge.enable_ip_masquerade=true",
-                  "-o", "com.docker.network.driver.mtu=1500", NETWORK], timeout_s=60.0)
-    return True
+def _healthy(endpoint: str) -> Callable[[], tuple[bool, None, str]]:
+    def probe() -> tuple[bool, None, str]:
+        try:
+            with urllib.request.urlopen(f"http://{endpoint}/v2/", timeout=3) as response:
+                return response.status == 200, None, f"HTTP {response.status}"
+        except (urllib.error.URLError, OSError) as exc:
+            return False, None, str(exc)
+
+    return probe
 
 
-def remove_network_if_unused() -> None:
-    """Remove kind's network when nothing is attached (it was created by the harness)."""
-    attached = commands.run(["docker", "network", "inspect", NETWORK, "--format", "{{len .Containers}}"],
-                            timeout_s=30.0).stdout.strip()
-    if attached == "0":
-        commands.run(["docker", "network", "rm", NETWORK], timeout_s=60.0)
-
-
-def _healthy() -> tuple[bool, None, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{HOST_PORT}/v2/", timeout=3) as response:
-            return response.status == 200, None, f"HTTP {response.status}"
-    except (urllib.error.URLError, OSError) as exc:
-        return False, None, str(exc)
-
-
-def start(v: Versions) -> Registry:
-    """Start the registry container (reusing a running one)."""
+def start(v: Versions, run: Run) -> Registry:
+    """Start the run's registry container on the run's network (which must exist)."""
     image = registry_image(v)
-    state = commands.run(["docker", "ps", "-a", "--filter", f"name=^{CONTAINER}$", "--format", "{{.State}}"],
-                         timeout_s=30.0).stdout.strip()
-    if state != "running":
-        if state:
-            commands.run(["docker", "rm", "-f", CONTAINER], timeout_s=60.0)
-        ensure_network()
-        storage = cache.cache_root() / "registry"
-        storage.mkdir(parents=True, exist_ok=True)
-        commands.run(["docker", "run", "-d", "--name", CONTAINER, "--network", NETWORK,
-                      "--label", "dev.fleet-kit.role=registry",
-                      "-p", f"127.0.0.1:{HOST_PORT}:5000", "-v", f"{storage}:/var/lib/registry", image],
-                     timeout_s=120.0)
-        say(f"registry {CONTAINER} started (host 127.0.0.1:{HOST_PORT}, storage {storage})")
-    wait_for("the local registry to answer", _healthy, timeout_s=60.0, interval_s=0.5,
-             hint=f"docker logs {CONTAINER}")
-    return Registry()
+    container = run.name("registry")
+    storage = cache.cache_root() / "registry"
+    storage.mkdir(parents=True, exist_ok=True)
+    commands.run(["docker", "run", "-d", "--name", container, "--network", run.network,
+                  *run.label_args(), "--label", "dev.fleet-e2e.role=registry",
+                  "-p", "127.0.0.1::5000", "-v", f"{storage}:/var/lib/registry", image],
+                 timeout_s=120.0)
+    port = commands.run(["docker", "port", container, "5000/tcp"], timeout_s=30.0).stdout.split()
+    endpoint = next((p for p in port if p.startswith("127.0.0.1:")), "")
+    if not endpoint:
+        stop_container(container)
+        raise KitError(f"registry {container}: Docker published no loopback port ({port})")
+    say(f"registry {container} started (host {endpoint}, storage {storage})")
+    reg = Registry(container, endpoint)
+    try:
+        wait_for("the local registry to answer", _healthy(endpoint), timeout_s=60.0, interval_s=0.5,
+                 hint=f"docker logs {container}")
+    except BaseException:
+        stop(reg)
+        raise
+    return reg
 
 
-def stop() -> None:
+def stop(registry: Registry) -> None:
     """Remove the registry container (its storage stays in the cache)."""
-    commands.run(["docker", "rm", "-f", CONTAINER], timeout_s=60.0)
+    stop_container(registry.container)
+
+
+def stop_container(name: str) -> None:
+    commands.run(["docker", "rm", "-f", name], timeout_s=60.0)
 
 
 def has_image(registry: Registry, upstream: str, image_id: str) -> bool:
