@@ -17,7 +17,7 @@ def _validate(args: argparse.Namespace) -> int:
     from harness.manifests.validate import validate
 
     versions = load_versions()
-    kit = validation_kit(versions)
+    kit = validation_kit(versions, _kit_source(None))
     report = validate(Path(args.repo), kit.tools, kit.sources, versions)
     for finding in report.findings:
         print(finding)

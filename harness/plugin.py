@@ -118,6 +118,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.fixture(scope="session")
+def kit_source(pytestconfig: pytest.Config) -> str:
+    """Where the kit's images come from; "build" while the e2e settings are invalid (the
+    cluster-free tests do not depend on them, the e2e reports the bad value)."""
+    try:
+        return _config(pytestconfig).kit_source
+    except HarnessError:
+        return "build"
+
+
+@pytest.fixture(scope="session")
 def e2e_config(pytestconfig: pytest.Config) -> E2EConfig:
     """The e2e's validated settings."""
     return _config(pytestconfig)
@@ -140,8 +150,9 @@ def fleet(request: pytest.FixtureRequest, e2e_config: E2EConfig, kit: Kit,
     """Clusters created (or `make up`'s attached), Flux bootstrapped from the local Git server,
     everything Ready; one e2e at a time on a host, the run id on everything created."""
     v = kit.versions
-    for key, value in (("kubernetes", v.kubernetes), ("flux", v.flux.cli), ("kyverno", v.kyverno),
-                       ("kind", v.kind), ("podinfo", v.podinfo)):
+    for key, value in (("kubernetes", kit.node_kubernetes), ("flux", v.flux.cli), ("kyverno", v.kyverno),
+                       ("kind", v.kind), ("podinfo", v.podinfo), ("kit-source", kit.source),
+                       ("node-image", kit.node_image)):
         record_testsuite_property(f"version.{key}", value)
     with e2e_fleet(e2e_config, kit, tmp_path_factory.mktemp("e2e")) as fleet:
         request.session.stash[FLEET_KEY] = fleet

@@ -60,8 +60,8 @@ class Smoke:
 
     def check_version(self) -> None:
         version = json.loads(self.kubectl_run("version", "-o", "json"))["serverVersion"]["gitVersion"]
-        if version != self.v.kubernetes:
-            raise SmokeError(f"API server reports {version}, expected {self.v.kubernetes}")
+        if version != self.kit.node_kubernetes:
+            raise SmokeError(f"API server reports {version}, expected {self.kit.node_kubernetes}")
         say(f"smoke: API server reports {version}")
 
     def wait_default_account(self) -> None:

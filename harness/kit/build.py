@@ -30,6 +30,14 @@ class Kit:
     node_image: str
     chart_repos: dict[str, Path]  # repository name -> folder with index.yaml and charts
     versions: Versions
+    source: Source = "build"
+
+    @property
+    def node_kubernetes(self) -> str:
+        """The Kubernetes version the node image runs (upstream's is kind's pin for it)."""
+        if self.source == "upstream":
+            return self.node_image.split("@")[0].rpartition(":")[2]
+        return self.versions.kubernetes
 
     def binary(self, name: str) -> str:
         for artifact in self.go:
@@ -39,27 +47,25 @@ class Kit:
         raise KeyError(name)
 
 
-def go_artifacts(v: Versions) -> tuple[list[cache.Artifact], images.GoArtifacts, dict[str, cache.Artifact]]:
-    """Every Go build the kit needs, most needed first."""
-    logs = log_dir()
-    built = list(validation_kit(v).artifacts)
-    by_name: dict[str, cache.Artifact] = {a.name: a for a in built}
-    recipes_in_order = [
+def go_recipes(v: Versions, source: Source) -> list[gomod.GoBuild]:
+    """The Go builds beyond the validation tools: for "upstream" only the CLIs the harness runs
+    (kind, kubectl); for "build" also everything the images and the node image are made of."""
+    if source == "upstream":
+        return [recipes.kind(v), recipes.kubernetes(v, ("kubectl",))]
+    return [
         recipes.kind(v), recipes.kubernetes(v),
         *(recipes.flux_controller(n, ver) for n, ver in v.flux.controllers().items()),
         recipes.containerd(v.node.containerd), recipes.crictl(v.node.crictl),
         recipes.etcd(v.node.etcd), recipes.coredns(v.node.coredns), recipes.podinfo(v),
     ]
-    for recipe in recipes_in_order:
-        artifact = gomod.build(recipe, logs)
-        built.append(artifact)
-        by_name[artifact.name] = artifact
-    go = images.GoArtifacts(
-        kubernetes=by_name["kubernetes"], etcd=by_name["etcd"], coredns=by_name["coredns"],
-        flux={n: by_name[n] for n in v.flux.controllers()}, kyverno=by_name["kyverno"],
-        podinfo=by_name["podinfo"],
-    )
-    return built, go, by_name
+
+
+def go_artifacts(v: Versions, source: Source) -> dict[str, cache.Artifact]:
+    """Every Go build the kit needs for `source`, most needed first, by name."""
+    logs = log_dir()
+    built = list(validation_kit(v, source).artifacts)
+    built += [gomod.build(recipe, logs) for recipe in go_recipes(v, source)]
+    return {a.name: a for a in built}
 
 
 def build_kit(v: Versions, source: Source = "build") -> Kit:
@@ -76,20 +82,36 @@ def build_kit(v: Versions, source: Source = "build") -> Kit:
 
 
 def _build_kit(v: Versions, source: Source) -> Kit:
-    built, go, by_name = go_artifacts(v)
-    kind_module = gomod.download("sigs.k8s.io/kind", v.kind)
-    pause_tag = node.sandbox_image(kind_module.dir).rsplit(":", 1)[1]
-    specs = images.all_images(v, go, pause_tag)
+    by_name = go_artifacts(v, source)
     if source == "upstream":
-        component_images = [upstream.pull(tag) for spec in specs for tag in spec.tags]
+        tags = tuple(images.workload_tags(v))
+        component_images = [upstream.pull(tag) for tag in tags]
+        node_image = upstream.pull(node.upstream_node_image(v))
+        chart_artifacts = (upstream.chart_repo("podinfo", v.podinfo), upstream.chart_repo("kyverno", v.kyverno_chart))
     else:
+        go = images.GoArtifacts(
+            kubernetes=by_name["kubernetes"], etcd=by_name["etcd"], coredns=by_name["coredns"],
+            flux={n: by_name[n] for n in v.flux.controllers()}, kyverno=by_name["kyverno"],
+            podinfo=by_name["podinfo"],
+        )
+        kind_module = gomod.download("sigs.k8s.io/kind", v.kind)
+        pause_tag = node.sandbox_image(kind_module.dir).rsplit(":", 1)[1]
+        specs = images.all_images(v, go, pause_tag)
         component_images = [build_image(spec) for spec in specs]
-    node_inputs = node.NodeInputs(
-        kubernetes=by_name["kubernetes"], containerd=by_name["containerd"], crictl=by_name["crictl"],
-        image_tags=tuple(t for spec in images.kubernetes_images(v, go, pause_tag) for t in spec.tags),
-    )
-    node_image = node.build_node_image(v, node_inputs)
-    tags = tuple(t for spec in specs for t in spec.tags)
+        node_inputs = node.NodeInputs(
+            kubernetes=by_name["kubernetes"], containerd=by_name["containerd"], crictl=by_name["crictl"],
+            image_tags=tuple(t for spec in images.kubernetes_images(v, go, pause_tag) for t in spec.tags),
+        )
+        node_image = node.build_node_image(v, node_inputs)
+        tags = tuple(t for spec in specs for t in spec.tags)
+        chart_artifacts = (charts.podinfo_repo(v), charts.kyverno_repo(v))
+    _fill_registry(v, tags)
+    repos = {a.name: a.path for a in chart_artifacts}
+    return Kit(list(by_name.values()), [*component_images, node_image], tags, node_image.tag, repos, v, source)
+
+
+def _fill_registry(v: Versions, tags: tuple[str, ...]) -> None:
+    """Push every image the clusters pull into the shared registry storage (once)."""
     run = Run.new()
     networks.ensure(run)
     try:
@@ -101,12 +123,6 @@ def _build_kit(v: Versions, source: Source) -> Kit:
             registry.stop(reg)
     finally:
         networks.remove(run)
-    if source == "upstream":
-        chart_artifacts = (upstream.chart_repo("podinfo", v.podinfo), upstream.chart_repo("kyverno", v.kyverno_chart))
-    else:
-        chart_artifacts = (charts.podinfo_repo(v), charts.kyverno_repo(v))
-    repos = {a.name: a.path for a in chart_artifacts}
-    return Kit(built, [*component_images, node_image], tags, node_image.tag, repos, v)
 
 
 def summary(kit: Kit) -> str:

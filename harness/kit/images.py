@@ -104,11 +104,34 @@ def kubernetes_images(v: Versions, go: GoArtifacts, pause_tag: str) -> list[Imag
     return specs
 
 
+def flux_tag(name: str, version: str) -> str:
+    return f"ghcr.io/fluxcd/{name}:{version}"
+
+
+def kyverno_tags(v: Versions, image: str) -> tuple[str, ...]:
+    registry = "ghcr.io" if image == "readiness-checker" else "reg.kyverno.io"
+    tags = [f"{registry}/kyverno/{image}:{v.kyverno}"]
+    if image == "readiness-checker":
+        # The chart's cleanup hook defaults this image's tag to `latest`.
+        tags.append(f"{registry}/kyverno/{image}:latest")
+    return tuple(tags)
+
+
+def podinfo_tag(v: Versions) -> str:
+    return f"ghcr.io/stefanprodan/podinfo:{v.podinfo}"
+
+
+def workload_tags(v: Versions) -> list[str]:
+    """Images the fleet runs on top of Kubernetes (Flux, Kyverno, podinfo), by upstream name."""
+    return [*(flux_tag(n, ver) for n, ver in v.flux.controllers().items()),
+            *(t for image in KYVERNO_IMAGES.values() for t in kyverno_tags(v, image)), podinfo_tag(v)]
+
+
 def flux_images(v: Versions, go: GoArtifacts) -> list[ImageSpec]:
     """As upstream: binary on PATH as entrypoint, CA bundle, numeric non-root user."""
     return [
         ImageSpec(
-            tags=(f"ghcr.io/fluxcd/{name}:{version}",),
+            tags=(flux_tag(name, version),),
             files=(File(f"/usr/local/bin/{name}", go.flux[name].path / "bin" / name, 0o755), _ca()),
             dirs=(("tmp", 0o1777), ("data", 0o777)),
             entrypoint=(name,), user=NOBODY,
@@ -123,13 +146,8 @@ def kyverno_images(v: Versions, go: GoArtifacts) -> list[ImageSpec]:
     for binary, image in KYVERNO_IMAGES.items():
         if binary not in (*KYVERNO_COMMANDS, "kubectl-kyverno"):
             raise KitError(f"kyverno image {image}: the kit does not build {binary}")
-        registry = "ghcr.io" if image == "readiness-checker" else "reg.kyverno.io"
-        tags = [f"{registry}/kyverno/{image}:{v.kyverno}"]
-        if image == "readiness-checker":
-            # The chart's cleanup hook defaults this image's tag to `latest`.
-            tags.append(f"{registry}/kyverno/{image}:latest")
         specs.append(ImageSpec(
-            tags=tuple(tags),
+            tags=kyverno_tags(v, image),
             files=(File(f"/ko-app/{binary}", go.kyverno.path / "bin" / binary, 0o755), _ca()),
             dirs=(("tmp", 0o1777), ("var/run/ko", 0o755)),
             env=(("PATH", "/ko-app:/usr/local/bin:/usr/bin:/bin"), ("KO_DATA_PATH", "/var/run/ko")),
@@ -146,7 +164,7 @@ def podinfo_image(v: Versions, go: GoArtifacts) -> ImageSpec:
     passwd = b"root:x:0:0:root:/root:/bin/sh\napp:x:100:101:app:/home/app:/sbin/nologin\n"
     group = b"root:x:0:\napp:x:101:app\n"
     return ImageSpec(
-        tags=(f"ghcr.io/stefanprodan/podinfo:{v.podinfo}",),
+        tags=(podinfo_tag(v),),
         files=(
             File("/home/app/podinfo", go.podinfo.path / "bin" / "podinfo", 0o755),
             File("/usr/local/bin/podcli", go.podinfo.path / "bin" / "podcli", 0o755),

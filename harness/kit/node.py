@@ -69,6 +69,22 @@ def node_tag(v: Versions) -> str:
     return f"{NODE_REPOSITORY}:{v.kubernetes}"
 
 
+def upstream_node_image(v: Versions) -> str:
+    """kind's own default node image, by digest, as the pinned kind module names it.
+
+    For KIT_SOURCE=upstream: that image runs the Kubernetes version kind pins for it (which may
+    differ from versions.yaml's patch) and upstream's runc, which privileged pods need a full
+    capability bounding set for.
+    """
+    kind_dir = gomod.download("sigs.k8s.io/kind", v.kind).dir
+    source = (kind_dir / "pkg/apis/config/defaults/image.go").read_text()
+    match = re.search(r'Image\s*=\s*"(kindest/node:[^"@]+@sha256:[0-9a-f]{64})"', source)
+    if not match:
+        raise KitError(f"kind {v.kind}: pkg/apis/config/defaults/image.go names no node image by digest; "
+                       "update harness/kit/node.py")
+    return match.group(1)
+
+
 def sandbox_image(kind_dir: Path) -> str:
     """The pause image kind's containerd config uses (kind preloads that one, not kubeadm's)."""
     config = (kind_dir / "images/base/files/etc/containerd/config.toml").read_text()

@@ -29,7 +29,8 @@ _K8S_STAGING = (
 )
 
 
-def kubernetes(v: Versions) -> GoBuild:
+def kubernetes(v: Versions, commands: tuple[str, ...] = _K8S_COMMANDS) -> GoBuild:
+    """Kubernetes' commands, all seven (node image, control-plane images) or only kubectl."""
     major, minor = v.kubernetes.removeprefix("v").split(".")[:2]
     stamps = {
         "gitVersion": v.kubernetes,
@@ -40,16 +41,16 @@ def kubernetes(v: Versions) -> GoBuild:
         "buildDate": "1970-01-01T00:00:00Z",
     }
     return GoBuild(
-        name="kubernetes",
+        name="kubernetes" if commands == _K8S_COMMANDS else "-".join(commands),
         module="k8s.io/kubernetes",
         version=v.kubernetes,
-        packages=tuple(f"k8s.io/kubernetes/cmd/{c}" for c in _K8S_COMMANDS),
+        packages=tuple(f"k8s.io/kubernetes/cmd/{c}" for c in commands),
         ldflags=("-s", "-w")
         + tuple(f"-X {pkg}.{k}={val}" for pkg in _K8S_VERSION_PACKAGES for k, val in stamps.items()),
         local_replace_versions=tuple(
             (f"k8s.io/{name}", v.kubernetes_staging) for name in _K8S_STAGING
         ),
-        binaries=_K8S_COMMANDS,
+        binaries=commands,
     )
 
 
@@ -77,16 +78,18 @@ KYVERNO_COMMANDS = (
 )
 
 
-def kyverno(v: Versions) -> GoBuild:
-    """Kyverno's controllers and its CLI in one build, so shared packages compile once."""
+def kyverno(v: Versions, cli_only: bool = False) -> GoBuild:
+    """Kyverno's controllers and its CLI in one build, so shared packages compile once; or only
+    the CLI, where the controllers' images come from upstream."""
+    commands = () if cli_only else KYVERNO_COMMANDS
     return GoBuild(
-        name="kyverno",
+        name="kyverno-cli" if cli_only else "kyverno",
         module="github.com/kyverno/kyverno",
         version=v.kyverno,
-        packages=tuple(f"github.com/kyverno/kyverno/cmd/{c}" for c in KYVERNO_COMMANDS)
+        packages=tuple(f"github.com/kyverno/kyverno/cmd/{c}" for c in commands)
         + ("github.com/kyverno/kyverno/cmd/cli/kubectl-kyverno",),
         ldflags=("-s", "-w", f"-X github.com/kyverno/kyverno/pkg/version.BuildVersion={v.kyverno}"),
-        binaries=KYVERNO_COMMANDS + ("kubectl-kyverno",),
+        binaries=commands + ("kubectl-kyverno",),
     )
 
 

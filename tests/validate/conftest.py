@@ -16,9 +16,9 @@ Edit = Callable[[Path], None]
 
 
 @pytest.fixture(scope="session")
-def kit(versions: Versions) -> ValidationKit:
+def kit(versions: Versions, kit_source: str) -> ValidationKit:
     """kustomize, flux and the Kyverno CLI from the kit cache (built on first use)."""
-    return validation_kit(versions)
+    return validation_kit(versions, kit_source)
 
 
 @pytest.fixture
