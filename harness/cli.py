@@ -13,9 +13,11 @@ from harness.versions import REPO_ROOT, load_versions
 
 
 def _validate(args: argparse.Namespace) -> int:
+    from harness.kit.requirements import check
     from harness.kit.tools import validation_kit
     from harness.manifests.validate import validate
 
+    check("validate")
     versions = load_versions()
     kit = validation_kit(versions, _kit_source(None))
     report = validate(Path(args.repo), kit.tools, kit.sources, versions)
