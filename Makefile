@@ -43,7 +43,7 @@ down: $(PY)
 
 ## Cluster-free tests only (seconds once the kit's tools are cached).
 unit: $(PY)
-	$(PY) -m pytest -m "not e2e"
+	$(PY) -m pytest -m "not e2e" $(PYTEST_ARGS)
 
 ## Build every tool and image the e2e needs, from Go modules and Debian packages.
 kit: $(PY)
@@ -53,6 +53,7 @@ kit: $(PY)
 lint: $(PY)
 	$(VENV)/bin/ruff check harness tests
 	$(VENV)/bin/mypy
+	$(PY) -m harness lint-ci
 
 ## Smoke check of the kit: a throwaway kind cluster from the kit's node image and registry.
 kit-check: $(PY)

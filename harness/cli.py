@@ -31,6 +31,21 @@ def _validate(args: argparse.Namespace) -> int:
     return 1 if report.findings else 0
 
 
+def _lint_ci(args: argparse.Namespace) -> int:
+    from harness.kit.requirements import check
+    from harness.kit.tools import ci_config_tools
+    from harness.manifests.ci import check_all
+
+    check("validate")
+    tools = ci_config_tools(load_versions())
+    findings = check_all(tools.actionlint, tools.renovate_validator, Path(args.repo))
+    for finding in findings:
+        print(finding)
+    say(f"CI configuration {'FAILED' if findings else 'passed'}: actionlint, Renovate's validator, "
+        f"Renovate rules for every pin; {len(findings)} finding(s)")
+    return 1 if findings else 0
+
+
 def _kit_build(args: argparse.Namespace) -> int:
     from harness.kit.build import build_kit, summary
 
@@ -141,6 +156,9 @@ def parser() -> argparse.ArgumentParser:
 
     validate = sub.add_parser("validate", help="offline manifest checks (make validate)")
     validate.set_defaults(func=_validate)
+
+    lint_ci = sub.add_parser("lint-ci", help="check the workflows and the Renovate config (make lint)")
+    lint_ci.set_defaults(func=_lint_ci)
 
     kit = sub.add_parser("kit", help="the offline kit of tools and images")
     kit_sub = kit.add_subparsers(dest="kit_command", required=True)

@@ -56,6 +56,9 @@ class Versions:
     kyverno_chart: str
     podinfo: str
     podinfo_module: str
+    actionlint: str
+    renovate: str
+    node_runtime: str
 
     @property
     def kubernetes_staging(self) -> str:
@@ -92,6 +95,7 @@ def load_versions(path: Path = VERSIONS_FILE) -> Versions:
     kyverno = _require(data, "kyverno", where)
     podinfo = _require(data, "podinfo", where)
     node = _require(data, "node", where)
+    ci = _require(data, "ci", where)
     return Versions(
         kubernetes=_text(data, "kubernetes", where),
         kind=_text(data, "kind", where),
@@ -111,4 +115,7 @@ def load_versions(path: Path = VERSIONS_FILE) -> Versions:
         kyverno_chart=_text(kyverno, "chart", f"{where}: kyverno"),
         podinfo=_text(podinfo, "app", f"{where}: podinfo"),
         podinfo_module=_text(podinfo, "module", f"{where}: podinfo"),
+        actionlint=_text(ci, "actionlint", f"{where}: ci"),
+        renovate=_text(ci, "renovate", f"{where}: ci"),
+        node_runtime=_text(ci, "node", f"{where}: ci"),
     )

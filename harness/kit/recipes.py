@@ -150,3 +150,12 @@ def crictl(version: str) -> GoBuild:
         ldflags=("-s", "-w", f"-X sigs.k8s.io/cri-tools/pkg/version.Version={version}"),
         binaries=("crictl",),
     )
+
+
+def actionlint(v: Versions) -> GoBuild:
+    module = "github.com/rhysd/actionlint"
+    return GoBuild(
+        name="actionlint", module=module, version=v.actionlint,
+        packages=(f"{module}/cmd/actionlint",),
+        ldflags=("-s", "-w", f"-X {module}.version={v.actionlint}"), binaries=("actionlint",),
+    )

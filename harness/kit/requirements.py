@@ -72,6 +72,9 @@ PACKAGES: tuple[Package, ...] = (
 PROGRAMS: tuple[Program, ...] = (
     Program("go", frozenset({"validate", "kit"}),
             f"install Go >= {MIN_GO[0]}.{MIN_GO[1]} and put it on PATH (every tool is built from Go modules)"),
+    Program("npm", frozenset({"validate"}),
+            "install Node.js and npm (Debian: apt-get install npm); Renovate's config validator "
+            "comes from the npm registry"),
 )
 # Run only to install the packages above; without them the packages must be there already.
 INSTALLERS = ("apt-get", "dpkg-query")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import platform
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.kit import cache, flux, gomod, recipes
+from harness.kit import cache, flux, gomod, npm, recipes
 from harness.manifests.render import Tools
 from harness.manifests.validate import SchemaSources
 from harness.versions import Versions
@@ -49,4 +50,27 @@ def validation_kit(v: Versions, source: str = "build") -> ValidationKit:
             crd_files=crds,
         ),
         artifacts=(kustomize, bundle, flux_cli, kyverno),
+    )
+
+
+@dataclass(frozen=True)
+class CIConfigTools:
+    """The checkers of the forkers' CI configuration."""
+
+    actionlint: Path
+    renovate_validator: tuple[str, ...]  # argv: the pinned Node.js runtime, then the validator
+
+
+def ci_config_tools(v: Versions) -> CIConfigTools:
+    """actionlint from its Go module; Renovate's config validator and the Node.js runtime it
+    declares from the npm registry (the host's node may be older than Renovate supports)."""
+    logs = log_dir()
+    actionlint = gomod.build(recipes.actionlint(v), logs)
+    arch = {"x86_64": "x64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+    node = npm.package(f"node-linux-{arch}", v.node_runtime, logs)
+    renovate = npm.package("renovate", v.renovate, logs)
+    return CIConfigTools(
+        actionlint=actionlint.path / "bin" / "actionlint",
+        renovate_validator=(str(node.path / "node_modules" / f"node-linux-{arch}" / "bin" / "node"),
+                            str(renovate.path / "node_modules" / "renovate" / "dist" / "config-validator.js")),
     )
