@@ -53,6 +53,28 @@ def test_stalled_is_failed() -> None:
     assert ".spec.replicas: expected numeric" in status_of(o).message  # Ready's detail is kept
 
 
+def test_stalled_about_an_older_generation_is_not_terminal() -> None:
+    o = obj(generation=3, observed=2, status="False", reason="UpgradeFailed", observedGeneration=2)
+    o["status"]["conditions"].append({"type": "Stalled", "status": "True", "reason": "InvalidChartReference",
+                                      "message": "bad", "observedGeneration": 2})
+    status = status_of(o)
+    assert (status.verdict, status.terminal) == ("pending", False)
+
+
+def test_first_failure_of_an_object_that_never_succeeded_is_failed() -> None:
+    # Flux leaves status.observedGeneration at -1 until a reconcile succeeds; the condition
+    # itself says which generation it is about.
+    o = obj(generation=1, observed=-1, status="False", reason="ReconciliationFailed",
+            message="Kustomization/x is forbidden", observedGeneration=1)
+    status = status_of(o)
+    assert (status.verdict, status.reason) == ("failed", "ReconciliationFailed")
+
+
+def test_failure_about_an_older_generation_is_pending() -> None:
+    o = obj(generation=2, observed=1, status="False", reason="ReconciliationFailed", observedGeneration=1)
+    assert status_of(o).verdict == "pending"
+
+
 def test_no_conditions_is_pending() -> None:
     assert status_of(obj()).verdict == "pending"
 
