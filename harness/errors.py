@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 class HarnessError(Exception):
     """Base of every error the harness raises on purpose; its message is meant for the user."""
@@ -11,8 +13,21 @@ class ConfigError(HarnessError):
     """A setting, flag or pinned version is missing or malformed."""
 
 
+# Flags whose value is a credential, and credentials inside URLs (scheme://user:secret@host).
+_SECRET_FLAG = re.compile(r"^(--?(?:password|token|secret|client-secret)[=])(.+)$", re.IGNORECASE)
+_URL_SECRET = re.compile(r"(://[^/:@\s]+:)[^@/\s]+@")
+REDACTED = "***"
+
+
+def redact(text: str) -> str:
+    """text with credentials masked: `--password=x`, `--token=x`, `scheme://user:x@host`."""
+    text = _URL_SECRET.sub(rf"\1{REDACTED}@", text)
+    return " ".join(_SECRET_FLAG.sub(rf"\1{REDACTED}", word) for word in text.split(" "))
+
+
 class CommandError(HarnessError):
-    """An external command failed or timed out."""
+    """An external command failed or timed out. Its message never carries a credential from
+    the command line: errors end up in terminals, CI logs and JUnit reports."""
 
     def __init__(
         self, argv: list[str], exit_code: int | None, stderr: str, reason: str, stdout: str = ""
@@ -21,9 +36,9 @@ class CommandError(HarnessError):
         self.exit_code = exit_code
         self.stderr = stderr
         self.stdout = stdout
-        tail = "\n".join(stderr.strip().splitlines()[-25:])
+        tail = redact("\n".join(stderr.strip().splitlines()[-25:]))
         super().__init__(
-            f"{reason}: {' '.join(argv)}"
+            f"{reason}: {redact(' '.join(argv))}"
             + (f" (exit {exit_code})" if exit_code is not None else "")
             + (f"\n--- stderr (tail) ---\n{tail}" if tail else "")
         )

@@ -2,14 +2,40 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import urllib3
 from kubernetes import config as kube_config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import NotFoundError
+
+from harness.errors import HarnessError
+
+REQUEST_TIMEOUT_S = 30.0
+
+
+class KubeError(HarnessError):
+    """A request to the API server could not be made or answered in time."""
+
+
+def _with_deadline(rest: Any) -> None:
+    """Every request of this client (discovery included) gets a deadline, and no silent
+    retries: a hung API server must not outlast the wait that called it. The client passes
+    `_request_timeout=None` (no deadline) unless told otherwise, so the default goes here."""
+    request = rest.request
+    rest.pool_manager.connection_pool_kw["retries"] = False
+
+    def with_deadline(*args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("_request_timeout") is None:
+            kwargs["_request_timeout"] = (REQUEST_TIMEOUT_S, REQUEST_TIMEOUT_S)
+        return request(*args, **kwargs)
+
+    rest.request = with_deadline
 
 
 @dataclass
@@ -24,6 +50,7 @@ class Kube:
     def dynamic(self) -> DynamicClient:
         if self._dynamic is None:
             api = kube_config.new_client_from_config(config_file=str(self.kubeconfig))
+            _with_deadline(api.rest_client)
             if self.impersonate:
                 api.set_default_header("Impersonate-User", self.impersonate)
             self._dynamic = DynamicClient(api)
@@ -36,33 +63,48 @@ class Kube:
     def _resource(self, api_version: str, kind: str) -> Any:
         return self.dynamic.resources.get(api_version=api_version, kind=kind)
 
+    @contextmanager
+    def _request(self, what: str) -> Iterator[None]:
+        """A network failure (a timeout above all) becomes a KubeError naming the cluster and
+        the call; the API server's own refusals stay ApiException."""
+        try:
+            yield
+        except urllib3.exceptions.HTTPError as exc:
+            raise KubeError(f"{what} on the cluster of {self.kubeconfig} failed: {exc} "
+                            f"(each API request has {REQUEST_TIMEOUT_S:.0f}s)") from exc
+
     def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
         """The object as a dict, or None if it does not exist."""
-        try:
-            return dict(self._resource(api_version, kind).get(name=name, namespace=namespace).to_dict())
-        except NotFoundError:
-            return None
+        with self._request(f"get {kind} {namespace or ''}/{name}"):
+            try:
+                return dict(self._resource(api_version, kind).get(name=name, namespace=namespace).to_dict())
+            except NotFoundError:
+                return None
 
     def list(self, api_version: str, kind: str, namespace: str | None = None) -> list[dict[str, Any]]:
-        result = self._resource(api_version, kind).get(namespace=namespace)
+        with self._request(f"list {kind} in {namespace or 'all namespaces'}"):
+            result = self._resource(api_version, kind).get(namespace=namespace)
         return [dict(item) for item in result.to_dict().get("items", [])]
 
     def create(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Create obj; raises ApiException (e.g. 403 Forbidden, admission denial) on refusal."""
-        resource = self._resource(obj["apiVersion"], obj["kind"])
         namespace = (obj.get("metadata") or {}).get("namespace")
-        return dict(resource.create(body=obj, namespace=namespace).to_dict())
+        with self._request(f"create {obj['kind']} {namespace or ''}/{obj['metadata'].get('name')}"):
+            resource = self._resource(obj["apiVersion"], obj["kind"])
+            return dict(resource.create(body=obj, namespace=namespace).to_dict())
 
     def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> None:
-        try:
-            self._resource(api_version, kind).delete(name=name, namespace=namespace)
-        except NotFoundError:
-            pass
+        with self._request(f"delete {kind} {namespace or ''}/{name}"):
+            try:
+                self._resource(api_version, kind).delete(name=name, namespace=namespace)
+            except NotFoundError:
+                pass
 
     def annotate(self, api_version: str, kind: str, name: str, namespace: str | None, annotations: dict[str, str]) -> None:
         patch = {"metadata": {"annotations": annotations}}
-        self._resource(api_version, kind).patch(body=patch, name=name, namespace=namespace,
-                                                 content_type="application/merge-patch+json")
+        with self._request(f"annotate {kind} {namespace or ''}/{name}"):
+            self._resource(api_version, kind).patch(body=patch, name=name, namespace=namespace,
+                                                     content_type="application/merge-patch+json")
 
 
 def refusal(exc: ApiException) -> str:

@@ -59,7 +59,7 @@ def is_condition_current(obj: dict[str, Any], cond: dict[str, Any]) -> bool:
     a first failure; without one, the object's observedGeneration decides."""
     if cond.get("observedGeneration") is None:
         return is_current(obj)
-    return cond["observedGeneration"] == (obj.get("metadata") or {}).get("generation")
+    return bool(cond["observedGeneration"] == (obj.get("metadata") or {}).get("generation"))
 
 
 def status_of(obj: dict[str, Any], commit: str | None = None) -> Status:

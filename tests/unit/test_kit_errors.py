@@ -46,3 +46,16 @@ def test_upstream_chart_source_without_internet_names_the_url_and_fix(
     with pytest.raises(KitError, match=r"cannot download http://127.0.0.1:9/podinfo/index.yaml.*source: build"):
         upstream.chart_repo("podinfo", "6.9.2")
     assert list((tmp_path / "charts-upstream" / "podinfo").iterdir()) == []
+
+
+def test_command_errors_never_print_credentials() -> None:
+    from harness.errors import CommandError
+
+    token = "4f1d2c3b4a5968778695a4b3c2d1e0f9"
+    error = CommandError(
+        ["flux", "bootstrap", "git", f"--password={token}", "--username=fleet",
+         f"--url=http://fleet:{token}@172.18.0.1:3000/git/platform/fleet.git"],
+        1, f"fatal: could not read from http://fleet:{token}@172.18.0.1:3000/git/x.git\n", "command failed")
+    assert token not in str(error)
+    assert "--password=***" in str(error) and "http://fleet:***@172.18.0.1:3000" in str(error)
+    assert "--username=fleet" in str(error)  # only secrets are masked
