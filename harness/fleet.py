@@ -7,7 +7,7 @@ long waits of one cluster overlap with the other's progress.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +23,7 @@ from harness.kit.build import Kit
 from harness.kube import Kube
 from harness.progress import format_duration, say
 from harness.runs import Run
+from harness.teardown import best_effort
 from harness.versions import REPO_ROOT
 from harness.waits import wait_for
 
@@ -172,15 +173,15 @@ def fleet_up(config: E2EConfig, kit: Kit, workdir: Path, run: Run, keep: bool = 
     timings = Timings()
     with ExitStack() as stack:
         networks.ensure(run)
-        stack.callback(_quietly, f"remove network {run.network}", networks.remove, run)
+        stack.callback(best_effort, f"remove network {run.network}", networks.remove, run)
         with timings.measure("registry start"):
             reg = registry.start(kit.versions, run)
-        stack.callback(_quietly, f"remove registry {reg.container}", registry.stop, reg)
+        stack.callback(best_effort, f"remove registry {reg.container}", registry.stop, reg)
         address = networks.gateway(run)
         daemon = None
         if keep:
             server, daemon = serve_detached(address, workdir / "git-server", kit.chart_repos)
-            stack.callback(_quietly, "stop the Git server", daemon.stop)
+            stack.callback(best_effort, "stop the Git server", daemon.stop)
         else:
             server = stack.enter_context(serve(address, workdir / "git-server", kit.chart_repos))
         with timings.measure("publish fleet and tenant repos"):
@@ -197,7 +198,7 @@ def fleet_up(config: E2EConfig, kit: Kit, workdir: Path, run: Run, keep: bool = 
             else:
                 cluster = KitCluster(run.name(env), workdir / env, kit.binary("kind"),
                                      kit.binary("kubectl"), kit.node_image, run.network)
-                stack.callback(_quietly, f"delete cluster {cluster.name}", cluster.delete)
+                stack.callback(best_effort, f"delete cluster {cluster.name}", cluster.delete)
                 with timings.measure(f"{env}: create kind cluster"):
                     cluster.create_with_mirror(reg)
             fleet.clusters[env] = ClusterHandle(env, cluster, Kube(Path(cluster.kubeconfig_path)), workdir / env)
@@ -244,11 +245,3 @@ def collect_diagnostics(fleet: Fleet, name: str) -> Path:
                             kind=fleet.kit.binary("kind"), cluster=kind_cluster)
     say(f"diagnostics written to {target}")
     return target
-
-
-def _quietly(what: str, action: Callable[..., object], *args: object) -> None:
-    """A teardown step: its failure is said, never raised over the test's own outcome."""
-    try:
-        action(*args)
-    except Exception as exc:  # noqa: BLE001 - teardown is best-effort by design
-        say(f"teardown: could not {what}: {exc}")

@@ -110,14 +110,29 @@ def _handler(server_root: Path, charts_root: Path, username: str, token: str) ->
             kind = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
             self._send(HTTPStatus.OK, target.read_bytes(), kind)
 
+        def _body(self) -> bytes:
+            """The request body, with a length or chunked: git sends pushes larger than its
+            http.postBuffer (1 MiB by default) with Transfer-Encoding: chunked."""
+            if self.headers.get("Transfer-Encoding", "").lower() != "chunked":
+                length = int(self.headers.get("Content-Length") or 0)
+                return self.rfile.read(length) if length else b""
+            chunks: list[bytes] = []
+            while True:
+                size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline().strip():  # trailer fields, up to the blank line
+                        pass
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()  # the CRLF closing the chunk
+
         def _git(self, path: str, query: str) -> None:
             pushing = "git-receive-pack" in path or "service=git-receive-pack" in query
             if pushing and self.headers.get("Authorization") != expected:
                 self._send(HTTPStatus.UNAUTHORIZED, b"authentication required to push\n",
                            extra={"WWW-Authenticate": 'Basic realm="fleet-git"'})
                 return
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
+            body = self._body()
             env = {
                 "GIT_PROJECT_ROOT": str(server_root), "GIT_HTTP_EXPORT_ALL": "1",
                 "PATH_INFO": path, "QUERY_STRING": query, "REQUEST_METHOD": self.command,

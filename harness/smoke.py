@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 from harness import commands, networks
@@ -21,6 +22,7 @@ from harness.kit.build import Kit
 from harness.progress import say
 from harness.runs import Run
 from harness.sweep import inventory_of_run
+from harness.teardown import best_effort
 from harness.versions import Versions
 from harness.waits import wait_for
 
@@ -113,23 +115,20 @@ def run_smoke(v: Versions, kit: Kit) -> float:
     run = Run.new()
     with tempfile.TemporaryDirectory(prefix=f"{run.name()}-smoke-") as tmp:
         smoke = Smoke(v, kit, Path(tmp), run)
-        networks.ensure(run)
-        try:
+        with ExitStack() as stack:
+            networks.ensure(run)
+            stack.callback(best_effort, f"remove network {run.network}", networks.remove, run)
             reg = registry.start(v, run)
-            try:
-                smoke.create(reg)
-                smoke.check_version()
-                smoke.wait_default_account()
-                podinfo = next(t for t in kit.upstream_tags if "/podinfo:" in t)
-                smoke.run_pod("from-mirror", podinfo, privileged=False)
-                proxy = next(t for t in kit.upstream_tags if "/kube-proxy:" in t)
-                smoke.run_pod("privileged", proxy, privileged=True)
-                smoke.flux_check_pre()
-            finally:
-                smoke.delete()
-                registry.stop(reg)
-        finally:
-            networks.remove(run)
+            stack.callback(best_effort, f"remove registry {reg.container}", registry.stop, reg)
+            stack.callback(best_effort, f"delete cluster {smoke.name}", smoke.delete)
+            smoke.create(reg)
+            smoke.check_version()
+            smoke.wait_default_account()
+            podinfo = next(t for t in kit.upstream_tags if "/podinfo:" in t)
+            smoke.run_pod("from-mirror", podinfo, privileged=False)
+            proxy = next(t for t in kit.upstream_tags if "/kube-proxy:" in t)
+            smoke.run_pod("privileged", proxy, privileged=True)
+            smoke.flux_check_pre()
         left = leftovers(run, smoke.name)
         if left:
             raise SmokeError(f"left behind after deleting {smoke.name}: {left}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -12,6 +13,7 @@ from harness.kit.oci import BuiltImage, build_image
 from harness.kit.tools import log_dir, validation_kit
 from harness.progress import format_duration, say
 from harness.runs import Run
+from harness.teardown import best_effort
 from harness.versions import Versions
 
 # A cold kit takes 30 to 60 minutes on two cores: a waiting run gives the first one that long.
@@ -113,16 +115,13 @@ def _build_kit(v: Versions, source: Source) -> Kit:
 def _fill_registry(v: Versions, tags: tuple[str, ...]) -> None:
     """Push every image the clusters pull into the shared registry storage (once)."""
     run = Run.new()
-    networks.ensure(run)
-    try:
+    with ExitStack() as stack:
+        networks.ensure(run)
+        stack.callback(best_effort, f"remove network {run.network}", networks.remove, run)
         reg = registry.start(v, run)
-        try:
-            pushed = registry.push(reg, list(tags))
-            say(f"registry: pushed {len(pushed)} image(s), {len(tags) - len(pushed)} already there")
-        finally:
-            registry.stop(reg)
-    finally:
-        networks.remove(run)
+        stack.callback(best_effort, f"remove registry {reg.container}", registry.stop, reg)
+        pushed = registry.push(reg, list(tags))
+        say(f"registry: pushed {len(pushed)} image(s), {len(tags) - len(pushed)} already there")
 
 
 def summary(kit: Kit) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import urllib.error
 import urllib.request
@@ -66,9 +67,32 @@ def test_wrong_token_push_is_refused(git_server: GitServer, tmp_path: Path) -> N
     assert pushed.returncode != 0
 
 
-def test_chart_files_are_served_and_traversal_is_not(git_server: GitServer) -> None:
+def test_chart_files_are_served(git_server: GitServer) -> None:
     with urllib.request.urlopen(git_server.charts_url("demo") + "/index.yaml", timeout=5) as response:
         assert b"entries" in response.read()
+
+
+@pytest.mark.parametrize("climb", ["../..", "%2e%2e/%2E%2E"], ids=["plain", "percent-encoded"])
+def test_chart_paths_cannot_climb_to_a_file_outside_the_charts(git_server: GitServer, climb: str) -> None:
+    git_server.create_repo("team/apps")
+    outside = git_server.git_root / "team" / "apps.git" / "HEAD"
+    assert outside.is_file()  # the target exists: only the guard can make this a 404
     with pytest.raises(urllib.error.HTTPError) as error:
-        urllib.request.urlopen(git_server.charts_url("demo") + "/../../git/x", timeout=5)
+        urllib.request.urlopen(f"{git_server.charts_url('demo')}/{climb}/git/team/apps.git/HEAD", timeout=5)
     assert error.value.code == 404
+
+
+def test_a_push_larger_than_gits_post_buffer_arrives(git_server: GitServer, tmp_path: Path) -> None:
+    """git sends it with Transfer-Encoding: chunked."""
+    git_server.create_repo("team/apps")
+    work = tmp_path / "work"
+    git("init", "-q", "--initial-branch=main", str(work))
+    (work / "blob.bin").write_bytes(os.urandom(3 * 2**20))  # incompressible, 3x the buffer
+    git("add", ".", cwd=work)
+    git("commit", "-qm", "big", cwd=work)
+    pushed = git("-c", "http.postBuffer=1048576", "push",
+                 with_credentials(git_server, git_server.repo_url("team/apps")), "main", cwd=work)
+    assert pushed.returncode == 0, pushed.stderr
+    cloned = git("clone", "-q", git_server.repo_url("team/apps"), str(tmp_path / "clone"))
+    assert cloned.returncode == 0, cloned.stderr
+    assert (tmp_path / "clone" / "blob.bin").read_bytes() == (work / "blob.bin").read_bytes()
