@@ -16,11 +16,12 @@ from harness.fleet import ClusterHandle, Fleet, collect_diagnostics
 from harness.kit.build import Kit, build_kit
 from harness.kit.host import prepare_host
 from harness.kit.requirements import check as check_requirements
-from harness.progress import set_sink
+from harness.progress import Sink, current_sink, set_sink
 from harness.versions import Versions
 
 FLEET_KEY = pytest.StashKey[Fleet]()
 CONFIG_KEY = pytest.StashKey["E2EConfig | HarnessError"]()
+SINK_KEY = pytest.StashKey[Sink]()
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -31,11 +32,13 @@ def pytest_configure(config: pytest.Config) -> None:
     # CI systems cancel with SIGTERM: treat it like Ctrl-C so fixtures tear down (clusters,
     # registry, Git server) instead of the process dying with everything left running.
     signal.signal(signal.SIGTERM, _interrupt)
+    config.stash[SINK_KEY] = current_sink()
     set_sink(_live_sink(config))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    set_sink(None)
+    # Back to what was there before: a session run inside another (pytester) hands it back.
+    set_sink(config.stash.get(SINK_KEY, None))
 
 
 def _live_sink(config: pytest.Config) -> Callable[[str], None]:

@@ -36,6 +36,10 @@ class _State:
 _state = _State()
 
 
+def current_sink() -> Sink:
+    return _state.sink
+
+
 def set_sink(sink: Sink | None) -> None:
     """Send progress lines to `sink` (None: back to stderr)."""
     with _state.lock:

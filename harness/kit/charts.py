@@ -55,8 +55,18 @@ def write_index(repo: Path) -> None:
     (repo / "index.yaml").write_text(yamlio.dump(index))
 
 
+def podinfo_prerelease(v: Versions) -> str:
+    """The pre-release chart version the kit serves beside the stable one: the next patch, rc.1."""
+    major, minor, patch = v.podinfo.split("-")[0].split(".")
+    return f"{major}.{minor}.{int(patch) + 1}-rc.1"
+
+
 def podinfo_repo(v: Versions) -> cache.Artifact:
+    """The pinned podinfo chart, plus the same chart as a pre-release (same app and image), so
+    that staging's range (pre-releases allowed) and production's (stable only) resolve to
+    different charts and the e2e can tell them apart."""
     module_path = "github.com/stefanprodan/podinfo"
+    prerelease = podinfo_prerelease(v)
 
     def produce(out: Path) -> None:
         module = gomod.download(module_path, v.podinfo_module)
@@ -65,9 +75,16 @@ def podinfo_repo(v: Versions) -> cache.Artifact:
             raise KitError(f"podinfo chart in {module_path}@{v.podinfo_module} is {chart['version']}, "
                            f"versions.yaml says {v.podinfo}; fix podinfo.app or podinfo.module")
         package(module.dir / "charts/podinfo", out)
+        with tempfile.TemporaryDirectory(prefix="fleetkit-podinfo-rc-") as tmp:
+            copy = Path(tmp) / "podinfo"
+            shutil.copytree(module.dir / "charts/podinfo", copy)
+            (copy / "Chart.yaml").chmod(0o644)
+            (copy / "Chart.yaml").write_text(yamlio.dump({**chart, "version": prerelease}))
+            package(copy, out)
         write_index(out)
 
-    return cache.build_once("charts", "podinfo", v.podinfo, cache.recipe_key(("podinfo", v.podinfo_module)),
+    return cache.build_once("charts", "podinfo", v.podinfo,
+                            cache.recipe_key(("podinfo", v.podinfo_module, prerelease)),
                             f"{module_path}@{v.podinfo_module}", produce)
 
 

@@ -1,17 +1,29 @@
-"""A broken tenant repo turns the run red with the object, Flux's reason and a diagnostics folder."""
+"""A broken tenant repo turns a test red fast, with the object, Flux's reason and the
+diagnostics folder the plugin collects on failure.
+
+The failing test runs in a pytest session of its own (pytester, in this process) against this
+run's fleet, so what is checked is the plugin's own on-failure path and the report a person
+reads, not a folder this test made.
+"""
 
 from __future__ import annotations
 
+import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from harness import flux, publish, yamlio
-from harness.fleet import TENANT_REPO, Fleet, collect_diagnostics
-from harness.flux import FluxError, Ref
+from harness.fleet import TENANT_REPO, Fleet
+from harness.flux import Ref
+from harness.plugin import FLEET_KEY
 
+pytest_plugins = ["pytester"]
 pytestmark = pytest.mark.e2e
+
+RELEASE_TIMEOUT_S = 180.0
 
 
 def _break_values(work: Path) -> None:
@@ -29,8 +41,33 @@ def _break_values(work: Path) -> None:
         overlay.write_text(yamlio.dump(patch))
 
 
-def test_broken_helm_values_fail_with_object_reason_and_diagnostics(
-    fleet: Fleet, restore_tenant_repo: Callable[[], str | None]
+class FleetForInnerSession:
+    """Hands this run's fleet to the inner session: to the plugin's on-failure hook (through
+    the session stash, as the fleet fixture does) and to the failing test."""
+
+    def __init__(self, fleet: Fleet) -> None:
+        self.fleet = fleet
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        session.stash[FLEET_KEY] = self.fleet
+
+    @pytest.fixture
+    def outer_fleet(self) -> Fleet:
+        return self.fleet
+
+
+INNER_TEST = f'''
+from harness import flux
+from harness.flux import Ref
+
+def test_podinfo_release_is_ready(outer_fleet):
+    handle = next(iter(outer_fleet.clusters.values()))
+    flux.wait_ready(handle.kube, Ref("HelmRelease", "apps", "podinfo"), None, {RELEASE_TIMEOUT_S})
+'''
+
+
+def test_broken_helm_values_fail_fast_with_reason_and_diagnostics(
+    fleet: Fleet, restore_tenant_repo: Callable[[], str | None], pytester: pytest.Pytester
 ) -> None:
     commit = publish.commit_change(fleet.server, TENANT_REPO, _break_values, "e2e: invalid values type")
     assert commit is not None
@@ -38,13 +75,21 @@ def test_broken_helm_values_fail_with_object_reason_and_diagnostics(
     flux.request_reconcile(handle.kube, Ref("GitRepository", "apps", "dev-team"))
     # The tenant Kustomization applies the (schema-valid) HelmRelease; the release itself fails.
     flux.wait_ready(handle.kube, Ref("Kustomization", "apps", "dev-team"), commit, fleet.config.timeout(180))
-    with pytest.raises(FluxError) as failure:
-        flux.wait_ready(handle.kube, Ref("HelmRelease", "apps", "podinfo"), None, fleet.config.timeout(120),
-                        diagnostics="artifacts/...")
-    message = str(failure.value)
-    assert "HelmRelease apps/podinfo" in message, message
-    assert "reason=" in message and "replicas" in message, message
-    folder = collect_diagnostics(fleet, "failure-experience")
-    objects = (folder / handle.env / "flux-objects.yaml").read_text()
+
+    pytester.makepyfile(test_inner=INNER_TEST)
+    started = time.monotonic()
+    result = pytester.runpytest_inprocess("-p", "harness.plugin", "-p", "no:pytest-kind", "-p", "no:cacheprovider",
+                                          plugins=[FleetForInnerSession(fleet)])
+    elapsed = time.monotonic() - started
+
+    result.assert_outcomes(failed=1)
+    output = result.stdout.str()
+    assert "HelmRelease apps/podinfo failed: reason=" in output and "replicas" in output, output
+    assert elapsed < RELEASE_TIMEOUT_S / 2, f"the failure took {elapsed:.0f}s: it waited instead of failing fast"
+    found = re.search(r"diagnostics for this failure: (\S+)", output)
+    assert found, f"the report names no diagnostics folder:\n{output}"
+    folder = Path(found.group(1)) / handle.env
+    assert folder.is_relative_to(fleet.config.artifacts), folder
+    objects = (folder / "flux-objects.yaml").read_text()
     assert "name: podinfo" in objects and "replicas" in objects
-    assert (folder / handle.env / "logs-flux-system-helm-controller.txt").stat().st_size > 0
+    assert (folder / "logs-flux-system-helm-controller.txt").stat().st_size > 0

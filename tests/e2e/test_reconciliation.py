@@ -13,6 +13,7 @@ from harness.flux import Ref
 from harness.manifests.checks import LOCKDOWN_FLAGS
 from harness.portforward import port_forward
 from harness.readiness import status_of
+from harness.semver import highest
 from harness.versions import REPO_ROOT
 
 pytestmark = pytest.mark.e2e
@@ -56,9 +57,19 @@ def test_tenant_is_ready_at_its_pushed_revision(fleet: Fleet, cluster: ClusterHa
 
 def test_podinfo_follows_the_environment_overlay(fleet: Fleet, cluster: ClusterHandle) -> None:
     overlay = yamlio.load((REPO_ROOT / TENANT_REPO_DIR / cluster.env / "podinfo-values.yaml").read_text())
+    chart_range = overlay["spec"]["chart"]["spec"]["version"]
     release = assert_ready(cluster, Ref("HelmRelease", "apps", "podinfo"))
-    assert release["spec"]["chart"]["spec"]["version"] == overlay["spec"]["chart"]["spec"]["version"]
-    assert release["status"]["lastAttemptedRevision"] == fleet.kit.versions.podinfo
+    assert release["spec"]["chart"]["spec"]["version"] == chart_range
+    # Which chart the range must resolve to, from what the chart repository serves.
+    index = yamlio.load((fleet.kit.chart_repos["podinfo"] / "index.yaml").read_text())
+    served = [str(e["version"]) for e in index["entries"]["podinfo"]]
+    expected = highest(served, chart_range)
+    assert release["status"]["lastAttemptedRevision"] == expected, (chart_range, served)
+    if fleet.kit.source == "build":
+        # The kit serves a pre-release beside the stable chart: staging (pre-releases
+        # allowed) must take it, production (stable only) must not.
+        want_prerelease = cluster.env == "staging"
+        assert ("-" in str(expected)) is want_prerelease, (cluster.env, chart_range, expected, served)
     deployment = cluster.kube.get("apps/v1", "Deployment", "podinfo", "apps")
     assert deployment is not None, "podinfo Deployment missing"
     expected = overlay["spec"]["values"]["replicaCount"]
