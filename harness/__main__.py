@@ -1,5 +1,5 @@
 """Entry point for `python -m harness`."""
 
-from harness.cli import main
+from harness.entry.cli import main
 
 raise SystemExit(main())

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.versions import REPO_ROOT, Versions, load_versions
+from harness.core.versions import REPO_ROOT, Versions, load_versions
 
-pytest_plugins = ["harness.plugin"]
+pytest_plugins = ["harness.entry.plugin"]
 
 
 @pytest.fixture(scope="session")

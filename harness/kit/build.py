@@ -7,14 +7,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from harness import locks, networks
-from harness.kit import cache, charts, gomod, images, node, recipes, registry, upstream
+from harness.access import networks, registry
+from harness.core import locks
+from harness.core.progress import format_duration, say
+from harness.core.runs import Run
+from harness.core.teardown import best_effort
+from harness.core.versions import Versions
+from harness.kit import cache, charts, gomod, images, node, recipes, registry_image, upstream
 from harness.kit.oci import BuiltImage, build_image
 from harness.kit.tools import log_dir, validation_kit
-from harness.progress import format_duration, say
-from harness.runs import Run
-from harness.teardown import best_effort
-from harness.versions import Versions
 
 # A cold kit takes 30 to 60 minutes on two cores: a waiting run gives the first one that long.
 KIT_LOCK_TIMEOUT_S = 2 * 3600.0
@@ -33,6 +34,8 @@ class Kit:
     chart_repos: dict[str, Path]  # repository name -> folder with index.yaml and charts
     versions: Versions
     source: Source = "build"
+    registry_image: str = ""  # the image every run's registry container runs
+    registry_storage: Path = Path()  # what it serves: filled once by the kit
 
     @property
     def node_kubernetes(self) -> str:
@@ -107,18 +110,20 @@ def _build_kit(v: Versions, source: Source) -> Kit:
         node_image = node.build_node_image(v, node_inputs)
         tags = tuple(t for spec in specs for t in spec.tags)
         chart_artifacts = (charts.podinfo_repo(v), charts.kyverno_repo(v))
-    _fill_registry(v, tags)
+    image = registry_image.registry_image(v)
+    _fill_registry(image, tags)
     repos = {a.name: a.path for a in chart_artifacts}
-    return Kit(list(by_name.values()), [*component_images, node_image], tags, node_image.tag, repos, v, source)
+    return Kit(list(by_name.values()), [*component_images, node_image], tags, node_image.tag, repos, v, source,
+               image, registry_image.storage())
 
 
-def _fill_registry(v: Versions, tags: tuple[str, ...]) -> None:
+def _fill_registry(image: str, tags: tuple[str, ...]) -> None:
     """Push every image the clusters pull into the shared registry storage (once)."""
     run = Run.new()
     with ExitStack() as stack:
         networks.ensure(run)
         stack.callback(best_effort, f"remove network {run.network}", networks.remove, run)
-        reg = registry.start(v, run)
+        reg = registry.start(image, registry_image.storage(), run)
         stack.callback(best_effort, f"remove registry {reg.container}", registry.stop, reg)
         pushed = registry.push(reg, list(tags))
         say(f"registry: pushed {len(pushed)} image(s), {len(tags) - len(pushed)} already there")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.errors import KitError
+from harness.core.errors import KitError
 
 MARKER = "complete.json"
 

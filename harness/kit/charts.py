@@ -18,10 +18,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness import yamlio
-from harness.errors import KitError
+from harness.core import yamlio
+from harness.core.errors import KitError
+from harness.core.versions import Versions
 from harness.kit import cache, gomod
-from harness.versions import Versions
 
 REMOTE_KYVERNO_DEPENDENCIES = ("kyverno-api", "openreports", "reports-server")
 

@@ -7,10 +7,10 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from harness import commands
-from harness.errors import CommandError, KitError
+from harness.core import commands
+from harness.core.errors import CommandError, KitError
+from harness.core.progress import step
 from harness.kit import cache
-from harness.progress import step
 
 SOURCES = Path("/etc/apt/sources.list.d/debian.sources")
 DEFAULT_MIRROR = "http://deb.debian.org/debian"

@@ -14,12 +14,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from harness import commands, yamlio
-from harness.errors import KitError
+from harness.core import commands, yamlio
+from harness.core.errors import KitError
+from harness.core.progress import step
+from harness.core.versions import Versions
 from harness.kit import cache, gomod
 from harness.kit.gomod import GoBuild
-from harness.progress import step
-from harness.versions import Versions
 
 FLUX_MODULE = "github.com/fluxcd/flux2/v2"
 IMAGE_REGISTRY = "ghcr.io/fluxcd"

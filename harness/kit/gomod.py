@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import commands
-from harness.errors import CommandError, KitError
+from harness.core import commands
+from harness.core.errors import CommandError, KitError
+from harness.core.progress import step
 from harness.kit import cache
-from harness.progress import step
 
 DOWNLOAD_TIMEOUT_S = 1800.0
 BUILD_TIMEOUT_S = 5400.0

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from harness import commands
-from harness.errors import CommandError, KitError
+from harness.core import commands
+from harness.core.errors import CommandError, KitError
+from harness.core.progress import say, step
+from harness.core.waits import wait_for
 from harness.kit import requirements
 from harness.kit.requirements import docker_works
-from harness.progress import say, step
-from harness.waits import wait_for
 
 DAEMON_JSON = Path("/etc/docker/daemon.json")
 CAPFIX = Path("/usr/local/libexec/fleet-kit/runc-capfix")

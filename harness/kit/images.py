@@ -10,12 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import commands
-from harness.errors import CommandError, KitError
+from harness.core import commands
+from harness.core.errors import CommandError, KitError
+from harness.core.versions import Versions
 from harness.kit import cache, debian, gomod
 from harness.kit.oci import File, ImageSpec
 from harness.kit.recipes import KYVERNO_COMMANDS
-from harness.versions import Versions
 
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 NOBODY = "65534:65534"

@@ -27,14 +27,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import commands
-from harness.errors import CommandError, KitError
+from harness.core import commands
+from harness.core.errors import CommandError, KitError
+from harness.core.progress import step
+from harness.core.versions import Versions
+from harness.core.waits import wait_for
 from harness.kit import cache, debian, gomod
 from harness.kit.host import capfix_script
 from harness.kit.oci import BuiltImage, File, ImageSpec, cached_image, image_size, import_layer
-from harness.progress import step
-from harness.versions import Versions
-from harness.waits import wait_for
 
 NODE_REPOSITORY = "fleet-kit/node"
 POD_SUBNET = "10.244.0.0/16"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness import commands
-from harness.errors import CommandError, KitError
+from harness.core import commands
+from harness.core.errors import CommandError, KitError
+from harness.core.progress import step
 from harness.kit import cache
-from harness.progress import step
 
 INSTALL_TIMEOUT_S = 1800.0
 

@@ -16,9 +16,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import commands
-from harness.errors import CommandError, KitError
-from harness.progress import step
+from harness.core import commands
+from harness.core.errors import CommandError, KitError
+from harness.core.progress import step
 
 KEY_LABEL = "dev.fleet-kit.key"
 IMPORT_TIMEOUT_S = 1800.0

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from harness.core.versions import Versions
 from harness.kit.gomod import GoBuild
-from harness.versions import Versions
 
 # Kubernetes' build stamps these; without them binaries say v0.0.0-master and kubeadm, Helm's
 # kubeVersion checks and `flux check` misbehave.

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from harness import commands
-from harness.errors import CommandError, HarnessError
+from harness.core import commands
+from harness.core.errors import CommandError, HarnessError
 
 # What a command needs the host for: the offline checks and cluster-free tests ("validate"),
 # building the kit ("kit"), or running clusters from it ("e2e", which needs the kit too).

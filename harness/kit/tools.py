@@ -6,10 +6,9 @@ import platform
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.core.toolpaths import SchemaSources, Tools
+from harness.core.versions import Versions
 from harness.kit import cache, flux, gomod, npm, recipes
-from harness.manifests.render import Tools
-from harness.manifests.validate import SchemaSources
-from harness.versions import Versions
 
 
 def log_dir() -> Path:

@@ -8,8 +8,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from harness import commands, yamlio
-from harness.errors import CommandError, KitError
+from harness.core import commands, yamlio
+from harness.core.errors import CommandError, KitError
 from harness.kit import cache, charts
 from harness.kit.oci import BuiltImage, image_size
 

@@ -7,17 +7,17 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from harness import yamlio
+from harness.core import yamlio
+from harness.core.repo import TENANT_LABEL
+from harness.core.versions import Versions
 from harness.manifests.findings import Finding, describe
 from harness.manifests.render import (
     KUSTOMIZATION_FILES,
-    TENANT_LABEL,
     Render,
     RenderedObject,
     tenant_namespaces,
 )
 from harness.manifests.schemas import SchemaIndex
-from harness.versions import Versions
 
 RECONCILER_KINDS = {("kustomize.toolkit.fluxcd.io", "Kustomization"),
                     ("helm.toolkit.fluxcd.io", "HelmRelease")}

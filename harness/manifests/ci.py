@@ -8,8 +8,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from harness import commands, yamlio
-from harness.errors import CommandError
+from harness.core import commands, yamlio
+from harness.core.errors import CommandError
 from harness.manifests.findings import Finding
 
 WORKFLOWS = ".github/workflows"

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from harness.core.repo import LOCAL_TENANT_REPOS
+from harness.core.toolpaths import Tools
 from harness.manifests.findings import Finding, describe
 from harness.manifests.render import (
     KUSTOMIZATION_FILES,
-    LOCAL_TENANT_REPOS,
     Render,
-    Tools,
     build,
     tenant_namespaces,
 )

@@ -7,10 +7,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from harness import commands, yamlio
-from harness.errors import CommandError
+from harness.core import commands, yamlio
+from harness.core.errors import CommandError
+from harness.core.repo import TENANT_LABEL
 from harness.manifests.findings import Finding, describe
-from harness.manifests.render import TENANT_LABEL, Render, RenderedObject
+from harness.manifests.render import Render, RenderedObject
 
 POLICY_TESTS = Path("tests") / "policies"
 KYVERNO_TEST_TIMEOUT_S = 180.0

@@ -20,27 +20,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import commands, yamlio
-from harness.errors import CommandError
+from harness.core import commands, yamlio
+from harness.core.errors import CommandError
+from harness.core.repo import FLEET_DIRS, LOCAL_TENANT_REPOS, TENANT_LABEL
+from harness.core.toolpaths import Tools
 from harness.manifests.findings import ORIGIN_ANNOTATION, Finding
 
 KUSTOMIZE_TIMEOUT_S = 120.0
-FLEET_DIRS = ("clusters", "infrastructure", "tenants")
 # Tenant repos that live in this tree, by tenant name, for rendering tenant Kustomizations.
-LOCAL_TENANT_REPOS = {"dev-team": "tenant-repo-example"}
-TENANT_LABEL = "toolkit.fluxcd.io/tenant"
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 # What the bootstrap placeholders point at when validating offline.
 PLACEHOLDER_FLEET_URL = "https://git.example.com/platform/fleet.git"
-
-
-@dataclass(frozen=True)
-class Tools:
-    """The kit binaries the checks run."""
-
-    kustomize: Path
-    flux: Path
-    kyverno: Path
 
 
 @dataclass(frozen=True)

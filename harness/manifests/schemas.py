@@ -17,7 +17,7 @@ from typing import Any
 
 import jsonschema
 
-from harness import yamlio
+from harness.core import yamlio
 
 OBJECT_META = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
 INT_OR_STRING = {"anyOf": [{"type": "string"}, {"type": "integer"}]}

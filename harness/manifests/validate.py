@@ -9,26 +9,19 @@ from pathlib import Path
 
 import yaml
 
-from harness import yamlio
+from harness.core import yamlio
+from harness.core.repo import FLEET_DIRS, LOCAL_TENANT_REPOS
+from harness.core.toolpaths import SchemaSources, Tools
+from harness.core.versions import Versions
 from harness.manifests import checks, plan, policies
 from harness.manifests.findings import Finding
-from harness.manifests.render import FLEET_DIRS, LOCAL_TENANT_REPOS, Tools, workspace
+from harness.manifests.render import workspace
 from harness.manifests.schemas import (
     SchemaIndex,
     crd_schemas,
     kubernetes_lifecycle,
     kubernetes_schemas,
 )
-from harness.versions import Versions
-
-
-@dataclass(frozen=True)
-class SchemaSources:
-    """Where the pinned API definitions come from (all inside the Go module cache or kit)."""
-
-    swagger: Path  # k8s.io/kubernetes: api/openapi-spec/swagger.json
-    api_module: Path  # k8s.io/api at the matching staging version
-    crd_files: tuple[Path, ...]  # Flux install bundle and Kyverno's CRDs
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,11 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from harness import publish
-from harness.fleet import TENANT_ACCOUNT, TENANT_REPO, ClusterHandle, Fleet, tenant_ready_everywhere
-from harness.kube import Kube
+from harness.access.kube import Kube
+from harness.e2e import publish
+from harness.e2e.converge import tenant_ready_everywhere
+from harness.e2e.handles import ClusterHandle, Fleet
+from harness.e2e.repos import TENANT_ACCOUNT, TENANT_REPO
 
 
 @pytest.fixture

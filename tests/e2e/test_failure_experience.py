@@ -15,10 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from harness import flux, publish, yamlio
-from harness.fleet import TENANT_REPO, Fleet
-from harness.flux import Ref
-from harness.plugin import FLEET_KEY
+from harness.core import yamlio
+from harness.e2e import flux, publish
+from harness.e2e.flux import Ref
+from harness.e2e.handles import Fleet
+from harness.e2e.repos import TENANT_REPO
+from harness.entry.plugin import FLEET_KEY
 
 pytest_plugins = ["pytester"]
 pytestmark = pytest.mark.e2e
@@ -57,8 +59,8 @@ class FleetForInnerSession:
 
 
 INNER_TEST = f'''
-from harness import flux
-from harness.flux import Ref
+from harness.e2e import flux
+from harness.e2e.flux import Ref
 
 def test_podinfo_release_is_ready(outer_fleet):
     handle = next(iter(outer_fleet.clusters.values()))
@@ -78,7 +80,7 @@ def test_broken_helm_values_fail_fast_with_reason_and_diagnostics(
 
     pytester.makepyfile(test_inner=INNER_TEST)
     started = time.monotonic()
-    result = pytester.runpytest_inprocess("-p", "harness.plugin", "-p", "no:pytest-kind", "-p", "no:cacheprovider",
+    result = pytester.runpytest_inprocess("-p", "harness.entry.plugin", "-p", "no:pytest-kind", "-p", "no:cacheprovider",
                                           plugins=[FleetForInnerSession(fleet)])
     elapsed = time.monotonic() - started
 

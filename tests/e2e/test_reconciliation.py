@@ -7,19 +7,19 @@ import urllib.request
 
 import pytest
 
-from harness import flux, publish, yamlio
-from harness.fleet import FLEET_REPO, TENANT_REPO_DIR, ClusterHandle, Fleet
-from harness.flux import Ref
+from harness.access.portforward import port_forward
+from harness.access.readiness import status_of
+from harness.core import yamlio
+from harness.core.repo import TENANT_REPO_DIR, platform_order
+from harness.core.semver import highest
+from harness.core.versions import REPO_ROOT
+from harness.e2e import flux, publish
+from harness.e2e.flux import Ref
+from harness.e2e.handles import ClusterHandle, Fleet
+from harness.e2e.repos import FLEET_REPO
 from harness.manifests.checks import LOCKDOWN_FLAGS
-from harness.portforward import port_forward
-from harness.readiness import status_of
-from harness.semver import highest
-from harness.versions import REPO_ROOT
 
 pytestmark = pytest.mark.e2e
-
-PLATFORM_KUSTOMIZATIONS = ("flux-system", "kyverno", "kyverno-policies", "tenants")
-
 
 def assert_ready(cluster: ClusterHandle, ref: Ref, commit: str | None = None) -> dict:  # type: ignore[type-arg]
     __tracebackhide__ = True
@@ -40,7 +40,7 @@ def test_flux_controllers_run_with_the_lockdown_flags(cluster: ClusterHandle) ->
 
 def test_platform_layers_are_ready_at_the_pushed_fleet_revision(fleet: Fleet, cluster: ClusterHandle) -> None:
     head = publish.head(fleet.server, FLEET_REPO)
-    for name in PLATFORM_KUSTOMIZATIONS:
+    for name in platform_order(cluster.env):
         assert_ready(cluster, Ref("Kustomization", "flux-system", name), head)
     sync = assert_ready(cluster, Ref("Kustomization", "flux-system", "flux-system"), head)
     assert sync["spec"]["serviceAccountName"] == "kustomize-controller"

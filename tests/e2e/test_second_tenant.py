@@ -8,10 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from harness import flux, publish, yamlio
-from harness.fleet import FLEET_REPO, TENANT_REPO, Fleet
-from harness.flux import Ref
-from harness.tenants import add_tenant
+from harness.core import yamlio
+from harness.core.repo import platform_order
+from harness.e2e import flux, publish
+from harness.e2e.flux import Ref
+from harness.e2e.handles import Fleet
+from harness.e2e.repos import FLEET_REPO, TENANT_REPO
+from harness.manifests.tenants import add_tenant
 
 pytestmark = pytest.mark.e2e
 
@@ -23,7 +26,7 @@ def _sync_fleet(fleet: Fleet, commit: str) -> None:
     """Every cluster applied fleet `commit` down to the tenants."""
     for handle in fleet.clusters.values():
         flux.request_reconcile(handle.kube, Ref("GitRepository", "flux-system", "flux-system"))
-        for name in ("flux-system", "kyverno-policies", "tenants"):
+        for name in platform_order(handle.env):
             flux.request_reconcile(handle.kube, Ref("Kustomization", "flux-system", name))
             flux.wait_ready(handle.kube, Ref("Kustomization", "flux-system", name), commit, fleet.config.timeout(240))
 

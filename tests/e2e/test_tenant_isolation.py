@@ -9,12 +9,15 @@ from typing import Any
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from harness import flux, publish, yamlio
-from harness.fleet import TENANT_ACCOUNT, TENANT_REPO, ClusterHandle, Fleet, tenant_ready_everywhere
-from harness.flux import Ref
-from harness.kube import Kube, refusal
-from harness.readiness import condition
-from harness.waits import wait_for
+from harness.access.kube import Kube, refusal
+from harness.access.readiness import condition
+from harness.core import yamlio
+from harness.core.waits import wait_for
+from harness.e2e import flux, publish
+from harness.e2e.converge import tenant_ready_everywhere
+from harness.e2e.flux import Ref
+from harness.e2e.handles import ClusterHandle, Fleet
+from harness.e2e.repos import TENANT_ACCOUNT, TENANT_REPO
 
 pytestmark = pytest.mark.e2e
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.core.versions import Versions
 from harness.kit.tools import CIConfigTools, ci_config_tools
 from harness.manifests import ci
-from harness.versions import Versions
 
 pytestmark = pytest.mark.kit
 

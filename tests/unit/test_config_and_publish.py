@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.config import OPTIONS, build_config
-from harness.errors import ConfigError
-from harness.publish import Rewrite, apply_rewrites
+from harness.core.config import OPTIONS, build_config
+from harness.core.errors import ConfigError
+from harness.e2e.publish import Rewrite, apply_rewrites
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.gitserver import GitServer, serve
+from harness.e2e.gitserver import GitServer, serve
 
 
 @pytest.fixture

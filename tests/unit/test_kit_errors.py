@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import KitError
+from harness.core.errors import KitError
 from harness.kit import cache, gomod
 
 
@@ -49,7 +49,7 @@ def test_upstream_chart_source_without_internet_names_the_url_and_fix(
 
 
 def test_command_errors_never_print_credentials() -> None:
-    from harness.errors import CommandError
+    from harness.core.errors import CommandError
 
     token = "4f1d2c3b4a5968778695a4b3c2d1e0f9"
     error = CommandError(

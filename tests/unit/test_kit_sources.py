@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import KitError
+from harness.core.errors import KitError
+from harness.core.versions import Versions
 from harness.kit import build, cache, images, node, recipes, upstream
-from harness.versions import Versions
 
 
 def test_upstream_source_compiles_only_the_clis_the_harness_runs(versions: Versions) -> None:

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import KitError
+from harness.access.registry import strip_registry
+from harness.core.errors import KitError
 from harness.kit import cache
 from harness.kit.gomod import GoBuild, wrapper_gomod
 from harness.kit.oci import File, ImageSpec, write_layer
-from harness.kit.registry import strip_registry
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import kube
+from harness.access import kube
 
 
 @pytest.fixture

@@ -6,17 +6,17 @@ import threading
 
 import pytest
 
-from harness import progress
+from harness.core import progress
 
 pytest_plugins = ["pytester"]
 
 
 def test_progress_is_live_under_output_capture(pytester: pytest.Pytester) -> None:
     # The plugin comes from a conftest, as in this repo: loaded before pytest's terminal reporter.
-    pytester.makeconftest('pytest_plugins = ["harness.plugin"]\n')
+    pytester.makeconftest('pytest_plugins = ["harness.entry.plugin"]\n')
     pytester.makepyfile(test_probe='''
         import pytest
-        from harness.progress import say, step
+        from harness.core.progress import say, step
 
         @pytest.fixture(scope="session")
         def built():

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from harness.readiness import has_revision, is_current, status_of
+from harness.access.readiness import has_revision, is_current, status_of
 
 SHA = "3f2a9c1e5b7d9f0a1c3e5b7d9f0a1c3e5b7d9f0a"
 

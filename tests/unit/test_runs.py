@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import locks, progress
-from harness.runs import Run, is_alive, process_start, run_id_of
-from harness.sweep import Found, plan
+from harness.core import locks, progress
+from harness.core.runs import Run, is_alive, process_start, run_id_of
+from harness.e2e.sweep import Found, plan
 
 
 def test_every_name_carries_the_run_id() -> None:

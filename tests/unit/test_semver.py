@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.semver import highest, satisfies
+from harness.core.semver import highest, satisfies
 
 STABLE, PRE = ">=6.0.0 <7.0.0", ">=6.0.0-0 <7.0.0-0"
 

@@ -6,9 +6,9 @@ from contextlib import ExitStack
 
 import pytest
 
-from harness import progress
-from harness.errors import CommandError
-from harness.teardown import best_effort
+from harness.core import progress
+from harness.core.errors import CommandError
+from harness.core.teardown import best_effort
 
 
 def test_a_failing_teardown_step_is_said_and_the_tests_failure_survives() -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.cli import main
-from harness.tenants import TenantError, add_tenant
+from harness.entry.cli import main
+from harness.manifests.tenants import TenantError, add_tenant
 
 
 @pytest.fixture

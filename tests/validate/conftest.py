@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.core.versions import Versions
 from harness.kit.tools import ValidationKit, validation_kit
 from harness.manifests.validate import Report, roots, validate
-from harness.versions import Versions
 
 Edit = Callable[[Path], None]
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.core.versions import Versions
 from harness.kit.tools import ValidationKit
 from harness.manifests.findings import Finding
 from harness.manifests.validate import Report, validate
-from harness.versions import Versions
 
 Edit = Callable[[Path], None]
 

@@ -14,7 +14,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import NotFoundError
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 
 REQUEST_TIMEOUT_S = 30.0
 

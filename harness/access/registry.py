@@ -17,27 +17,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import commands
-from harness.errors import CommandError, KitError
-from harness.kit import cache, debian
-from harness.kit.images import IPTABLES_PACKAGES
-from harness.kit.oci import File, ImageSpec, build_image
-from harness.progress import say
-from harness.runs import Run
-from harness.versions import Versions
-from harness.waits import wait_for
+from harness.core import commands
+from harness.core.errors import CommandError, KitError
+from harness.core.progress import say
+from harness.core.runs import Run
+from harness.core.waits import wait_for
 
 MIRRORED = ("ghcr.io", "registry.k8s.io", "docker.io", "reg.kyverno.io")
-REGISTRY_BINARY = Path("/usr/bin/docker-registry")
-CONFIG = b"""version: 0.1
-storage:
-  filesystem:
-    rootdirectory: /var/lib/registry
-  delete:
-    enabled: true
-http:
-  addr: :5000
-"""
 
 
 @dataclass(frozen=True)
@@ -63,21 +49,6 @@ def strip_registry(reference: str) -> str:
     return reference
 
 
-def registry_image(v: Versions) -> str:
-    if not REGISTRY_BINARY.exists():
-        raise KitError(f"{REGISTRY_BINARY} is missing: run `python -m harness host prepare` "
-                       "(it installs the Debian package docker-registry)")
-    base = debian.rootfs("debian-iptables", v.node.debian, IPTABLES_PACKAGES)
-    spec = ImageSpec(
-        tags=("fleet-kit/registry:debian",),
-        base=base.path / "rootfs.tar",
-        files=(File("/usr/bin/docker-registry", REGISTRY_BINARY, 0o755),
-               File("/etc/docker/registry/config.yml", content=CONFIG)),
-        entrypoint=("/usr/bin/docker-registry", "serve", "/etc/docker/registry/config.yml"),
-    )
-    return build_image(spec).tag
-
-
 def _healthy(endpoint: str) -> Callable[[], tuple[bool, None, str]]:
     def probe() -> tuple[bool, None, str]:
         try:
@@ -89,11 +60,10 @@ def _healthy(endpoint: str) -> Callable[[], tuple[bool, None, str]]:
     return probe
 
 
-def start(v: Versions, run: Run) -> Registry:
-    """Start the run's registry container on the run's network (which must exist)."""
-    image = registry_image(v)
+def start(image: str, storage: Path, run: Run) -> Registry:
+    """Start the run's registry container (from `image`, serving `storage`) on the run's
+    network, which must exist."""
     container = run.name("registry")
-    storage = cache.cache_root() / "registry"
     storage.mkdir(parents=True, exist_ok=True)
     commands.run(["docker", "run", "-d", "--name", container, "--network", run.network,
                   *run.label_args(), "--label", "dev.fleet-e2e.role=registry",

@@ -7,9 +7,9 @@ import sys
 import time
 from pathlib import Path
 
-from harness.errors import HarnessError
-from harness.progress import format_duration, say
-from harness.versions import REPO_ROOT, load_versions
+from harness.core.errors import HarnessError
+from harness.core.progress import format_duration, say
+from harness.core.versions import REPO_ROOT, load_versions
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -57,9 +57,9 @@ def _kit_build(args: argparse.Namespace) -> int:
 
 
 def _kit_check(args: argparse.Namespace) -> int:
+    from harness.e2e.smoke import run_smoke
     from harness.kit.build import build_kit
     from harness.kit.host import prepare_host
-    from harness.smoke import run_smoke
 
     prepare_host("e2e")
     versions = load_versions()
@@ -76,8 +76,8 @@ def _kind_binary() -> str:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from harness.environment import live_runs
-    from harness.sweep import sweep
+    from harness.e2e.environment import live_runs
+    from harness.e2e.sweep import sweep
 
     removed, kept = sweep(_kind_binary(), live_runs())
     for item in removed:
@@ -89,8 +89,8 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _up(args: argparse.Namespace) -> int:
-    from harness.config import build_config
-    from harness.environment import up
+    from harness.core.config import build_config
+    from harness.e2e.environment import up
     from harness.kit.build import build_kit
     from harness.kit.host import prepare_host
 
@@ -104,7 +104,7 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _down(args: argparse.Namespace) -> int:
-    from harness.environment import down
+    from harness.e2e.environment import down
 
     for item in down(_kind_binary()):
         print(f"removed {item}")
@@ -112,7 +112,7 @@ def _down(args: argparse.Namespace) -> int:
 
 
 def _git_server(args: argparse.Namespace) -> int:
-    from harness.gitserver import run_server
+    from harness.e2e.gitserver import run_server
 
     run_server(args.address, Path(args.root))
     return 0
@@ -135,13 +135,13 @@ def _host_check(args: argparse.Namespace) -> int:
 
 def _kit_source(value: str | None) -> str:
     """--source, else FLEET_E2E_KIT_SOURCE (the e2e's own setting), else build."""
-    from harness.config import build_config
+    from harness.core.config import build_config
 
     return build_config({"kit-source": value}).kit_source
 
 
 def _tenant_add(args: argparse.Namespace) -> int:
-    from harness.tenants import add_tenant
+    from harness.manifests.tenants import add_tenant
 
     written = add_tenant(Path(args.repo), args.name, args.namespace, args.git_url, args.branch)
     for path in written:

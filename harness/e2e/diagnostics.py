@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness import commands
-from harness.errors import HarnessError
+from harness.core import commands
+from harness.core.errors import HarnessError
 
 FLUX_KINDS = ("gitrepositories", "helmrepositories", "helmcharts", "kustomizations", "helmreleases")
 KYVERNO_KINDS = ("validatingpolicies.policies.kyverno.io", "policyreports", "clusterpolicyreports")

@@ -9,15 +9,17 @@ from collections.abc import Callable, Generator, Iterator
 
 import pytest
 
-from harness.config import ENVIRONMENTS, OPTIONS, E2EConfig, build_config
-from harness.environment import e2e_fleet
-from harness.errors import HarnessError
-from harness.fleet import ClusterHandle, Fleet, collect_diagnostics
+from harness.core.config import OPTIONS, E2EConfig, build_config
+from harness.core.errors import HarnessError
+from harness.core.progress import Sink, current_sink, set_sink
+from harness.core.repo import ENVIRONMENTS
+from harness.core.versions import Versions
+from harness.e2e.environment import e2e_fleet
+from harness.e2e.fleet import collect_diagnostics
+from harness.e2e.handles import ClusterHandle, Fleet
 from harness.kit.build import Kit, build_kit
 from harness.kit.host import prepare_host
 from harness.kit.requirements import check as check_requirements
-from harness.progress import Sink, current_sink, set_sink
-from harness.versions import Versions
 
 FLEET_KEY = pytest.StashKey[Fleet]()
 CONFIG_KEY = pytest.StashKey["E2EConfig | HarnessError"]()
@@ -97,6 +99,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Settings and host requirements are checked in the first seconds, before any build."""
+    if session.config.option.collectonly:
+        return
     e2e = any(item.get_closest_marker("e2e") for item in session.items)
     kit = any(item.get_closest_marker("kit") for item in session.items)
     try:

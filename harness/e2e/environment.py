@@ -15,18 +15,21 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from harness import locks, networks
-from harness.config import E2EConfig, Environment
-from harness.errors import HarnessError
-from harness.fleet import FLEET_REPO, TENANT_REPO, Fleet, attach, fleet_up
-from harness.gitserver import USERNAME, GitServer
-from harness.kit import registry
+from harness.access import networks, registry
+from harness.core import locks
+from harness.core.config import E2EConfig
+from harness.core.errors import HarnessError
+from harness.core.progress import say
+from harness.core.repo import Environment
+from harness.core.runs import Run, is_alive, process_start
+from harness.core.versions import REPO_ROOT
+from harness.e2e.fleet import attach, fleet_up
+from harness.e2e.gitserver import USERNAME, GitServer
+from harness.e2e.handles import Fleet
+from harness.e2e.repos import FLEET_REPO, TENANT_REPO
+from harness.e2e.sweep import Found, remove
 from harness.kit.build import Kit
 from harness.kit.cache import cache_root
-from harness.progress import say
-from harness.runs import Run, is_alive, process_start
-from harness.sweep import Found, remove
-from harness.versions import REPO_ROOT
 
 # Bringing up two clusters takes minutes; a waiting run gives another run's e2e this long.
 E2E_LOCK_TIMEOUT_S = 3 * 3600.0

@@ -16,7 +16,7 @@ from typing import IO
 
 import sh
 
-from harness.errors import CommandError
+from harness.core.errors import CommandError
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,9 @@ that network first, the way kind would, plus the run's labels, so it is the run'
 
 from __future__ import annotations
 
-from harness import commands
-from harness.errors import HarnessError
-from harness.runs import Run
+from harness.core import commands
+from harness.core.errors import HarnessError
+from harness.core.runs import Run
 
 KIND_NETWORK_ENV = "KIND_EXPERIMENTAL_DOCKER_NETWORK"
 

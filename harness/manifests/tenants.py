@@ -10,11 +10,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-from harness import yamlio
-from harness.errors import HarnessError
+from harness.core import yamlio
+from harness.core.errors import HarnessError
+from harness.core.repo import API, ENVIRONMENTS, TENANT_LABEL
 
-TENANT_LABEL = "toolkit.fluxcd.io/tenant"
-ENVIRONMENTS = ("staging", "production")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _URL = re.compile(r"^(https?|ssh)://[^\s/]+/\S+$")
 RESERVED_NAMESPACES = {"default", "flux-system", "kube-system", "kube-public", "kube-node-lease",
@@ -43,10 +42,10 @@ def tenant_files(name: str, namespace: str, git_url: str, branch: str) -> dict[s
          "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}]},
     )
     sync = _docs(
-        {"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
+        {"apiVersion": API["GitRepository"], "kind": "GitRepository",
          "metadata": {"name": name, "namespace": namespace, "labels": labels},
          "spec": {"interval": "1m", "url": git_url, "ref": {"branch": branch}}},
-        {"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+        {"apiVersion": API["Kustomization"], "kind": "Kustomization",
          "metadata": {"name": name, "namespace": namespace, "labels": labels},
          "spec": {"serviceAccountName": name, "interval": "5m", "retryInterval": "1m",
                   "timeout": "3m", "sourceRef": {"kind": "GitRepository", "name": name},
@@ -61,7 +60,7 @@ def tenant_files(name: str, namespace: str, git_url: str, branch: str) -> dict[s
 
 def overlay_patch(name: str, namespace: str, env: str) -> str:
     return yamlio.dump(
-        {"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+        {"apiVersion": API["Kustomization"], "kind": "Kustomization",
          "metadata": {"name": name, "namespace": namespace}, "spec": {"path": f"./{env}"}},
     )
 

@@ -22,9 +22,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from harness import commands
-from harness.errors import CommandError, HarnessError
-from harness.waits import wait_for
+from harness.core import commands
+from harness.core.errors import CommandError, HarnessError
+from harness.core.waits import wait_for
 
 GIT_BACKEND = "/usr/lib/git-core/git-http-backend"
 READY_FILE = "server.url"

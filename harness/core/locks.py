@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from harness.progress import say
-from harness.waits import wait_for
+from harness.core.progress import say
+from harness.core.waits import wait_for
 
 
 @contextmanager

@@ -13,12 +13,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import commands
-from harness.gitserver import GitServer
+from harness.core import commands
+from harness.e2e.gitserver import GitServer
 
 GIT_TIMEOUT_S = 120.0
 AUTHOR = ["-c", "user.name=fleet-e2e", "-c", "user.email=fleet-e2e@example.com"]
-FLEET_DIRS = ("clusters", "infrastructure", "tenants")
 
 
 @dataclass(frozen=True)

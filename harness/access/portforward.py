@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from harness import commands
-from harness.waits import wait_for
+from harness.core import commands
+from harness.core.waits import wait_for
 
 
 def _free_port() -> int:

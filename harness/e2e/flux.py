@@ -7,22 +7,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness import commands
-from harness.errors import CommandError, HarnessError
-from harness.gitserver import GitServer
-from harness.kube import Kube
-from harness.progress import format_duration, say
-from harness.readiness import Status, status_of
-from harness.waits import WaitTimeoutError, wait_for
+from harness.access.kube import Kube
+from harness.access.readiness import Status, status_of
+from harness.core import commands
+from harness.core.errors import CommandError, HarnessError
+from harness.core.progress import format_duration, say
+from harness.core.repo import API
+from harness.core.waits import WaitTimeoutError, wait_for
+from harness.e2e.gitserver import GitServer
 
 BOOTSTRAP_TIMEOUT_S = 600.0
 REQUESTED_AT = "reconcile.fluxcd.io/requestedAt"
-API = {
-    "Kustomization": "kustomize.toolkit.fluxcd.io/v1",
-    "HelmRelease": "helm.toolkit.fluxcd.io/v2",
-    "GitRepository": "source.toolkit.fluxcd.io/v1",
-    "HelmRepository": "source.toolkit.fluxcd.io/v1",
-}
 
 
 class FluxError(HarnessError):

@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from harness.errors import ConfigError
-from harness.versions import REPO_ROOT
+from harness.core.errors import ConfigError
+from harness.core.repo import ENVIRONMENTS, Environment
+from harness.core.versions import REPO_ROOT
 
-Environment = Literal["staging", "production"]
-ENVIRONMENTS: tuple[Environment, ...] = ("staging", "production")
 KitSource = Literal["build", "upstream"]
 KIT_SOURCES: tuple[KitSource, ...] = ("build", "upstream")
 

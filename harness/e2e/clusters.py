@@ -13,10 +13,10 @@ from pathlib import Path
 import pykube
 from pytest_kind import KindCluster
 
-from harness import commands, networks
-from harness.errors import CommandError, HarnessError
-from harness.kit import registry
-from harness.progress import step
+from harness.access import networks, registry
+from harness.core import commands
+from harness.core.errors import CommandError, HarnessError
+from harness.core.progress import step
 
 KIND_LABEL = "io.x-k8s.kind.cluster"
 CREATE_TIMEOUT_S = 600.0

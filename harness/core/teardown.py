@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from harness.progress import say
+from harness.core.progress import say
 
 
 def best_effort(what: str, action: Callable[..., object], *args: object) -> None:

@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from harness import commands
-from harness.runs import LABEL_PID, LABEL_PID_START, LABEL_RUN, Run, is_alive, run_id_of
+from harness.core import commands
+from harness.core.runs import LABEL_PID, LABEL_PID_START, LABEL_RUN, Run, is_alive, run_id_of
 
 ObjectKind = Literal["kind cluster", "container", "docker network"]
 ORDER: tuple[ObjectKind, ...] = ("kind cluster", "container", "docker network")

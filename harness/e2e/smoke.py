@@ -14,17 +14,17 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from harness import commands, networks
-from harness.clusters import KitCluster, node_containers
-from harness.errors import HarnessError
-from harness.kit import registry
+from harness.access import networks, registry
+from harness.core import commands
+from harness.core.errors import HarnessError
+from harness.core.progress import say
+from harness.core.runs import Run
+from harness.core.teardown import best_effort
+from harness.core.versions import Versions
+from harness.core.waits import wait_for
+from harness.e2e.clusters import KitCluster, node_containers
+from harness.e2e.sweep import inventory_of_run
 from harness.kit.build import Kit
-from harness.progress import say
-from harness.runs import Run
-from harness.sweep import inventory_of_run
-from harness.teardown import best_effort
-from harness.versions import Versions
-from harness.waits import wait_for
 
 
 class SmokeError(HarnessError):
@@ -118,7 +118,7 @@ def run_smoke(v: Versions, kit: Kit) -> float:
         with ExitStack() as stack:
             networks.ensure(run)
             stack.callback(best_effort, f"remove network {run.network}", networks.remove, run)
-            reg = registry.start(v, run)
+            reg = registry.start(kit.registry_image, kit.registry_storage, run)
             stack.callback(best_effort, f"remove registry {reg.container}", registry.stop, reg)
             stack.callback(best_effort, f"delete cluster {smoke.name}", smoke.delete)
             smoke.create(reg)

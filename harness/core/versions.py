@@ -8,10 +8,10 @@ from typing import Any
 
 import yaml
 
-from harness import yamlio
-from harness.errors import ConfigError
+from harness.core import yamlio
+from harness.core.errors import ConfigError
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]  # harness/core/versions.py -> the checkout
 VERSIONS_FILE = REPO_ROOT / "versions.yaml"
 
 

@@ -8,8 +8,8 @@ from typing import TypeVar
 
 import tenacity
 
-from harness.errors import HarnessError
-from harness.progress import step
+from harness.core.errors import HarnessError
+from harness.core.progress import step
 
 T = TypeVar("T")
 

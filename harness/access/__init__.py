@@ -1,0 +1,1 @@
+"""Access to clusters and Docker: API clients, readiness predicates, port-forwards, a run's network and registry."""

@@ -1,0 +1,1 @@
+"""Foundation: errors, settings, pinned versions, YAML, progress, commands, waits, run identity."""

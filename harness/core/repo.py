@@ -1,0 +1,54 @@
+"""The fleet repo's layout, defined once: its folders, environments, the tenant label, the API
+versions of the objects the harness reads, and the order in which each cluster's platform
+Kustomizations reconcile, read from `clusters/<env>/*.yaml` (their dependsOn)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from harness.core import yamlio
+from harness.core.errors import ConfigError
+from harness.core.versions import REPO_ROOT
+
+Environment = Literal["staging", "production"]
+ENVIRONMENTS: tuple[Environment, ...] = ("staging", "production")
+FLEET_DIRS = ("clusters", "infrastructure", "tenants")
+TENANT_REPO_DIR = "tenant-repo-example"
+# Tenants whose own repository lives in this tree (the example), by tenant name.
+LOCAL_TENANT_REPOS = {"dev-team": TENANT_REPO_DIR}
+TENANT_LABEL = "toolkit.fluxcd.io/tenant"
+POLICIES_DIR = "infrastructure/kyverno-policies"
+BOOTSTRAP_KUSTOMIZATION = "flux-system"  # written by `flux bootstrap`, first of every cluster
+API = {
+    "Kustomization": "kustomize.toolkit.fluxcd.io/v1",
+    "HelmRelease": "helm.toolkit.fluxcd.io/v2",
+    "GitRepository": "source.toolkit.fluxcd.io/v1",
+    "HelmRepository": "source.toolkit.fluxcd.io/v1",
+    "OCIRepository": "source.toolkit.fluxcd.io/v1",
+    "Bucket": "source.toolkit.fluxcd.io/v1",
+    "ValidatingPolicy": "policies.kyverno.io/v1",
+}
+
+
+def platform_order(env: Environment, root: Path = REPO_ROOT) -> list[str]:
+    """The cluster's Flux Kustomizations in flux-system, in the order dependsOn imposes
+    (bootstrap's own first; among equals, the order of the files)."""
+    declared: dict[str, list[str]] = {}
+    for path in sorted((root / "clusters" / env).glob("*.yaml")):
+        for doc in yamlio.load_all(path.read_text()):
+            if (doc and doc.get("kind") == "Kustomization" and doc.get("apiVersion") == API["Kustomization"]
+                    and doc["metadata"].get("namespace") == "flux-system"):
+                needs = [d["name"] for d in (doc["spec"].get("dependsOn") or [])]
+                declared[doc["metadata"]["name"]] = needs
+    order = [BOOTSTRAP_KUSTOMIZATION]
+    pending = dict(declared)
+    while pending:
+        ready = [name for name, needs in pending.items() if all(n in order for n in needs)]
+        if not ready:
+            raise ConfigError(f"clusters/{env}: dependsOn cannot be satisfied (a cycle or an unknown "
+                              f"name) among {sorted(pending)}: {pending}")
+        order += ready
+        for name in ready:
+            del pending[name]
+    return order

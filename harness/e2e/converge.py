@@ -1,0 +1,71 @@
+"""Waiting for a fleet to converge: every layer Ready at the pushed revision, in the order the
+fleet's own dependsOn gives, the policies enforced, the tenant reconciled."""
+
+from __future__ import annotations
+
+from harness.access.kube import Kube
+from harness.core import yamlio
+from harness.core.repo import API, POLICIES_DIR, platform_order
+from harness.core.versions import REPO_ROOT
+from harness.core.waits import wait_for
+from harness.e2e import flux, publish
+from harness.e2e.flux import Ref
+from harness.e2e.handles import ClusterHandle, Fleet
+from harness.e2e.repos import FLEET_REPO
+
+
+def applied_policy_names() -> list[str]:
+    """The ValidatingPolicies the fleet applies (those listed in the policies kustomization)."""
+    folder = REPO_ROOT / POLICIES_DIR
+    names = []
+    for resource in yamlio.load((folder / "kustomization.yaml").read_text())["resources"]:
+        if (folder / resource).is_file():
+            names += [d["metadata"]["name"] for d in yamlio.load_all((folder / resource).read_text())
+                      if d and d.get("kind") == "ValidatingPolicy"]
+    return names
+
+
+def wait_policies_active(kube: Kube, timeout_s: float) -> None:
+    """Kyverno has compiled every policy and registered its webhook."""
+    expected = applied_policy_names()
+
+    def probe() -> tuple[bool, None, str]:
+        states = {}
+        for name in expected:
+            policy = kube.get(API["ValidatingPolicy"], "ValidatingPolicy", name) or {}
+            states[name] = ((policy.get("status") or {}).get("conditionStatus") or {}).get("ready")
+        return bool(states) and all(states.values()), None, f"ready: {states}"
+
+    wait_for("Kyverno policies to be ready", probe, timeout_s=timeout_s)
+
+
+def tenant_ready_everywhere(fleet: Fleet, commit: str) -> None:
+    """On every cluster, the tenant's Kustomization applied `commit` and podinfo is released."""
+    for handle in fleet.clusters.values():
+        flux.request_reconcile(handle.kube, Ref("GitRepository", "apps", "dev-team"))
+        flux.wait_ready(handle.kube, Ref("Kustomization", "apps", "dev-team"), commit, fleet.config.timeout(240))
+        flux.wait_ready(handle.kube, Ref("HelmRelease", "apps", "podinfo"), None, fleet.config.timeout(240))
+
+
+def wait_fleet(fleet: Fleet, handle: ClusterHandle) -> None:
+    """Every layer Ready at the revision pushed, in the dependsOn order of clusters/<env>."""
+    cfg, kube = fleet.config, handle.kube
+    diag = str(fleet.diagnostics_dir("setup") / handle.env)
+    head = publish.head(fleet.server, FLEET_REPO)
+    order = platform_order(handle.env)
+    with fleet.timings.measure(f"{handle.env}: {', '.join(order)} Ready at fleet HEAD"):
+        source = Ref("GitRepository", "flux-system", "flux-system")
+        flux.request_reconcile(kube, source)
+        flux.wait_ready(kube, source, head, cfg.timeout(120), diag)
+        for name in order:
+            ref = Ref("Kustomization", "flux-system", name)
+            if kube.get(API["Kustomization"], "Kustomization", name, "flux-system") is not None:
+                flux.request_reconcile(kube, ref)
+            flux.wait_ready(kube, ref, head, cfg.timeout(600), diag)
+        flux.wait_ready(kube, Ref("HelmRelease", "flux-system", "kyverno"), None, cfg.timeout(60), diag)
+    with fleet.timings.measure(f"{handle.env}: Kyverno policies active"):
+        wait_policies_active(kube, cfg.timeout(180))
+    with fleet.timings.measure(f"{handle.env}: tenant dev-team Ready at its commit, podinfo released"):
+        flux.wait_ready(kube, Ref("GitRepository", "apps", "dev-team"), fleet.tenant_commit, cfg.timeout(180), diag)
+        flux.wait_ready(kube, Ref("Kustomization", "apps", "dev-team"), fleet.tenant_commit, cfg.timeout(300), diag)
+        flux.wait_ready(kube, Ref("HelmRelease", "apps", "podinfo"), None, cfg.timeout(300), diag)

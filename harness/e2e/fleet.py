@@ -1,0 +1,111 @@
+"""Brings the fleet up on kind clusters: publish, create, bootstrap, and wait in dependsOn order.
+
+Steps run phase by phase across clusters (create all, bootstrap all, then wait on each), so the
+long waits of one cluster overlap with the other's progress.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+from harness.access import networks, registry
+from harness.access.kube import Kube
+from harness.core.config import E2EConfig
+from harness.core.errors import HarnessError
+from harness.core.progress import say
+from harness.core.repo import Environment
+from harness.core.runs import Run
+from harness.core.teardown import best_effort
+from harness.e2e import diagnostics, flux, publish
+from harness.e2e.clusters import ExistingCluster, KitCluster
+from harness.e2e.converge import wait_fleet
+from harness.e2e.gitserver import GitServer, serve, serve_detached
+from harness.e2e.handles import ClusterHandle, Fleet, Timings
+from harness.e2e.repos import FLEET_REPO, TENANT_REPO, publish_repos
+from harness.kit.build import Kit
+
+
+@contextmanager
+def fleet_up(config: E2EConfig, kit: Kit, workdir: Path, run: Run, keep: bool = False) -> Iterator[Fleet]:
+    """The whole e2e environment of one run, torn down on exit.
+
+    With `keep` (`make up`) everything stays when the block ends normally: the Git server then
+    runs in a process of its own. After a failure it is torn down either way.
+    """
+    timings = Timings()
+    with ExitStack() as stack:
+        networks.ensure(run)
+        stack.callback(best_effort, f"remove network {run.network}", networks.remove, run)
+        with timings.measure("registry start"):
+            reg = registry.start(kit.registry_image, kit.registry_storage, run)
+        stack.callback(best_effort, f"remove registry {reg.container}", registry.stop, reg)
+        address = networks.gateway(run)
+        daemon = None
+        if keep:
+            server, daemon = serve_detached(address, workdir / "git-server", kit.chart_repos)
+            stack.callback(best_effort, "stop the Git server", daemon.stop)
+        else:
+            server = stack.enter_context(serve(address, workdir / "git-server", kit.chart_repos))
+        with timings.measure("publish fleet and tenant repos"):
+            fleet_commit, tenant_commit, hits = publish_repos(server)
+        fleet = Fleet(config, kit, server, hits, {}, timings, fleet_commit, tenant_commit, run, reg,
+                      daemon.pid if daemon else None)
+        for env in config.environments:
+            existing = config.existing_kubeconfig(env)
+            cluster: KitCluster | ExistingCluster
+            if existing is not None:
+                cluster = ExistingCluster(f"existing-{env}", existing)
+                (workdir / env).mkdir(parents=True, exist_ok=True)
+                say(f"{env}: using the existing cluster of {existing}")
+            else:
+                cluster = KitCluster(run.name(env), workdir / env, kit.binary("kind"),
+                                     kit.binary("kubectl"), kit.node_image, run.network)
+                stack.callback(best_effort, f"delete cluster {cluster.name}", cluster.delete)
+                with timings.measure(f"{env}: create kind cluster"):
+                    cluster.create_with_mirror(reg)
+            fleet.clusters[env] = ClusterHandle(env, cluster, Kube(Path(cluster.kubeconfig_path)), workdir / env)
+        try:
+            for env, handle in fleet.clusters.items():
+                with timings.measure(f"{env}: flux bootstrap git --path=clusters/{env}"):
+                    flux.bootstrap(kit.binary("flux"), handle.kubeconfig, server, FLEET_REPO,
+                                   f"clusters/{env}", handle.workdir / "bootstrap.log")
+            for handle in fleet.clusters.values():
+                wait_fleet(fleet, handle)
+        except Exception:
+            # Collected before the clusters are deleted by the exit stack (not on Ctrl-C:
+            # an interrupted run should end quickly).
+            collect_diagnostics(fleet, "setup")
+            raise
+        say("fleet ready; step times:\n" + timings.table())
+        yield fleet
+        if keep:
+            stack.pop_all()
+
+
+def attach(config: E2EConfig, kit: Kit, server: GitServer, clusters: dict[Environment, Path],
+           workdir: Path, run: Run) -> Fleet:
+    """A Fleet over an environment that is already up (`make up`): nothing is created."""
+    fleet = Fleet(config, kit, server, [], {}, Timings(), publish.head(server, FLEET_REPO),
+                  publish.head(server, TENANT_REPO), run)
+    for env in config.environments:
+        if env not in clusters:
+            raise HarnessError(f"the environment from `make up` has no {env} cluster "
+                               f"(it has {', '.join(clusters)}); choose with --e2e-environments")
+        cluster = ExistingCluster(run.name(env), clusters[env])
+        fleet.clusters[env] = ClusterHandle(env, cluster, Kube(clusters[env]), workdir / env)
+    for handle in fleet.clusters.values():
+        wait_fleet(fleet, handle)
+    return fleet
+
+
+def collect_diagnostics(fleet: Fleet, name: str) -> Path:
+    """Diagnostics of every cluster into artifacts/<name>/<env>; returns the folder."""
+    target = fleet.diagnostics_dir(name)
+    for env, handle in fleet.clusters.items():
+        kind_cluster = handle.cluster.name if isinstance(handle.cluster, KitCluster) else None
+        diagnostics.collect(fleet.kit.binary("kubectl"), handle.kubeconfig, target / env,
+                            kind=fleet.kit.binary("kind"), cluster=kind_cluster)
+    say(f"diagnostics written to {target}")
+    return target

@@ -1,0 +1,72 @@
+"""What the e2e tests act on: the fleet of a run, each environment's cluster, step timings."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.access import registry
+from harness.access.kube import Kube
+from harness.core.config import E2EConfig
+from harness.core.progress import format_duration
+from harness.core.repo import Environment
+from harness.core.runs import Run
+from harness.e2e import publish
+from harness.e2e.clusters import ExistingCluster, KitCluster
+from harness.e2e.gitserver import GitServer
+from harness.kit.build import Kit
+
+
+@dataclass
+class Timings:
+    """Wall time of each step, for the report and the closing summary."""
+
+    steps: list[tuple[str, float]] = field(default_factory=list)
+
+    @contextmanager
+    def measure(self, name: str) -> Iterator[None]:
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.steps.append((name, time.monotonic() - started))
+
+    def table(self) -> str:
+        return "\n".join(f"  {format_duration(s):>8}  {name}" for name, s in self.steps)
+
+
+@dataclass
+class ClusterHandle:
+    """One environment's cluster with Flux bootstrapped."""
+
+    env: Environment
+    cluster: KitCluster | ExistingCluster
+    kube: Kube
+    workdir: Path
+
+    @property
+    def kubeconfig(self) -> Path:
+        return Path(self.cluster.kubeconfig_path)
+
+
+@dataclass
+class Fleet:
+    """Everything the e2e tests act on."""
+
+    config: E2EConfig
+    kit: Kit
+    server: GitServer
+    rewrites: list[publish.RewriteHit]
+    clusters: dict[Environment, ClusterHandle]
+    timings: Timings
+    fleet_commit: str = ""
+    tenant_commit: str = ""
+    run: Run | None = None
+    registry: registry.Registry | None = None
+    server_pid: int | None = None  # the Git server's own process (kept environments only)
+
+    def diagnostics_dir(self, name: str) -> Path:
+        return self.config.artifacts / name

@@ -1,0 +1,1 @@
+"""Entry points, thin: the command line and the pytest plugin."""
