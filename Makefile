@@ -53,6 +53,7 @@ kit: $(PY)
 lint: $(PY)
 	$(VENV)/bin/ruff check harness tests
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 	$(PY) -m harness lint-ci
 
 ## Smoke check of the kit: a throwaway kind cluster from the kit's node image and registry.
