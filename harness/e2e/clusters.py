@@ -1,17 +1,15 @@
-"""kind clusters for the e2e: created from the kit's node image with the registry mirror.
+"""Cluster providers for the e2e, behind one Protocol: kind clusters made from the kit (created
+on the run's network with the registry mirror, deleted after), and existing clusters reached
+through a kubeconfig (used, never created or deleted). A third provider implements Cluster.
 
-Built on pytest-kind's KindCluster (its naming, kubeconfig handling and pykube client), with
-creation and deletion going through the harness' command wrapper so they have deadlines, logs
-and clear errors, and with the kit's kind and kubectl instead of downloaded ones.
+Creation and deletion go through the harness' command wrapper, so they have deadlines, logs
+and clear errors, and use the kit's kind.
 """
 
 from __future__ import annotations
 
-import platform
 from pathlib import Path
-
-import pykube
-from pytest_kind import KindCluster
+from typing import Protocol
 
 from harness.access import networks, registry
 from harness.core import commands
@@ -43,21 +41,35 @@ def kind_config(mirrors: Path) -> str:
     )
 
 
-class KitCluster(KindCluster):  # type: ignore[misc]
+class Cluster(Protocol):
+    """What the e2e needs of a cluster, whoever provides it."""
+
+    name: str
+
+    @property
+    def kubeconfig_path(self) -> Path: ...
+
+    def delete(self) -> None:
+        """Remove what the provider created (nothing, for a cluster it did not create)."""
+
+    def export_logs(self, target: Path) -> None:
+        """Write the provider's own logs of the cluster (nodes, runtime) into target."""
+
+
+class KitCluster:
     """A kind cluster made from the kit; `workdir` holds its kubeconfig, config and logs."""
 
-    def __init__(self, name: str, workdir: Path, kind: str, kubectl: str, image: str, network: str) -> None:
-        # Not calling KindCluster.__init__: it would create .pytest-kind/ in the working directory
-        # and point at downloaded binaries. These are the attributes its methods use.
+    def __init__(self, name: str, workdir: Path, kind: str, image: str, network: str) -> None:
         self.name = name
         self.image = image
         self.path = workdir
         self.path.mkdir(parents=True, exist_ok=True)
-        self.kubeconfig_path = workdir / "kubeconfig"
         self.kind_path = Path(kind)
-        self.kubectl_path = Path(kubectl)
-        self.platform = platform.system().lower()
         self.network = network
+
+    @property
+    def kubeconfig_path(self) -> Path:
+        return self.path / "kubeconfig"
 
     def exists(self) -> bool:
         out = commands.run([str(self.kind_path), "get", "clusters"], timeout_s=60.0).stdout
@@ -79,7 +91,6 @@ class KitCluster(KindCluster):  # type: ignore[misc]
                              env={networks.KIND_NETWORK_ENV: self.network})
             except CommandError as exc:
                 raise ClusterError(f"kind could not create {self.name} (log: {log})\n{exc}") from exc
-        self.api = pykube.HTTPClient(pykube.KubeConfig.from_file(self.kubeconfig_path))
 
     def create_with_mirror(self, reg: registry.Registry) -> None:
         mirrors = registry.mirror_config(reg, self.path / "certs.d")
@@ -95,6 +106,9 @@ class KitCluster(KindCluster):  # type: ignore[misc]
         if remaining:
             raise ClusterError(f"{self.name}: node containers remain after delete: {remaining}")
 
+    def export_logs(self, target: Path) -> None:
+        commands.run([str(self.kind_path), "export", "logs", str(target), "--name", self.name], timeout_s=300.0)
+
 
 def node_containers(cluster: str) -> list[str]:
     return commands.run(["docker", "ps", "-a", "--filter", f"label={KIND_LABEL}={cluster}",
@@ -106,7 +120,16 @@ class ExistingCluster:
 
     def __init__(self, name: str, kubeconfig: Path) -> None:
         self.name = name
-        self.kubeconfig_path = kubeconfig
+        self._kubeconfig = kubeconfig
+
+    @property
+    def kubeconfig_path(self) -> Path:
+        return self._kubeconfig
 
     def delete(self) -> None:
         """Nothing to delete: the cluster belongs to the user."""
+
+    def export_logs(self, target: Path) -> None:
+        """The harness knows no provider-level logs of a cluster it did not create."""
+        target.mkdir(parents=True, exist_ok=True)
+        (target / "README.txt").write_text(f"{self.name} was not created by the harness: no node logs\n")

@@ -10,13 +10,14 @@ from pathlib import Path
 
 from harness.core import commands
 from harness.core.errors import HarnessError
+from harness.e2e.clusters import Cluster
 
 FLUX_KINDS = ("gitrepositories", "helmrepositories", "helmcharts", "kustomizations", "helmreleases")
 KYVERNO_KINDS = ("validatingpolicies.policies.kyverno.io", "policyreports", "clusterpolicyreports")
 NAMESPACES_WITH_LOGS = ("flux-system", "kyverno")
 
 
-def collect(kubectl: str, kubeconfig: Path, target: Path, kind: str | None = None, cluster: str | None = None) -> Path:
+def collect(kubectl: str, cluster: Cluster, target: Path) -> Path:
     """Write diagnostics for one cluster into target; return the folder."""
     target.mkdir(parents=True, exist_ok=True)
     problems: list[str] = []
@@ -28,7 +29,7 @@ def collect(kubectl: str, kubeconfig: Path, target: Path, kind: str | None = Non
         except HarnessError as exc:
             problems.append(f"{name}: {exc}")
 
-    k = [kubectl, "--kubeconfig", str(kubeconfig)]
+    k = [kubectl, "--kubeconfig", str(cluster.kubeconfig_path)]
     save("flux-objects.yaml", [*k, "get", ",".join(FLUX_KINDS), "-A", "-o", "yaml"])
     save("flux-summary.txt", [*k, "get", ",".join(FLUX_KINDS), "-A", "-o", "wide"])
     save("kyverno-policies.yaml", [*k, "get", ",".join(KYVERNO_KINDS), "-A", "-o", "yaml"])
@@ -43,11 +44,10 @@ def collect(kubectl: str, kubeconfig: Path, target: Path, kind: str | None = Non
         for deployment in deployments:
             name = deployment.split("/")[-1]
             save(f"logs-{namespace}-{name}.txt", [*k, "logs", "-n", namespace, deployment, "--all-containers", "--tail=2000"])
-    if kind and cluster:
-        try:
-            commands.run([kind, "export", "logs", str(target / "kind-logs"), "--name", cluster], timeout_s=300.0)
-        except HarnessError as exc:
-            problems.append(f"kind export logs: {exc}")
+    try:
+        cluster.export_logs(target / "node-logs")
+    except HarnessError as exc:
+        problems.append(f"node logs of {cluster.name}: {exc}")
     (target / "INDEX.txt").write_text(
         "Diagnostics collected after a failure.\n"
         + "\n".join(sorted(p.name for p in target.iterdir()))

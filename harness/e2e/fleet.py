@@ -19,7 +19,7 @@ from harness.core.repo import Environment
 from harness.core.runs import Run
 from harness.core.teardown import best_effort
 from harness.e2e import diagnostics, flux, publish
-from harness.e2e.clusters import ExistingCluster, KitCluster
+from harness.e2e.clusters import Cluster, ExistingCluster, KitCluster
 from harness.e2e.converge import wait_fleet
 from harness.e2e.gitserver import GitServer, serve, serve_detached
 from harness.e2e.handles import ClusterHandle, Fleet, Timings
@@ -54,17 +54,18 @@ def fleet_up(config: E2EConfig, kit: Kit, workdir: Path, run: Run, keep: bool = 
                       daemon.pid if daemon else None)
         for env in config.environments:
             existing = config.existing_kubeconfig(env)
-            cluster: KitCluster | ExistingCluster
+            cluster: Cluster
             if existing is not None:
                 cluster = ExistingCluster(f"existing-{env}", existing)
                 (workdir / env).mkdir(parents=True, exist_ok=True)
                 say(f"{env}: using the existing cluster of {existing}")
             else:
-                cluster = KitCluster(run.name(env), workdir / env, kit.binary("kind"),
-                                     kit.binary("kubectl"), kit.node_image, run.network)
+                kind_cluster = KitCluster(run.name(env), workdir / env, kit.binary("kind"), kit.node_image,
+                                          run.network)
+                cluster = kind_cluster
                 stack.callback(best_effort, f"delete cluster {cluster.name}", cluster.delete)
                 with timings.measure(f"{env}: create kind cluster"):
-                    cluster.create_with_mirror(reg)
+                    kind_cluster.create_with_mirror(reg)
             fleet.clusters[env] = ClusterHandle(env, cluster, Kube(Path(cluster.kubeconfig_path)), workdir / env)
         try:
             for env, handle in fleet.clusters.items():
@@ -104,8 +105,6 @@ def collect_diagnostics(fleet: Fleet, name: str) -> Path:
     """Diagnostics of every cluster into artifacts/<name>/<env>; returns the folder."""
     target = fleet.diagnostics_dir(name)
     for env, handle in fleet.clusters.items():
-        kind_cluster = handle.cluster.name if isinstance(handle.cluster, KitCluster) else None
-        diagnostics.collect(fleet.kit.binary("kubectl"), handle.kubeconfig, target / env,
-                            kind=fleet.kit.binary("kind"), cluster=kind_cluster)
+        diagnostics.collect(fleet.kit.binary("kubectl"), handle.cluster, target / env)
     say(f"diagnostics written to {target}")
     return target

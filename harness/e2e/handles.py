@@ -15,7 +15,7 @@ from harness.core.progress import format_duration
 from harness.core.repo import Environment
 from harness.core.runs import Run
 from harness.e2e import publish
-from harness.e2e.clusters import ExistingCluster, KitCluster
+from harness.e2e.clusters import Cluster
 from harness.e2e.gitserver import GitServer
 from harness.kit.build import Kit
 
@@ -43,7 +43,7 @@ class ClusterHandle:
     """One environment's cluster with Flux bootstrapped."""
 
     env: Environment
-    cluster: KitCluster | ExistingCluster
+    cluster: Cluster
     kube: Kube
     workdir: Path
 

@@ -80,7 +80,7 @@ def test_broken_helm_values_fail_fast_with_reason_and_diagnostics(
 
     pytester.makepyfile(test_inner=INNER_TEST)
     started = time.monotonic()
-    result = pytester.runpytest_inprocess("-p", "harness.entry.plugin", "-p", "no:pytest-kind", "-p", "no:cacheprovider",
+    result = pytester.runpytest_inprocess("-p", "harness.entry.plugin", "-p", "no:cacheprovider",
                                           plugins=[FleetForInnerSession(fleet)])
     elapsed = time.monotonic() - started
 

@@ -80,7 +80,7 @@ def test_a_second_holder_waits_and_says_for_whom(tmp_path: Path, monkeypatch: py
     assert waiting and "one at a time" in waiting[0] and str(tmp_path) in waiting[0], lines
 
 
-def test_pytest_kind_options_are_not_offered(repo_root: Path) -> None:
+def test_only_the_harness_options_are_offered(repo_root: Path) -> None:
     out = subprocess.run([sys.executable, "-m", "pytest", "--help"], cwd=repo_root, capture_output=True,
                          text=True, check=True).stdout
     assert "--e2e-environments" in out
