@@ -11,7 +11,7 @@ from harness.access.kube import Kube
 from harness.access.readiness import Status, status_of
 from harness.core import commands
 from harness.core.errors import CommandError, HarnessError
-from harness.core.progress import format_duration, say
+from harness.core.progress import format_duration, say, step
 from harness.core.repo import API
 from harness.core.waits import WaitTimeoutError, wait_for
 from harness.e2e.gitserver import GitServer
@@ -41,7 +41,8 @@ def bootstrap(flux: str, kubeconfig: Path, server: GitServer, repo: str, path: s
             f"--path={path}", "--token-auth", f"--username={server.username}", f"--password={server.token}",
             "--timeout=5m"]
     try:
-        commands.run(argv, timeout_s=BOOTSTRAP_TIMEOUT_S, log=log)
+        with step(f"flux bootstrap git --path={path} (log: {log})"):
+            commands.run(argv, timeout_s=BOOTSTRAP_TIMEOUT_S, log=log)
     except CommandError as exc:
         raise FluxError(f"flux bootstrap of {path} failed (log: {log})\n{exc}") from exc
 

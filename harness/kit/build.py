@@ -9,7 +9,7 @@ from typing import Literal
 
 from harness.access import networks, registry
 from harness.core import locks
-from harness.core.progress import format_duration, say
+from harness.core.progress import format_duration, say, step
 from harness.core.runs import Run
 from harness.core.teardown import best_effort
 from harness.core.versions import Versions
@@ -125,7 +125,8 @@ def _fill_registry(image: str, tags: tuple[str, ...]) -> None:
         stack.callback(best_effort, f"remove network {run.network}", networks.remove, run)
         reg = registry.start(image, registry_image.storage(), run)
         stack.callback(best_effort, f"remove registry {reg.container}", registry.stop, reg)
-        pushed = registry.push(reg, list(tags))
+        with step(f"filling the registry with {len(tags)} images (those it has are skipped)"):
+            pushed = registry.push(reg, list(tags))
         say(f"registry: pushed {len(pushed)} image(s), {len(tags) - len(pushed)} already there")
 
 

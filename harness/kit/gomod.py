@@ -70,11 +70,12 @@ def go_env() -> dict[str, str]:
 def download(path: str, version: str) -> GoModule:
     """Download a module into the module cache; explain clearly if the proxy lacks it."""
     try:
-        result = commands.run(
-            ["go", "mod", "download", "-json", f"{path}@{version}"],
-            timeout_s=DOWNLOAD_TIMEOUT_S,
-            env=go_env(),
-        )
+        with step(f"downloading Go module {path}@{version}", quiet=True):
+            result = commands.run(
+                ["go", "mod", "download", "-json", f"{path}@{version}"],
+                timeout_s=DOWNLOAD_TIMEOUT_S,
+                env=go_env(),
+            )
         info = json.loads(result.stdout)
     except CommandError as exc:
         detail = exc.stderr.strip() or str(exc)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from harness.core import commands, yamlio
 from harness.core.errors import CommandError, KitError
+from harness.core.progress import step
 from harness.kit import cache, charts
 from harness.kit.oci import BuiltImage, image_size
 
@@ -23,7 +24,8 @@ DOWNLOAD_TIMEOUT_S = 60.0
 def pull(tag: str) -> BuiltImage:
     """docker pull of an upstream image, with the fix named when it fails."""
     try:
-        commands.run(["docker", "pull", tag], timeout_s=1800.0)
+        with step(f"pulling {tag}"):
+            commands.run(["docker", "pull", tag], timeout_s=1800.0)
     except CommandError as exc:
         raise KitError(f"cannot pull {tag} from upstream ({exc.stderr.strip()[:300]}); without "
                        "internet access build it instead: make kit (source: build)") from exc
