@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -79,9 +80,11 @@ def test_broken_helm_values_fail_fast_with_reason_and_diagnostics(
     flux.wait_ready(handle.kube, Ref("Kustomization", "apps", "dev-team"), commit, fleet.config.timeout(180))
 
     pytester.makepyfile(test_inner=INNER_TEST)
+    # The inner session's diagnostics go to a scratch folder, not into this run's artifacts.
+    inner_fleet = replace(fleet, config=replace(fleet.config, artifacts=pytester.path / "artifacts"))
     started = time.monotonic()
     result = pytester.runpytest_inprocess("-p", "harness.entry.plugin", "-p", "no:cacheprovider",
-                                          plugins=[FleetForInnerSession(fleet)])
+                                          plugins=[FleetForInnerSession(inner_fleet)])
     elapsed = time.monotonic() - started
 
     result.assert_outcomes(failed=1)
@@ -91,7 +94,7 @@ def test_broken_helm_values_fail_fast_with_reason_and_diagnostics(
     found = re.search(r"diagnostics for this failure: (\S+)", output)
     assert found, f"the report names no diagnostics folder:\n{output}"
     folder = Path(found.group(1)) / handle.env
-    assert folder.is_relative_to(fleet.config.artifacts), folder
+    assert folder.is_relative_to(inner_fleet.config.artifacts), folder
     objects = (folder / "flux-objects.yaml").read_text()
     assert "name: podinfo" in objects and "replicas" in objects
     assert (folder / "logs-flux-system-helm-controller.txt").stat().st_size > 0
