@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.core import yamlio
+from harness.core.lockdown import LOCKDOWN_FLAGS, lockdown_problems
 from harness.core.repo import TENANT_LABEL
 from harness.core.versions import Versions
 from harness.manifests.findings import Finding, describe
@@ -22,13 +23,6 @@ from harness.manifests.schemas import SchemaIndex
 RECONCILER_KINDS = {("kustomize.toolkit.fluxcd.io", "Kustomization"),
                     ("helm.toolkit.fluxcd.io", "HelmRelease")}
 CLUSTER_SCOPED_RBAC = {"ClusterRole", "ClusterRoleBinding"}
-# The lockdown every cluster's controllers must run with (threat model: lockdown flags).
-LOCKDOWN_FLAGS = {
-    "kustomize-controller": ("--no-cross-namespace-refs=true", "--no-remote-bases=true",
-                             "--default-service-account=default"),
-    "helm-controller": ("--no-cross-namespace-refs=true", "--default-service-account=default"),
-    "notification-controller": ("--no-cross-namespace-refs=true",),
-}
 _REMOTE = re.compile(r"^(https?://|git::|ssh://|git@|github\.com/|gitlab\.com/|bitbucket\.org/)")
 
 
@@ -154,18 +148,15 @@ def check_lockdown(renders: Iterable[Render]) -> list[Finding]:
             o.obj["metadata"]["name"]: o for o in render.objects
             if o.obj.get("kind") == "Deployment" and (o.obj.get("metadata") or {}).get("namespace") == "flux-system"
         }
-        for name, flags in LOCKDOWN_FLAGS.items():
-            item = deployments.get(name)
-            if item is None:
+        for name in LOCKDOWN_FLAGS:
+            if name not in deployments:
                 findings.append(Finding("lockdown", render.path, f"Deployment flux-system/{name}",
                                         "", "missing from the cluster's Flux install"))
-                continue
+        for name, item in deployments.items():
             args = item.obj["spec"]["template"]["spec"]["containers"][0].get("args", [])
-            for flag in flags:
-                if flag not in args:
-                    findings.append(Finding("lockdown", item.file, describe(item.obj),
-                                            "spec.template.spec.containers[0].args",
-                                            f"missing lockdown flag {flag}"))
+            for problem in lockdown_problems(name, args):
+                findings.append(Finding("lockdown", item.file, describe(item.obj),
+                                        "spec.template.spec.containers[0].args", problem))
         sync = [o for o in render.objects if o.obj.get("kind") == "Kustomization"
                 and o.obj["metadata"].get("name") == "flux-system"]
         for item in sync:

@@ -10,6 +10,7 @@ import pytest
 from harness.access.portforward import port_forward
 from harness.access.readiness import status_of
 from harness.core import yamlio
+from harness.core.lockdown import LOCKDOWN_FLAGS, lockdown_problems
 from harness.core.repo import TENANT_REPO_DIR, platform_order
 from harness.core.semver import highest
 from harness.core.versions import REPO_ROOT
@@ -17,7 +18,6 @@ from harness.e2e import flux, publish
 from harness.e2e.flux import Ref
 from harness.e2e.handles import ClusterHandle, Fleet
 from harness.e2e.repos import FLEET_REPO
-from harness.manifests.checks import LOCKDOWN_FLAGS
 
 pytestmark = pytest.mark.e2e
 
@@ -34,8 +34,9 @@ def assert_ready(cluster: ClusterHandle, ref: Ref, commit: str | None = None) ->
 
 def test_flux_controllers_run_with_the_lockdown_flags(cluster: ClusterHandle) -> None:
     live = flux.controller_args(cluster.kube)
-    missing = {name: [f for f in flags if f not in live.get(name, [])] for name, flags in LOCKDOWN_FLAGS.items()}
-    assert not any(missing.values()), f"live controllers lack lockdown flags: {missing}; args: {live}"
+    assert set(LOCKDOWN_FLAGS) <= set(live), f"controllers missing: {set(LOCKDOWN_FLAGS) - set(live)}"
+    problems = {name: lockdown_problems(name, args) for name, args in live.items()}
+    assert not any(problems.values()), f"live controllers break the lockdown: {problems}; args: {live}"
 
 
 def test_platform_layers_are_ready_at_the_pushed_fleet_revision(fleet: Fleet, cluster: ClusterHandle) -> None:

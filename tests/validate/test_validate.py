@@ -101,8 +101,30 @@ BROKEN = [
         replace("clusters/production/flux-system/kustomization.yaml",
                 "value: --no-remote-bases=true", "value: --no-remote-bases=false"),
         "lockdown", ("Deployment flux-system/kustomize-controller",
-                     "missing lockdown flag --no-remote-bases=true"),
-        id="lockdown-flag-missing",
+                     "lockdown flag --no-remote-bases is 'false' in effect", "must be 'true'"),
+        id="lockdown-flag-false",
+    ),
+    pytest.param(
+        replace("clusters/staging/flux-system/kustomization.yaml",
+                "  # The platform's own sync keeps the controller's rights explicitly.\n",
+                "  - patch: |\n      - op: add\n        path: /spec/template/spec/containers/0/args/-\n"
+                "        value: --no-cross-namespace-refs=false\n    target:\n      kind: Deployment\n"
+                "      name: helm-controller\n"
+                "  # The platform's own sync keeps the controller's rights explicitly.\n"),
+        "lockdown", ("Deployment flux-system/helm-controller",
+                     "lockdown flag --no-cross-namespace-refs is 'false' in effect (the last occurrence wins)"),
+        id="lockdown-flag-overridden-later",
+    ),
+    pytest.param(
+        replace("clusters/staging/flux-system/kustomization.yaml",
+                "  # The platform's own sync keeps the controller's rights explicitly.\n",
+                "  - patch: |\n      - op: add\n        path: /spec/template/spec/containers/0/args/-\n"
+                "        value: --insecure-kubeconfig-exec=true\n    target:\n      kind: Deployment\n"
+                "      name: kustomize-controller\n"
+                "  # The platform's own sync keeps the controller's rights explicitly.\n"),
+        "lockdown", ("Deployment flux-system/kustomize-controller",
+                     "--insecure-kubeconfig-exec=true must not be set on a multi-tenant cluster"),
+        id="insecure-kubeconfig-flag",
     ),
     pytest.param(
         replace("tenant-repo-example/staging/kustomization.yaml",
