@@ -15,6 +15,7 @@ from harness.core.repo import TENANT_REPO_DIR, platform_order
 from harness.core.semver import highest
 from harness.core.versions import REPO_ROOT
 from harness.e2e import flux, publish
+from harness.e2e.converge import policies_not_ready
 from harness.e2e.flux import Ref
 from harness.e2e.handles import ClusterHandle, Fleet
 from harness.e2e.repos import FLEET_REPO
@@ -43,6 +44,9 @@ def test_platform_layers_are_ready_at_the_pushed_fleet_revision(fleet: Fleet, cl
     head = publish.head(fleet.server, FLEET_REPO)
     for name in platform_order(cluster.env):
         assert_ready(cluster, Ref("Kustomization", "flux-system", name), head)
+    # The fleet orders itself: kyverno-policies is healthy only once Kyverno enforces every
+    # policy, and tenants depends on it; the harness never waited for the policies itself.
+    assert policies_not_ready(cluster.kube) == {}, "tenants is Ready while policies are not enforced"
     sync = assert_ready(cluster, Ref("Kustomization", "flux-system", "flux-system"), head)
     assert sync["spec"]["serviceAccountName"] == "kustomize-controller"
     assert_ready(cluster, Ref("HelmRelease", "flux-system", "kyverno"))
