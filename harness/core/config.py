@@ -58,11 +58,6 @@ OPTIONS: tuple[Option, ...] = (
 )
 
 
-def env_var(name: str) -> str:
-    """The environment variable of an option, by its short name."""
-    return next(o.env for o in OPTIONS if o.name == name)
-
-
 @dataclass(frozen=True)
 class E2EConfig:
     environments: tuple[Environment, ...]

@@ -58,10 +58,6 @@ class Run:
     def label_args(self) -> list[str]:
         return [arg for key, value in self.labels().items() for arg in ("--label", f"{key}={value}")]
 
-    def owned_by(self, pid: int, pid_start: str) -> Run:
-        """The same run handed to another owner (`make up`: the detached Git server)."""
-        return Run(self.id, pid, pid_start)
-
 
 def is_alive(pid: int, pid_start: str) -> bool:
     """Whether the process that owns a run still runs (same pid, same start time)."""
