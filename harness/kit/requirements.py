@@ -17,6 +17,7 @@ from typing import Literal
 
 from harness.core import commands
 from harness.core.errors import CommandError, HarnessError
+from harness.kit.cache import cache_root
 
 # What a command needs the host for: the offline checks and cluster-free tests ("validate"),
 # building the kit ("kit"), or running clusters from it ("e2e", which needs the kit too).
@@ -29,8 +30,10 @@ PURPOSES: dict[Purpose, frozenset[Purpose]] = {
 
 MIN_PYTHON = (3, 11)
 MIN_GO = (1, 26)
-# A cold kit is about 12 GiB between the kit cache, Go's caches and Docker's image store.
-MIN_FREE_GIB = 15.0
+# Disk a cold kit fills, measured on two cores (Go build cache 13 GiB, Go module cache 8 GiB,
+# kit cache 3.6 GiB, Docker 3.3 GiB), with some room; once the kit is built, a margin will do.
+COLD_NEEDS_GIB = {"Go build cache": 14.0, "Go module cache": 9.0, "kit cache": 4.0, "Docker's image store": 4.0}
+WARM_MARGIN_GIB = 3.0
 
 
 class RequirementError(HarnessError):
@@ -141,11 +144,60 @@ def go_version() -> tuple[int, ...] | None:
         return None
 
 
-def free_gib(path: Path) -> float:
-    """Free space on the file system holding path (or its nearest existing parent)."""
+def _existing(path: Path) -> Path:
     while not path.exists():
         path = path.parent
-    return shutil.disk_usage(path).free / 2**30
+    return path
+
+
+def free_gib(path: Path) -> float:
+    """Free space on the file system holding path (or its nearest existing parent)."""
+    return shutil.disk_usage(_existing(path)).free / 2**30
+
+
+def _go_dir(name: str, fallback: Path) -> Path:
+    try:
+        out = commands.run(["go", "env", name], timeout_s=60.0).stdout.strip()
+    except CommandError:
+        return fallback
+    return Path(out) if out else fallback
+
+
+def kit_is_built() -> bool:
+    """The kit's largest build (Kubernetes) is sealed in the cache: a warm machine."""
+    return any((cache_root() / "go" / "kubernetes").glob("*/complete.json"))
+
+
+def cache_places() -> dict[str, Path]:
+    """Where a kit build writes, by what it is."""
+    return {
+        "Go build cache": _go_dir("GOCACHE", Path.home() / ".cache" / "go-build"),
+        "Go module cache": _go_dir("GOMODCACHE", Path.home() / "go" / "pkg" / "mod"),
+        "kit cache": cache_root(),
+        "Docker's image store": Path("/var/lib/docker"),
+    }
+
+
+def disk_problems() -> list[str]:
+    """Per file system, the space a cold kit fills there (or a margin once it is built)."""
+    places = cache_places()
+    warm = kit_is_built()
+    by_device: dict[int, list[str]] = {}
+    for what, path in places.items():
+        by_device.setdefault(_existing(path).stat().st_dev, []).append(what)
+    found = []
+    for names in by_device.values():
+        need = WARM_MARGIN_GIB if warm else sum(COLD_NEEDS_GIB[n] for n in names)
+        where = places[names[0]]
+        free = free_gib(where)
+        if free < need:
+            found.append(
+                f"only {free:.1f} GiB free on the disk holding the {', '.join(names)} ({where}); "
+                + (f"keep {need:.0f} GiB free" if warm else
+                   f"a cold kit fills about {need:.0f} GiB there "
+                   f"({', '.join(f'{n} {COLD_NEEDS_GIB[n]:.0f}' for n in names)})")
+                + ": free disk space, or move the caches (FLEET_KIT_CACHE, GOCACHE, GOMODCACHE) to a larger disk")
+    return found
 
 
 def problems(purpose: Purpose, *, installable: bool) -> list[str]:
@@ -153,7 +205,6 @@ def problems(purpose: Purpose, *, installable: bool) -> list[str]:
 
     With `installable`, Debian packages are left out: the caller is about to install them.
     """
-    from harness.kit.cache import cache_root
 
     wanted = PURPOSES[purpose]
     found: list[str] = []
@@ -169,11 +220,7 @@ def problems(purpose: Purpose, *, installable: bool) -> list[str]:
         if os.geteuid() != 0:
             found.append("not running as root: the kit and the e2e configure Docker, sysctls and "
                          "install packages; run as root (e.g. sudo make e2e)")
-        for where in (cache_root(), Path("/var/lib/docker")):
-            gib = free_gib(where)
-            if gib < MIN_FREE_GIB:
-                found.append(f"only {gib:.1f} GiB free at {where}; the kit needs {MIN_FREE_GIB:.0f} GiB: "
-                             "free disk space, or set FLEET_KIT_CACHE to a larger disk")
+        found += disk_problems()
     if not installable:
         for pkg in missing_packages(purpose):
             found.append(f"Debian package {pkg.name} is not installed (for {pkg.why}): "

@@ -119,3 +119,27 @@ def test_every_program_the_harness_runs_is_a_listed_requirement(repo_root: Path)
     assert "docker" in used and "git" in used  # the scan sees the code at all
     uncovered = {p: where for p, where in used.items() if p not in requirements.known_programs()}
     assert not uncovered, f"programs run but not in harness/kit/requirements.py: {uncovered}"
+
+
+def test_a_cold_machine_needs_room_for_the_whole_kit_on_each_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FLEET_KIT_CACHE", str(tmp_path / "kit"))  # nothing built: cold
+    # All four on one disk (tmp_path's): their needs add up.
+    monkeypatch.setattr(requirements, "cache_places",
+                        lambda: {name: tmp_path / str(i) for i, name in enumerate(requirements.COLD_NEEDS_GIB)})
+    monkeypatch.setattr(requirements, "free_gib", lambda path: 20.0)
+    found = requirements.disk_problems()
+    total = sum(requirements.COLD_NEEDS_GIB.values())
+    assert found and any(f"a cold kit fills about {total:.0f} GiB" in p and "FLEET_KIT_CACHE" in p for p in found), found
+
+
+def test_a_built_kit_needs_only_a_margin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sealed = tmp_path / "kit" / "go" / "kubernetes" / "v1.34.4-abc"
+    sealed.mkdir(parents=True)
+    (sealed / "complete.json").write_text("{}")
+    monkeypatch.setenv("FLEET_KIT_CACHE", str(tmp_path / "kit"))
+    monkeypatch.setattr(requirements, "free_gib", lambda path: requirements.WARM_MARGIN_GIB + 1)
+    assert requirements.disk_problems() == []
+    monkeypatch.setattr(requirements, "free_gib", lambda path: requirements.WARM_MARGIN_GIB - 1)
+    assert any("keep 3 GiB free" in p for p in requirements.disk_problems())
