@@ -14,13 +14,16 @@ import shutil
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.access import networks
 from harness.core import commands
 from harness.core.errors import CommandError, KitError
 from harness.core.progress import say
 from harness.core.runs import Run
+from harness.core.teardown import best_effort
 from harness.core.waits import wait_for
 
 MIRRORED = ("ghcr.io", "registry.k8s.io", "docker.io", "reg.kyverno.io")
@@ -82,6 +85,18 @@ def start(image: str, storage: Path, run: Run) -> Registry:
     except BaseException:
         stop(reg)
         raise
+    return reg
+
+
+def start_on(stack: ExitStack, image: str, storage: Path, run: Run) -> Registry:
+    """The run's network and registry container, their removal registered on `stack`
+    (best-effort: a teardown failure never replaces the block's own). The kit's registry fill,
+    the smoke check and the fleet all start theirs this way; `make up` keeps them by popping
+    the stack."""
+    networks.ensure(run)
+    stack.callback(best_effort, f"remove network {run.network}", networks.remove, run)
+    reg = start(image, storage, run)
+    stack.callback(best_effort, f"remove registry {reg.container}", stop, reg)
     return reg
 
 

@@ -20,7 +20,6 @@ from harness.core import locks
 from harness.core.config import E2EConfig
 from harness.core.errors import HarnessError
 from harness.core.progress import say
-from harness.core.repo import Environment
 from harness.core.runs import Run, is_alive, process_start
 from harness.core.versions import REPO_ROOT
 from harness.e2e.fleet import attach, fleet_up
@@ -171,10 +170,6 @@ def down(kind_binary: str) -> list[str]:
     return removed
 
 
-def attach_clusters(record: UpRecord) -> dict[Environment, Path]:
-    return {env: Path(path) for env, path in record.kubeconfigs.items()}  # type: ignore[misc]
-
-
 @contextmanager
 def e2e_fleet(config: E2EConfig, kit: Kit, workdir: Path) -> Iterator[Fleet]:
     """The fleet an e2e session tests: a new run's (torn down after), or with `use_up` the
@@ -191,7 +186,9 @@ def e2e_fleet(config: E2EConfig, kit: Kit, workdir: Path) -> Iterator[Fleet]:
         with locks.hold(cache_root() / "locks", "e2e", f"the e2e on environment {run.id}", E2E_LOCK_WHY,
                         timeout_s=E2E_LOCK_TIMEOUT_S):
             say(f"using environment {record.run} from `make up` (nothing is created or removed)")
-            yield attach(config, kit, record.server(), attach_clusters(record), Path(record.workdir), run)
+            yield attach(config, kit, record.server(),
+                         {env: Path(path) for env, path in record.kubeconfigs.items()},  # type: ignore[misc]
+                         Path(record.workdir), run)
         return
     run = Run.new()
     with (locks.hold(cache_root() / "locks", "e2e", f"the e2e of run {run.id}", E2E_LOCK_WHY,

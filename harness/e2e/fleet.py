@@ -36,11 +36,8 @@ def fleet_up(config: E2EConfig, kit: Kit, workdir: Path, run: Run, keep: bool = 
     """
     timings = Timings()
     with ExitStack() as stack:
-        networks.ensure(run)
-        stack.callback(best_effort, f"remove network {run.network}", networks.remove, run)
         with timings.measure("registry start"):
-            reg = registry.start(kit.registry_image, kit.registry_storage, run)
-        stack.callback(best_effort, f"remove registry {reg.container}", registry.stop, reg)
+            reg = registry.start_on(stack, kit.registry_image, kit.registry_storage, run)
         address = networks.gateway(run)
         daemon = None
         if keep:
@@ -50,8 +47,8 @@ def fleet_up(config: E2EConfig, kit: Kit, workdir: Path, run: Run, keep: bool = 
             server = stack.enter_context(serve(address, workdir / "git-server", kit.chart_repos))
         with timings.measure("publish fleet and tenant repos"):
             fleet_commit, tenant_commit, hits = publish_repos(server)
-        fleet = Fleet(config, kit, server, hits, {}, timings, fleet_commit, tenant_commit, run, reg,
-                      daemon.pid if daemon else None)
+        fleet = Fleet(config, kit, server, hits, {}, timings, fleet_commit, tenant_commit,
+                      registry=reg, server_pid=daemon.pid if daemon else None)
         for env in config.environments:
             existing = config.existing_kubeconfig(env)
             cluster: Cluster
@@ -89,7 +86,7 @@ def attach(config: E2EConfig, kit: Kit, server: GitServer, clusters: dict[Enviro
            workdir: Path, run: Run) -> Fleet:
     """A Fleet over an environment that is already up (`make up`): nothing is created."""
     fleet = Fleet(config, kit, server, [], {}, Timings(), publish.head(server, FLEET_REPO),
-                  publish.head(server, TENANT_REPO), run)
+                  publish.head(server, TENANT_REPO))
     for env in config.environments:
         if env not in clusters:
             raise HarnessError(f"the environment from `make up` has no {env} cluster "

@@ -13,7 +13,6 @@ from harness.access.kube import Kube
 from harness.core.config import E2EConfig
 from harness.core.progress import format_duration
 from harness.core.repo import Environment
-from harness.core.runs import Run
 from harness.e2e import publish
 from harness.e2e.clusters import Cluster
 from harness.e2e.gitserver import GitServer
@@ -64,7 +63,6 @@ class Fleet:
     timings: Timings
     fleet_commit: str = ""
     tenant_commit: str = ""
-    run: Run | None = None
     registry: registry.Registry | None = None
     server_pid: int | None = None  # the Git server's own process (kept environments only)
 

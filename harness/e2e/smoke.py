@@ -14,7 +14,7 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from harness.access import networks, registry
+from harness.access import registry
 from harness.core import commands
 from harness.core.errors import HarnessError
 from harness.core.progress import say
@@ -116,10 +116,7 @@ def run_smoke(v: Versions, kit: Kit) -> float:
     with tempfile.TemporaryDirectory(prefix=f"{run.name()}-smoke-") as tmp:
         smoke = Smoke(v, kit, Path(tmp), run)
         with ExitStack() as stack:
-            networks.ensure(run)
-            stack.callback(best_effort, f"remove network {run.network}", networks.remove, run)
-            reg = registry.start(kit.registry_image, kit.registry_storage, run)
-            stack.callback(best_effort, f"remove registry {reg.container}", registry.stop, reg)
+            reg = registry.start_on(stack, kit.registry_image, kit.registry_storage, run)
             stack.callback(best_effort, f"delete cluster {smoke.name}", smoke.delete)
             smoke.create(reg)
             smoke.check_version()

@@ -7,11 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from harness.access import networks, registry
+from harness.access import registry
 from harness.core import locks
 from harness.core.progress import format_duration, say, step
 from harness.core.runs import Run
-from harness.core.teardown import best_effort
 from harness.core.versions import Versions
 from harness.kit import cache, charts, gomod, images, node, recipes, registry_image, upstream
 from harness.kit.oci import BuiltImage, build_image
@@ -121,10 +120,7 @@ def _fill_registry(image: str, tags: tuple[str, ...]) -> None:
     """Push every image the clusters pull into the shared registry storage (once)."""
     run = Run.new()
     with ExitStack() as stack:
-        networks.ensure(run)
-        stack.callback(best_effort, f"remove network {run.network}", networks.remove, run)
-        reg = registry.start(image, registry_image.storage(), run)
-        stack.callback(best_effort, f"remove registry {reg.container}", registry.stop, reg)
+        reg = registry.start_on(stack, image, registry_image.storage(), run)
         with step(f"filling the registry with {len(tags)} images (those it has are skipped)"):
             pushed = registry.push(reg, list(tags))
         say(f"registry: pushed {len(pushed)} image(s), {len(tags) - len(pushed)} already there")
