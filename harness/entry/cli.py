@@ -135,9 +135,9 @@ def _host_check(args: argparse.Namespace) -> int:
 
 def _kit_source(value: str | None) -> str:
     """--source, else FLEET_E2E_KIT_SOURCE (the e2e's own setting), else build."""
-    from harness.core.config import build_config
+    from harness.core.config import kit_source
 
-    return build_config({"kit-source": value}).kit_source
+    return kit_source(value)
 
 
 def _tenant_add(args: argparse.Namespace) -> int:

@@ -78,3 +78,15 @@ def test_existing_kubeconfig_is_validated(tmp_path: Path) -> None:
         build_config({"kubeconfigs": "qa=x"})
     with pytest.raises(ConfigError, match="is not a readable file"):
         build_config({"kubeconfigs": f"staging={tmp_path / 'missing'}"})
+
+
+def test_the_kit_commands_read_only_the_kit_source(monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.core.config import kit_source
+
+    monkeypatch.setenv("FLEET_E2E_TIMEOUT_SCALE", "fast")  # bad, but not the kit's business
+    monkeypatch.setenv("FLEET_E2E_KIT_SOURCE", "upstream")
+    assert kit_source() == "upstream"
+    assert kit_source("build") == "build"
+    monkeypatch.setenv("FLEET_E2E_KIT_SOURCE", "mirror")
+    with pytest.raises(ConfigError, match="--e2e-kit-source / FLEET_E2E_KIT_SOURCE: 'mirror' is invalid"):
+        kit_source()
