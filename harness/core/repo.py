@@ -19,6 +19,8 @@ TENANT_REPO_DIR = "tenant-repo-example"
 LOCAL_TENANT_REPOS = {"dev-team": TENANT_REPO_DIR}
 TENANT_LABEL = "toolkit.fluxcd.io/tenant"
 POLICIES_DIR = "infrastructure/kyverno-policies"
+# The per-tenant source allowlist (a JSON map in the policy's `allowlists` variable).
+SOURCE_ALLOWLIST = f"{POLICIES_DIR}/tenant-source-allowlist.yaml"
 BOOTSTRAP_KUSTOMIZATION = "flux-system"  # written by `flux bootstrap`, first of every cluster
 API = {
     "Kustomization": "kustomize.toolkit.fluxcd.io/v1",

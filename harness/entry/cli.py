@@ -143,7 +143,8 @@ def _kit_source(value: str | None) -> str:
 def _tenant_add(args: argparse.Namespace) -> int:
     from harness.manifests.tenants import add_tenant
 
-    written = add_tenant(Path(args.repo), args.name, args.namespace, args.git_url, args.branch)
+    written = add_tenant(Path(args.repo), args.name, args.namespace, args.git_url, args.branch,
+                         tuple(args.allow))
     for path in written:
         print(f"wrote {path}")
     return 0
@@ -203,6 +204,9 @@ def parser() -> argparse.ArgumentParser:
     add.add_argument("--namespace", required=True, help="namespace the tenant will own")
     add.add_argument("--git-url", required=True, help="URL of the tenant's own Git repository")
     add.add_argument("--branch", default="main", help="branch of the tenant repo (default: main)")
+    add.add_argument("--allow", action="append", default=[], metavar="PREFIX",
+                     help="another URL prefix the tenant's sources may use (repeatable); its own "
+                          "repository is always on its allowlist")
     add.set_defaults(func=_tenant_add)
     return top
 

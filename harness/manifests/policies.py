@@ -115,6 +115,9 @@ def check_admission(renders: list[Render], kyverno: Path) -> list[Finding]:
         "apiVersion": "cli.kyverno.io/v1alpha1", "kind": "Value",
         "metadata": {"name": "rendered-namespaces"},
         "namespaceSelector": [{"name": ns, "labels": lbl} for ns, lbl in sorted(labels.items())],
+        # Whole namespaces too: the policies read the tenant from `namespaceObject`.
+        "namespaces": [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": lbl}}
+                       for ns, lbl in sorted(labels.items())],
     }
     with tempfile.TemporaryDirectory(prefix="fleet-admission-") as tmp:
         resources = Path(tmp) / "resources.yaml"

@@ -6,16 +6,22 @@ the tree as it was.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
 
 from harness.core import yamlio
 from harness.core.errors import HarnessError
-from harness.core.repo import API, ENVIRONMENTS, TENANT_LABEL
+from harness.core.repo import API, ENVIRONMENTS, SOURCE_ALLOWLIST, TENANT_LABEL
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_URL = re.compile(r"^(https?|ssh)://[^\s/]+/\S+$")
+# What the source allowlist policy accepts as a URL at all (its `plain` variable; a unit test
+# keeps the two equal): scheme://host[:port] and plain path segments, no dot segments.
+PLAIN_URL = "^[a-z][a-z0-9+.-]*://[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]+)?(/[A-Za-z0-9._~-]+)*/?$"
+_DOT_SEGMENT = re.compile(r"/[.][.]?(/|$)")
+# The allowlist variable as written in the policy: a literal block of JSON.
+_ALLOWLISTS_BLOCK = re.compile(r"(- name: allowlists\n\s+expression: \|-\n)((?P<indent>[ ]+)\S.*\n(?:(?P=indent).*\n)*)")
 RESERVED_NAMESPACES = {"default", "flux-system", "kube-system", "kube-public", "kube-node-lease",
                        "kyverno"}
 
@@ -75,7 +81,46 @@ def owned_namespaces(repo: Path) -> dict[str, str]:
     return owners
 
 
-def _check(repo: Path, name: str, namespace: str, git_url: str, branch: str) -> None:
+def plain_url(url: str) -> bool:
+    """Would the allowlist policy take `url` for comparison at all?"""
+    return re.fullmatch(PLAIN_URL, url) is not None and _DOT_SEGMENT.search(url) is None
+
+
+def allowlists(policy_text: str) -> tuple[re.Match[str], dict[str, list[str]]]:
+    """The tenants' allowlists in the policy's text, and where they are written."""
+    match = _ALLOWLISTS_BLOCK.search(policy_text)
+    if match is None:
+        raise TenantError(
+            f"{SOURCE_ALLOWLIST}: no `allowlists` variable written as a literal block "
+            "(`- name: allowlists` then `expression: |-` and the JSON map); restore that layout"
+        )
+    try:
+        current = json.loads(match.group(2))
+    except ValueError as exc:
+        raise TenantError(f"{SOURCE_ALLOWLIST}: the allowlists are not valid JSON ({exc}); fix them") from exc
+    if not isinstance(current, dict) or not all(
+        isinstance(v, list) and all(isinstance(p, str) for p in v) for v in current.values()
+    ):
+        raise TenantError(f"{SOURCE_ALLOWLIST}: the allowlists must map tenant names to lists of URL prefixes")
+    return match, current
+
+
+def with_allowlist(policy_text: str, tenant: str, prefixes: list[str]) -> str:
+    """The policy's text with `tenant`'s entry added, in the same layout."""
+    match, current = allowlists(policy_text)
+    if tenant in current:
+        raise TenantError(f"{SOURCE_ALLOWLIST} already has an allowlist for tenant {tenant!r}; remove it first")
+    current[tenant] = prefixes
+    block = match.group(2)
+    indent = block[: len(block) - len(block.lstrip(" "))]
+    written = "".join(f"{indent}{line}\n" for line in json.dumps(current, indent=2).splitlines())
+    text = policy_text[: match.start(2)] + written + policy_text[match.end(2):]
+    if allowlists(text)[1] != current:
+        raise TenantError(f"{SOURCE_ALLOWLIST}: could not rewrite the allowlists in place; add {tenant!r} by hand")
+    return text
+
+
+def _check(repo: Path, name: str, namespace: str, git_url: str, branch: str, allow: tuple[str, ...]) -> None:
     if not _DNS_LABEL.match(name):
         raise TenantError(
             f"invalid tenant name {name!r}: use lower-case letters, digits and '-', starting and "
@@ -85,11 +130,13 @@ def _check(repo: Path, name: str, namespace: str, git_url: str, branch: str) -> 
         raise TenantError(f"invalid namespace {namespace!r}: it must be a DNS label like 'apps'")
     if namespace in RESERVED_NAMESPACES:
         raise TenantError(f"namespace {namespace!r} belongs to the platform; pick another")
-    if not _URL.match(git_url):
-        raise TenantError(
-            f"invalid --git-url {git_url!r}: expected https://host/path, http://host/path or "
-            "ssh://host/path"
-        )
+    for flag, url in (("--git-url", git_url), *(("--allow", a) for a in allow)):
+        if not plain_url(url):
+            raise TenantError(
+                f"invalid {flag} {url!r}: the source allowlist admits only plain URLs, "
+                "scheme://host[:port]/path with letters, digits and . _ ~ - in each segment "
+                "(no user@, %-encoding, spaces, query or . and .. segments)"
+            )
     if not branch or any(c.isspace() for c in branch):
         raise TenantError(f"invalid --branch {branch!r}")
     if (repo / "tenants" / "base" / name).exists():
@@ -102,13 +149,20 @@ def _check(repo: Path, name: str, namespace: str, git_url: str, branch: str) -> 
             raise TenantError(f"tenants/{env}/kustomization.yaml is missing: is {repo} a fleet repo?")
 
 
-def add_tenant(repo: Path, name: str, namespace: str, git_url: str, branch: str = "main") -> list[Path]:
-    """Write tenants/base/NAME and register it in both overlays; return the files written."""
-    _check(repo, name, namespace, git_url, branch)
+def add_tenant(repo: Path, name: str, namespace: str, git_url: str, branch: str = "main",
+               allow: tuple[str, ...] = ()) -> list[Path]:
+    """Write tenants/base/NAME, register it in both overlays and give it a source allowlist
+    (its own repository and the `allow` prefixes); return the files written."""
+    _check(repo, name, namespace, git_url, branch, allow)
     planned: dict[Path, str] = {
         repo / "tenants" / "base" / name / file: text
         for file, text in tenant_files(name, namespace, git_url, branch).items()
     }
+    policy = repo / SOURCE_ALLOWLIST
+    if not policy.is_file():
+        raise TenantError(f"{SOURCE_ALLOWLIST} is missing: is {repo} a fleet repo?")
+    entry = list(dict.fromkeys([git_url.rstrip("/"), *(a.rstrip("/") for a in allow)]))
+    planned[policy] = with_allowlist(policy.read_text(), name, entry)
     for env in ENVIRONMENTS:
         kfile = repo / "tenants" / env / "kustomization.yaml"
         data = yamlio.load(kfile.read_text()) or {}

@@ -19,7 +19,6 @@ from harness.manifests.tenants import add_tenant
 pytestmark = pytest.mark.e2e
 
 WEB_REPO = "web-team/apps"
-ALLOWLIST = "infrastructure/kyverno-policies/tenant-source-allowlist.yaml"
 
 
 def _sync_fleet(fleet: Fleet, commit: str) -> None:
@@ -53,16 +52,9 @@ def web_repo(fleet: Fleet, tmp_path_factory: pytest.TempPathFactory) -> str:
 def web_tenant(fleet: Fleet, web_repo: str) -> Iterator[str]:
     """web-team onboarded in the fleet repo with the CLI's code and allowlisted; removed after."""
     url = fleet.server.repo_url(WEB_REPO)
-    allowed_prefix = url.removesuffix(".git").rsplit("/", 1)[0]  # .../git/web-team
 
     def onboard(work: Path) -> None:
-        add_tenant(work, "web-team", "web", url)
-        policy = work / ALLOWLIST
-        # The published allowlist carries the rewritten chart URL; add the new tenant before it.
-        anchor = f"'{fleet.server.charts_url('podinfo')}'"
-        text = policy.read_text()
-        assert anchor in text, f"allowlist layout changed: {anchor} not in {ALLOWLIST}"
-        policy.write_text(text.replace(anchor, f"'{allowed_prefix}',\n          {anchor}", 1))
+        add_tenant(work, "web-team", "web", url)  # also writes web-team's source allowlist
 
     before = publish.head(fleet.server, FLEET_REPO)
     original = publish.snapshot(fleet.server, FLEET_REPO)

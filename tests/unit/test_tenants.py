@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 
+from harness.core.repo import SOURCE_ALLOWLIST
 from harness.entry.cli import main
-from harness.manifests.tenants import TenantError, add_tenant
+from harness.manifests.tenants import PLAIN_URL, TenantError, add_tenant, allowlists, with_allowlist
 
 
 @pytest.fixture
 def fleet(tmp_path: Path, repo_root: Path) -> Path:
-    """A scratch copy of the fleet's tenants tree."""
+    """A scratch copy of the fleet's tenants tree and its policies."""
     shutil.copytree(repo_root / "tenants", tmp_path / "tenants")
+    shutil.copytree(repo_root / "infrastructure", tmp_path / "infrastructure")
     return tmp_path
+
+
+def policy_variables(path: Path) -> dict[str, str]:
+    policy = yaml.safe_load(path.read_text())
+    return {v["name"]: v["expression"] for v in policy["spec"]["variables"]}
 
 
 def snapshot(root: Path) -> dict[str, str]:
@@ -56,7 +64,12 @@ def test_generated_tenant_matches_the_committed_example(fleet: Path, repo_root: 
         kfile = fleet / "tenants" / env / "kustomization.yaml"
         kfile.write_text(yaml.safe_dump({"apiVersion": "kustomize.config.k8s.io/v1beta1",
                                          "kind": "Kustomization", "resources": []}))
-    add_tenant(fleet, "dev-team", "apps", "https://git.example.com/dev-team/apps.git")
+    policy = fleet / SOURCE_ALLOWLIST
+    match, current = allowlists(policy.read_text())
+    dev_team = current.pop("dev-team")
+    policy.write_text(policy.read_text().replace(match.group(2), "        {}\n"))
+    add_tenant(fleet, "dev-team", "apps", "https://git.example.com/dev-team/apps.git", allow=tuple(dev_team[1:]))
+    assert policy.read_text() == (repo_root / SOURCE_ALLOWLIST).read_text()
     for name in ("rbac.yaml", "sync.yaml"):
         assert docs(fleet / "tenants/base/dev-team" / name) == docs(repo_root / "tenants/base/dev-team" / name)
     for env in ("staging", "production"):
@@ -75,6 +88,10 @@ def test_generated_tenant_matches_the_committed_example(fleet: Path, repo_root: 
         pytest.param("web-team", "flux-system", "https://git.example.com/x", "belongs to the platform",
                      id="platform-namespace"),
         pytest.param("web-team", "web", "git.example.com/x", "invalid --git-url", id="bad-url"),
+        pytest.param("web-team", "web", "https://git.example.com/web-team/../dev-team/apps.git",
+                     "invalid --git-url", id="dot-segments"),
+        pytest.param("web-team", "web", "ssh://git@git.example.com/web-team/apps.git", "invalid --git-url",
+                     id="userinfo"),
     ],
 )
 def test_add_tenant_refuses_bad_input_and_leaves_tree_untouched(
@@ -84,6 +101,45 @@ def test_add_tenant_refuses_bad_input_and_leaves_tree_untouched(
     with pytest.raises(TenantError, match=expected):
         add_tenant(fleet, name, namespace, url)
     assert snapshot(fleet) == before
+
+
+def test_add_tenant_refuses_a_bad_allow_prefix_and_leaves_tree_untouched(fleet: Path) -> None:
+    before = snapshot(fleet)
+    with pytest.raises(TenantError, match="invalid --allow 'https://charts.example.org/%2e%2e'"):
+        add_tenant(fleet, "web-team", "web", "https://git.example.com/web-team/apps.git",
+                   allow=("https://charts.example.org/%2e%2e",))
+    assert snapshot(fleet) == before
+
+
+def test_add_tenant_refuses_a_tenant_that_already_has_an_allowlist(fleet: Path) -> None:
+    policy = fleet / SOURCE_ALLOWLIST
+    policy.write_text(with_allowlist(policy.read_text(), "web-team", ["https://git.example.com/web-team"]))
+    before = snapshot(fleet)
+    with pytest.raises(TenantError, match="already has an allowlist for tenant 'web-team'"):
+        add_tenant(fleet, "web-team", "web", "https://git.example.com/web-team/apps.git")
+    assert snapshot(fleet) == before
+
+
+def test_add_tenant_refuses_an_allowlist_it_cannot_read(fleet: Path) -> None:
+    policy = fleet / SOURCE_ALLOWLIST
+    policy.write_text(policy.read_text().replace('"dev-team": [', "'dev-team': ["))
+    before = snapshot(fleet)
+    with pytest.raises(TenantError, match="not valid JSON"):
+        add_tenant(fleet, "web-team", "web", "https://git.example.com/web-team/apps.git")
+    assert snapshot(fleet) == before
+
+
+def test_add_tenant_writes_the_tenants_allowlist(fleet: Path) -> None:
+    add_tenant(fleet, "web-team", "web", "https://git.example.com/web-team/apps.git",
+               allow=("oci://ghcr.io/web-team/charts/",))
+    written = json.loads(policy_variables(fleet / SOURCE_ALLOWLIST)["allowlists"])
+    assert written["web-team"] == ["https://git.example.com/web-team/apps.git", "oci://ghcr.io/web-team/charts"]
+    assert "dev-team" in written
+
+
+def test_python_url_grammar_is_the_policys(repo_root: Path) -> None:
+    """tenant add refuses exactly the URLs the policy would not compare."""
+    assert f"'{PLAIN_URL}'" in policy_variables(repo_root / SOURCE_ALLOWLIST)["plain"]
 
 
 def test_cli_reports_refusal_with_exit_code_2(fleet: Path, capsys: pytest.CaptureFixture[str]) -> None:

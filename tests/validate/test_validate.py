@@ -94,8 +94,37 @@ BROKEN = [
                 "https://stefanprodan.github.io/podinfo", "https://charts.example.org/podinfo"),
         "admission", ("tenant-repo-example/base/podinfo-repository.yaml",
                       "HelmRepository apps/podinfo", "flux-tenant-source-allowlist",
-                      "https://charts.example.org/podinfo is not on the tenant allowlist"),
+                      "https://charts.example.org/podinfo is not on the allowlist of tenant dev-team"),
         id="source-url-off-the-allowlist",
+    ),
+    pytest.param(
+        replace("tenant-repo-example/base/podinfo-repository.yaml",
+                "https://stefanprodan.github.io/podinfo", "https://stefanprodan.github.io/podinfo/%2e%2e/evil"),
+        "admission", ("HelmRepository apps/podinfo", "flux-tenant-source-allowlist",
+                      "https://stefanprodan.github.io/podinfo/%2e%2e/evil is not a plain URL"),
+        id="source-url-encoded-dot-segments",
+    ),
+    pytest.param(
+        replace("tenants/base/dev-team/rbac.yaml", "toolkit.fluxcd.io/tenant: dev-team\n---\napiVersion: v1\nkind: ServiceAccount",
+                "toolkit.fluxcd.io/tenant: ops-team\n---\napiVersion: v1\nkind: ServiceAccount"),
+        "admission", ("HelmRepository apps/podinfo",
+                      "tenant ops-team has no source allowlist"),
+        id="tenant-without-allowlist",
+    ),
+    pytest.param(
+        replace("tenant-repo-example/base/podinfo-release.yaml", "  releaseName: podinfo\n",
+                "  releaseName: podinfo\n  storageNamespace: flux-system\n"),
+        "admission", ("HelmRelease apps/podinfo", "flux-tenant-target-namespace",
+                      "spec.storageNamespace flux-system is not allowed"),
+        id="release-storage-namespace-elsewhere",
+    ),
+    pytest.param(
+        append("tenant-repo-example/base/podinfo-release.yaml",
+               "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: shell\nspec:\n"
+               "  serviceAccountName: dev-team\n  containers:\n  - name: sh\n    image: busybox\n"),
+        "admission", ("Pod apps/shell", "flux-tenant-reconciler-account",
+                      "service account dev-team is the tenant reconciler account"),
+        id="pod-as-reconciler-account",
     ),
     pytest.param(
         replace("clusters/production/flux-system/kustomization.yaml",
