@@ -13,14 +13,28 @@ from pathlib import Path
 from harness.core import commands
 from harness.core.errors import CommandError, KitError
 from harness.core.versions import Versions
-from harness.kit import cache, debian, gomod
-from harness.kit.oci import File, ImageSpec
+from harness.kit import cache, debian, dockerfile, gomod
+from harness.kit.oci import DEFAULT_ENV, File, ImageSpec
 from harness.kit.recipes import KYVERNO_COMMANDS
 
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 NOBODY = "65534:65534"
 # What kube-proxy's image needs besides its binary (upstream: distroless-iptables).
 IPTABLES_PACKAGES = ("iptables", "nftables", "conntrack", "ipset", "kmod", "ca-certificates")
+# Upstream Flux images are Alpine-based. Each Alpine package their Dockerfiles add, as the Debian
+# package the kit installs instead, and the program or file upstream's image has from it (at
+# upstream's path, which the image test looks for).
+ALPINE_TO_DEBIAN: dict[str, tuple[str, str]] = {
+    "ca-certificates": ("ca-certificates", "/etc/ssl/certs/ca-certificates.crt"),
+    "tini": ("tini", "/sbin/tini"),
+    "git": ("git", "/usr/bin/git"),
+    "openssh-client": ("openssh-client", "/usr/bin/ssh"),
+    "gnupg": ("gnupg", "/usr/bin/gpg"),
+}
+# Where Debian puts a program Alpine keeps elsewhere; the image gets a link at Alpine's path.
+# (Debian merges /sbin into /usr/sbin, so the link is written there.)
+DEBIAN_PATHS = {"/sbin/tini": ("/usr/sbin/tini", "/usr/bin/tini")}
+FLUX_BINARY_DIR = "/usr/local/bin/"
 # Kyverno's image names, by the binary that runs in them.
 KYVERNO_IMAGES = {
     "kyverno": "kyverno", "kyverno-init": "kyvernopre",
@@ -127,17 +141,43 @@ def workload_tags(v: Versions) -> list[str]:
             *(t for image in KYVERNO_IMAGES.values() for t in kyverno_tags(v, image)), podinfo_tag(v)]
 
 
+def flux_stage(name: str, version: str) -> dockerfile.FinalStage:
+    """The final stage of the controller's own Dockerfile at the pinned version."""
+    stage = dockerfile.read(gomod.download(f"github.com/fluxcd/{name}", version).dir / "Dockerfile")
+    unknown = [p for p in stage.packages if p not in ALPINE_TO_DEBIAN]
+    if unknown:
+        raise KitError(f"{name} {version}: upstream's image adds Alpine packages {unknown} that the kit "
+                       "has no Debian equivalent for; add them to ALPINE_TO_DEBIAN in harness/kit/images.py")
+    if stage.copies != [FLUX_BINARY_DIR]:
+        raise KitError(f"{name} {version}: upstream's image copies {stage.copies}, the kit expects only "
+                       f"the controller binary into {FLUX_BINARY_DIR}; update flux_images")
+    return stage
+
+
 def flux_images(v: Versions, go: GoArtifacts) -> list[ImageSpec]:
-    """As upstream: binary on PATH as entrypoint, CA bundle, numeric non-root user."""
-    return [
-        ImageSpec(
-            tags=(flux_tag(name, version),),
-            files=(File(f"/usr/local/bin/{name}", go.flux[name].path / "bin" / name, 0o755), _ca()),
+    """As upstream's Dockerfile at the pinned version: its packages (from Debian), the binary on
+    PATH, its entrypoint chain, environment and numeric non-root user."""
+    specs = []
+    for name, version in v.flux.controllers().items():
+        stage = flux_stage(name, version)
+        files = [File(f"{FLUX_BINARY_DIR}{name}", go.flux[name].path / "bin" / name, 0o755)]
+        base = None
+        if set(stage.packages) - {"ca-certificates"}:
+            packages = tuple(sorted({ALPINE_TO_DEBIAN[p][0] for p in stage.packages} | {"ca-certificates"}))
+            base = debian.rootfs(f"flux-{name}", v.node.debian, packages).path / "rootfs.tar"
+            for p in stage.packages:
+                link = DEBIAN_PATHS.get(ALPINE_TO_DEBIAN[p][1])
+                if link is not None:
+                    files.append(File(link[0], link=link[1]))
+        else:
+            files.append(_ca())
+        specs.append(ImageSpec(
+            tags=(flux_tag(name, version),), files=tuple(files), base=base,
             dirs=(("tmp", 0o1777), ("data", 0o777)),
-            entrypoint=(name,), user=NOBODY,
-        )
-        for name, version in v.flux.controllers().items()
-    ]
+            env=(*DEFAULT_ENV, *stage.env.items()),
+            entrypoint=tuple(stage.entrypoint), user=stage.user,
+        ))
+    return specs
 
 
 def kyverno_images(v: Versions, go: GoArtifacts) -> list[ImageSpec]:

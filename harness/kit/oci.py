@@ -21,19 +21,23 @@ from harness.core.errors import CommandError, KitError
 from harness.core.progress import step
 
 KEY_LABEL = "dev.fleet-kit.key"
+DEFAULT_ENV = (("PATH", "/usr/local/bin:/usr/local/sbin:/usr/bin:/usr/sbin:/bin:/sbin"),)
 IMPORT_TIMEOUT_S = 1800.0
 
 
 @dataclass(frozen=True)
 class File:
-    """A file in an image: from a host path, or literal content."""
+    """A file in an image: from a host path, literal content, or a symbolic link."""
 
     path: str  # absolute path inside the image
     source: Path | None = None
     mode: int = 0o644
     content: bytes | None = None
+    link: str | None = None  # the link's target
 
     def fingerprint(self) -> str:
+        if self.link is not None:
+            return f"{self.path}->{self.link}"
         if self.source is not None:
             stat = self.source.stat()
             return f"{self.path}:{self.source}:{stat.st_size}:{stat.st_mtime_ns}:{self.mode:o}"
@@ -50,7 +54,7 @@ class ImageSpec:
     dirs: tuple[tuple[str, int], ...] = ()  # empty directories and their modes
     entrypoint: tuple[str, ...] = ()
     cmd: tuple[str, ...] = ()
-    env: tuple[tuple[str, str], ...] = (("PATH", "/usr/local/bin:/usr/local/sbin:/usr/bin:/usr/sbin:/bin:/sbin"),)
+    env: tuple[tuple[str, str], ...] = DEFAULT_ENV
     user: str = ""
     workdir: str = ""
 
@@ -122,8 +126,12 @@ def write_layer(spec: ImageSpec, target: Path) -> None:
                     info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, int(time.time())
                     out.addfile(info)
                     seen.add(parent)
-            data = f.content if f.content is not None else f.source.read_bytes()  # type: ignore[union-attr]
             info = tarfile.TarInfo(f.path.strip("/"))
+            if f.link is not None:
+                info.type, info.linkname, info.mode, info.mtime = tarfile.SYMTYPE, f.link, 0o777, int(time.time())
+                out.addfile(info)
+                continue
+            data = f.content if f.content is not None else f.source.read_bytes()  # type: ignore[union-attr]
             info.size, info.mode, info.mtime = len(data), f.mode, int(time.time())
             out.addfile(info, io.BytesIO(data))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tarfile
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 
 from harness.access.registry import strip_registry
 from harness.core.errors import KitError
-from harness.kit import cache
+from harness.kit import cache, dockerfile
 from harness.kit.gomod import GoBuild, wrapper_gomod
 from harness.kit.oci import File, ImageSpec, write_layer
 
@@ -101,3 +102,37 @@ def test_layer_overrides_base_files_and_creates_parents(tmp_path: Path) -> None:
 ])
 def test_strip_registry(reference: str, expected: str) -> None:
     assert strip_registry(reference) == expected
+
+
+UPSTREAM_LIKE = """\
+ARG GO_VERSION=1.26
+FROM golang:${GO_VERSION}-alpine AS builder
+RUN go build -o kustomize-controller main.go
+
+FROM alpine:3.23
+# comment
+RUN apk --no-cache add ca-certificates tini git \\
+  && update-ca-certificates
+COPY --from=builder /workspace/kustomize-controller /usr/local/bin/
+USER 65534:65534
+ENV GNUPGHOME=/tmp
+ENTRYPOINT [ "/sbin/tini", "--", "kustomize-controller" ]
+"""
+
+
+def test_dockerfile_final_stage_is_read_from_the_last_from() -> None:
+    stage = dockerfile.final_stage(UPSTREAM_LIKE, "Dockerfile")
+    assert stage.base == "alpine:3.23"
+    assert stage.packages == ["ca-certificates", "tini", "git"]
+    assert stage.copies == ["/usr/local/bin/"]
+    assert (stage.user, stage.env) == ("65534:65534", {"GNUPGHOME": "/tmp"})
+    assert stage.entrypoint == ["/sbin/tini", "--", "kustomize-controller"]
+
+
+@pytest.mark.parametrize(("line", "expected"), [
+    ("RUN apk add curl && curl -o /x https://example.com/x", "runs `curl -o /x https://example.com/x`"),
+    ("HEALTHCHECK CMD true", "has `HEALTHCHECK CMD true`"),
+])
+def test_dockerfile_step_the_kit_cannot_reproduce_is_named(line: str, expected: str) -> None:
+    with pytest.raises(KitError, match=re.escape(expected)):
+        dockerfile.final_stage(UPSTREAM_LIKE + line + "\n", "kustomize-controller/Dockerfile")

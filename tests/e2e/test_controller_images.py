@@ -1,0 +1,64 @@
+"""The Flux controller images the clusters run carry what upstream's Dockerfile puts in them at
+the pinned version: its packages' programs, its entrypoint chain, environment and user. Remote
+bases, SOPS with PGP keys and SSH Git depend on these, so a stand-in without them would make
+tests pass or fail for the wrong reason."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from harness.core import commands
+from harness.core.errors import CommandError
+from harness.kit.build import Kit
+from harness.kit.images import ALPINE_TO_DEBIAN, FLUX_BINARY_DIR, flux_stage, flux_tag
+
+pytestmark = pytest.mark.e2e
+
+CONTROLLERS = ("source-controller", "kustomize-controller", "helm-controller", "notification-controller")
+# How to ask each program for its version (a run proves it starts as the image's user).
+VERSION_FLAG = {"/usr/bin/ssh": "-V"}
+
+
+def _config(tag: str) -> dict[str, object]:
+    out = commands.run(["docker", "image", "inspect", "--format", "{{json .Config}}", tag], timeout_s=30.0)
+    return json.loads(out.stdout)  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("name", CONTROLLERS)
+def test_controller_image_matches_upstream_dockerfile(kit: Kit, name: str) -> None:
+    version = kit.versions.flux.controllers()[name]
+    stage = flux_stage(name, version)
+    tag = flux_tag(name, version)
+    config = _config(tag)
+    assert config["Entrypoint"] == stage.entrypoint, f"{tag}: entrypoint differs from upstream's Dockerfile"
+    assert config["User"] == stage.user, f"{tag}: user differs from upstream's Dockerfile"
+    env = dict(e.split("=", 1) for e in config["Env"] or [])  # type: ignore[union-attr]
+    for key, value in stage.env.items():
+        assert env.get(key) == value, f"{tag}: ENV {key}={value} of upstream's Dockerfile is missing"
+    assert stage.entrypoint[-1] == name
+    programs = [f"{FLUX_BINARY_DIR}{name}"] + [ALPINE_TO_DEBIAN[p][1] for p in stage.packages]
+    for path in programs:
+        if path.startswith("/etc/"):
+            created = commands.run(["docker", "create", tag], timeout_s=60.0).stdout.strip()
+            try:
+                copied = commands.run_binary(["docker", "cp", "-L", f"{created}:{path}", "-"], timeout_s=60.0)
+                assert b"BEGIN CERTIFICATE" in copied, f"{tag}: {path} holds no certificate"
+            finally:
+                commands.run(["docker", "rm", created], timeout_s=60.0)
+            continue
+        flag = "--help" if path.startswith(FLUX_BINARY_DIR) else VERSION_FLAG.get(path, "--version")
+        try:
+            commands.run(["docker", "run", "--rm", "--network", "none", "--entrypoint", path, tag, flag],
+                         timeout_s=60.0)
+        except CommandError as exc:
+            pytest.fail(f"{tag}: {path} {flag} failed; upstream's image has it:\n{exc}")
+
+
+def test_kustomize_controller_can_run_git_ssh_and_gpg(kit: Kit) -> None:
+    """What remote bases, SSH Git and SOPS with PGP need, named outright (a positive control for
+    the generic comparison above: upstream's kustomize-controller adds these packages)."""
+    stage = flux_stage("kustomize-controller", kit.versions.flux.controllers()["kustomize-controller"])
+    assert {"git", "openssh-client", "gnupg", "tini"} <= set(stage.packages), stage.packages
+    assert stage.entrypoint[:2] == ["/sbin/tini", "--"]
