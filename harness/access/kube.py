@@ -100,11 +100,23 @@ class Kube:
             except NotFoundError:
                 pass
 
+    def patch(self, api_version: str, kind: str, name: str, namespace: str | None, body: dict[str, Any]) -> dict[str, Any]:
+        """A JSON merge patch; raises ApiException on refusal."""
+        with self._request(f"patch {kind} {namespace or ''}/{name}"):
+            return dict(self._resource(api_version, kind).patch(
+                body=body, name=name, namespace=namespace, content_type="application/merge-patch+json").to_dict())
+
     def annotate(self, api_version: str, kind: str, name: str, namespace: str | None, annotations: dict[str, str]) -> None:
-        patch = {"metadata": {"annotations": annotations}}
-        with self._request(f"annotate {kind} {namespace or ''}/{name}"):
-            self._resource(api_version, kind).patch(body=patch, name=name, namespace=namespace,
-                                                     content_type="application/merge-patch+json")
+        self.patch(api_version, kind, name, namespace, {"metadata": {"annotations": annotations}})
+
+    def namespaced_kinds(self, group: str) -> tuple[tuple[str, str], ...]:
+        """(apiVersion, kind) of every namespaced kind the API group serves, in its preferred
+        version (subresources left out)."""
+        with self._request(f"discover API group {group}"):
+            found = self.dynamic.resources.search(group=group, preferred=True)
+        kinds = {(r.group_version, r.kind) for r in found
+                 if getattr(r, "namespaced", False) and "/" not in r.name and not r.kind.endswith("List")}
+        return tuple(sorted(kinds))
 
 
 def refusal(exc: ApiException) -> str:

@@ -10,10 +10,10 @@ import pytest
 
 from harness.core import yamlio
 from harness.core.repo import platform_order
-from harness.e2e import flux, publish
+from harness.e2e import flux, publish, tenancy
 from harness.e2e.flux import Ref
 from harness.e2e.handles import Fleet
-from harness.e2e.repos import FLEET_REPO, TENANT_REPO
+from harness.e2e.repos import FLEET_REPO, TENANT_ACCOUNT, TENANT_REPO
 from harness.manifests.tenants import add_tenant
 
 pytestmark = pytest.mark.e2e
@@ -97,3 +97,15 @@ def test_neighbours_hostile_commit_leaves_the_other_tenant_ready(
         assert handle.kube.get("v1", "ConfigMap", probe_name, "web") is None, f"{handle.env}: wrote into web"
         flux.request_reconcile(handle.kube, Ref("Kustomization", "web", "web-team"))
         flux.wait_ready(handle.kube, Ref("Kustomization", "web", "web-team"), web_tenant, fleet.config.timeout(120))
+
+
+def test_one_tenants_repository_is_refused_to_the_other(fleet: Fleet, web_tenant: str, probe_name: str) -> None:
+    """Row 9 across tenants: each allowlist is the tenant's own; the twin is web-team's own repo."""
+    dev_url, web_url = fleet.server.repo_url(TENANT_REPO), fleet.server.repo_url(WEB_REPO)
+    for handle in fleet.clusters.values():
+        dev, web = handle.kube.as_user(TENANT_ACCOUNT), handle.kube.as_user("system:serviceaccount:web:web-team")
+        tenancy.assert_refused(dev, tenancy.source("GitRepository", probe_name, web_url, "apps"), 400,
+                               "flux-tenant-source-allowlist", f"{web_url} is not on the allowlist of tenant dev-team")
+        tenancy.assert_refused(web, tenancy.source("GitRepository", probe_name, dev_url, "web"), 400,
+                               "flux-tenant-source-allowlist", f"{dev_url} is not on the allowlist of tenant web-team")
+        tenancy.assert_admitted(web, handle.kube, tenancy.source("GitRepository", probe_name, web_url, "web"))

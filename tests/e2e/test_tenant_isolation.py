@@ -7,13 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes.client.exceptions import ApiException
 
-from harness.access.kube import Kube, refusal
+from harness.access.kube import Kube
 from harness.access.readiness import condition
 from harness.core import yamlio
 from harness.core.waits import wait_for
-from harness.e2e import flux, publish
+from harness.e2e import flux, publish, tenancy
 from harness.e2e.converge import tenant_ready_everywhere
 from harness.e2e.flux import Ref
 from harness.e2e.handles import ClusterHandle, Fleet
@@ -21,30 +20,10 @@ from harness.e2e.repos import TENANT_ACCOUNT, TENANT_REPO
 
 pytestmark = pytest.mark.e2e
 
-def config_map(name: str, namespace: str | None) -> dict[str, Any]:
-    meta: dict[str, Any] = {"name": name}
-    if namespace:
-        meta["namespace"] = namespace
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": {"probe": "e2e"}}
-
-
-def assert_refused(kube: Kube, obj: dict[str, Any], status: int, *fragments: str) -> None:
-    """Creating obj is refused with this HTTP status, and the message names the cause."""
-    __tracebackhide__ = True
-    try:
-        kube.create(obj)
-    except ApiException as exc:
-        if exc.status != status or not all(f in str(exc.body) for f in fragments):
-            pytest.fail(f"expected HTTP {status} mentioning {fragments}, got {refusal(exc)}")
-        return
-    kube.delete(obj["apiVersion"], obj["kind"], obj["metadata"]["name"], obj["metadata"].get("namespace"))
-    pytest.fail(f"{obj['kind']} {obj['metadata']} was created, expected HTTP {status}")
-
-
 # a. Direct API calls as the tenant's service account.
 
 def test_tenant_account_can_create_in_its_namespace(cluster: ClusterHandle, tenant: Kube, probe_name: str) -> None:
-    created = tenant.create(config_map(probe_name, "apps"))
+    created = tenant.create(tenancy.config_map(probe_name, "apps"))
     try:
         assert created["metadata"]["namespace"] == "apps"
     finally:
@@ -62,7 +41,7 @@ def test_tenant_account_cannot_write_outside_its_namespace(
     cluster: ClusterHandle, tenant: Kube, probe_name: str, target: str, namespace: str | None
 ) -> None:
     objects = {
-        "ConfigMap": config_map(probe_name, namespace),
+        "ConfigMap": tenancy.config_map(probe_name, namespace),
         "Namespace": {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": probe_name}},
         "ClusterRoleBinding": {
             "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
@@ -71,14 +50,14 @@ def test_tenant_account_cannot_write_outside_its_namespace(
             "subjects": [{"kind": "ServiceAccount", "name": "dev-team", "namespace": "apps"}],
         },
     }
-    assert_refused(tenant, objects[target], 403, "forbidden", TENANT_ACCOUNT)
+    tenancy.assert_refused(tenant, objects[target], 403, "forbidden", TENANT_ACCOUNT)
 
 
 # b. A commit to the tenant repo that reaches outside the namespace.
 
 def _add_to_base(work: Path, name: str) -> None:
     """A well-behaved change: one more ConfigMap in the tenant's base (namespace apps)."""
-    (work / "base" / f"{name}.yaml").write_text(yamlio.dump(config_map(name, None)))
+    (work / "base" / f"{name}.yaml").write_text(yamlio.dump(tenancy.config_map(name, None)))
     kustomization = yamlio.load((work / "base" / "kustomization.yaml").read_text())
     kustomization["resources"].append(f"{name}.yaml")
     (work / "base" / "kustomization.yaml").write_text(yamlio.dump(kustomization))
@@ -87,7 +66,7 @@ def _add_to_base(work: Path, name: str) -> None:
 def _add_escape(work: Path, name: str, namespace: str) -> None:
     """A hostile change: the overlays stop forcing namespace apps and add an object elsewhere."""
     (work / "escape").mkdir()
-    (work / "escape" / f"{name}.yaml").write_text(yamlio.dump(config_map(name, namespace)))
+    (work / "escape" / f"{name}.yaml").write_text(yamlio.dump(tenancy.config_map(name, namespace)))
     (work / "escape" / "kustomization.yaml").write_text(yamlio.dump(
         {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": [f"{name}.yaml"]}))
     for env in ("staging", "production"):
@@ -135,7 +114,7 @@ PROBE_REPO = "probe/configmap"
 def probe_repo(fleet: Fleet, tmp_path_factory: pytest.TempPathFactory) -> str:
     """A tiny repo on the Git server: one ConfigMap with no namespace; returns its commit."""
     folder = tmp_path_factory.mktemp("probe-repo")
-    (folder / "configmap.yaml").write_text(yamlio.dump(config_map("lockdown-probe", None)))
+    (folder / "configmap.yaml").write_text(yamlio.dump(tenancy.config_map("lockdown-probe", None)))
     (folder / "kustomization.yaml").write_text(yamlio.dump(
         {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": ["configmap.yaml"]}))
     commit, _ = publish.publish(fleet.server, PROBE_REPO, {"": folder}, [], "probe: one ConfigMap")
@@ -197,57 +176,78 @@ def test_source_in_flux_system_is_access_denied(fleet: Fleet, cluster: ClusterHa
 
 # d. Kyverno rejects tenant objects that break the policies, at admission.
 
-def _tenant_kustomization(name: str, with_account: bool, source_namespace: str | None = None,
-                          kubeconfig_secret: str | None = None) -> dict[str, Any]:
-    spec: dict[str, Any] = {"interval": "5m", "prune": True, "suspend": True,
-                            "sourceRef": {"kind": "GitRepository", "name": "dev-team"}}
-    if source_namespace:
-        spec["sourceRef"]["namespace"] = source_namespace
-    if kubeconfig_secret:
-        spec["kubeConfig"] = {"secretRef": {"name": kubeconfig_secret}}
-    if with_account:
-        spec["serviceAccountName"] = "dev-team"
-    return {"apiVersion": flux.API["Kustomization"], "kind": "Kustomization",
-            "metadata": {"name": name, "namespace": "apps"}, "spec": spec}
-
-
-def _tenant_source(name: str, url: str) -> dict[str, Any]:
-    return {"apiVersion": flux.API["GitRepository"], "kind": "GitRepository",
-            "metadata": {"name": name, "namespace": "apps"},
-            "spec": {"interval": "5m", "suspend": True, "url": url, "ref": {"branch": "main"}}}
-
-
-def _created_then_removed(kube: Kube, admin: Kube, obj: dict[str, Any]) -> None:
-    created = kube.create(obj)
-    admin.delete(obj["apiVersion"], obj["kind"], obj["metadata"]["name"], "apps")
-    assert created["metadata"]["name"] == obj["metadata"]["name"]
-
-
 def test_policy_admits_tenant_kustomization_with_service_account(cluster: ClusterHandle, tenant: Kube, probe_name: str) -> None:
-    _created_then_removed(tenant, cluster.kube, _tenant_kustomization(probe_name, with_account=True))
+    tenancy.assert_admitted(tenant, cluster.kube, tenancy.kustomization(probe_name, suspend=True))
 
 
 def test_policy_rejects_tenant_kustomization_without_service_account(tenant: Kube, probe_name: str) -> None:
-    assert_refused(tenant, _tenant_kustomization(probe_name, with_account=False), 400,
+    tenancy.assert_refused(tenant, tenancy.kustomization(probe_name, account=None, suspend=True), 400,
                    "flux-tenant-service-account", "spec.serviceAccountName is required")
 
 
 def test_policy_rejects_tenant_kustomization_with_foreign_source(tenant: Kube, probe_name: str) -> None:
-    assert_refused(tenant, _tenant_kustomization(probe_name, with_account=True, source_namespace="flux-system"),
+    tenancy.assert_refused(tenant, tenancy.kustomization(probe_name, source_namespace="flux-system", suspend=True),
                    400, "flux-tenant-source-ref", "cross-namespace source references are not allowed")
 
 
 def test_policy_admits_tenant_source_on_the_allowlist(fleet: Fleet, cluster: ClusterHandle, tenant: Kube,
                                                       probe_name: str) -> None:
-    url = fleet.server.repo_url("dev-team/another-repo")
-    _created_then_removed(tenant, cluster.kube, _tenant_source(probe_name, url))
+    url = fleet.server.repo_url(TENANT_REPO)
+    tenancy.assert_admitted(tenant, cluster.kube, tenancy.source("GitRepository", probe_name, url))
 
 
 def test_policy_rejects_tenant_source_off_the_allowlist(tenant: Kube, probe_name: str) -> None:
-    assert_refused(tenant, _tenant_source(probe_name, "https://github.com/attacker/manifests"), 400,
-                   "flux-tenant-source-allowlist", "is not on the tenant allowlist")
+    tenancy.assert_refused(tenant, tenancy.source("GitRepository", probe_name, "https://github.com/attacker/manifests"),
+                           400, "flux-tenant-source-allowlist", "is not on the allowlist of tenant dev-team")
 
 
 def test_policy_rejects_tenant_kustomization_with_kubeconfig(tenant: Kube, probe_name: str) -> None:
-    assert_refused(tenant, _tenant_kustomization(probe_name, with_account=True, kubeconfig_secret="admin-kubeconfig"),
+    tenancy.assert_refused(tenant, tenancy.kustomization(probe_name, suspend=True, kubeConfig={"secretRef": {"name": "admin-kubeconfig"}}),
                    400, "flux-tenant-no-kubeconfig", "spec.kubeConfig is not allowed")
+
+
+def _probe_charts(fleet: Fleet, kube: Kube, name: str, namespace: str) -> None:
+    """The chart repository as HelmRepository `name` in `namespace`, Ready."""
+    repository = tenancy.source("HelmRepository", name, fleet.server.charts_url("podinfo"), namespace)
+    repository["spec"]["suspend"] = False
+    kube.create(repository)
+    flux.wait_ready(kube, Ref("HelmRepository", namespace, name), None, fleet.config.timeout(120))
+
+
+def test_release_from_own_namespace_is_installed(fleet: Fleet, cluster: ClusterHandle, probe_namespace: str) -> None:
+    """The twin of the HelmRelease refusal below (row 1), through helm-controller."""
+    _probe_charts(fleet, cluster.kube, probe_namespace, probe_namespace)
+    cluster.kube.create(tenancy.helm_release("own-charts", probe_namespace, repository=probe_namespace,
+                                             account="default"))
+    flux.wait_ready(cluster.kube, Ref("HelmRelease", probe_namespace, "own-charts"), None, fleet.config.timeout(240))
+    assert cluster.kube.get("apps/v1", "Deployment", "own-charts-podinfo", probe_namespace) is not None
+
+
+def test_release_from_flux_system_is_access_denied(fleet: Fleet, cluster: ClusterHandle, probe_namespace: str) -> None:
+    """Row 1 for HelmRelease: helm-controller's --no-cross-namespace-refs."""
+    _probe_charts(fleet, cluster.kube, probe_namespace, "flux-system")
+    try:
+        cluster.kube.create(tenancy.helm_release("foreign-charts", probe_namespace, repository=probe_namespace,
+                                                 repository_namespace="flux-system", account="default"))
+        status = flux.wait_failed(cluster.kube, Ref("HelmRelease", probe_namespace, "foreign-charts"), "",
+                                  fleet.config.timeout(120))
+        assert status.reason == "AccessDenied", status.describe()
+        assert "cross-namespace references are not allowed" in status.message, status.describe()
+        assert cluster.kube.get("apps/v1", "Deployment", "foreign-charts-podinfo", probe_namespace) is None
+    finally:
+        cluster.kube.delete(flux.API["HelmRepository"], "HelmRepository", probe_namespace, "flux-system")
+
+
+def test_kustomization_into_kube_system_is_forbidden_by_rbac(fleet: Fleet, cluster: ClusterHandle,
+                                                             probe_namespace: str, probe_repo: str) -> None:
+    """Row 5 without the policy (this namespace has no tenant label): RBAC alone refuses it.
+    The twin is test_source_in_own_namespace_is_applied (targetNamespace: its own)."""
+    kube = cluster.kube
+    escape = _probe_kustomization("into-kube-system", probe_namespace, probe_namespace)
+    escape["spec"]["targetNamespace"] = "kube-system"
+    kube.create(escape)
+    status = flux.wait_failed(kube, Ref("Kustomization", probe_namespace, "into-kube-system"), probe_repo,
+                              fleet.config.timeout(120))
+    assert "forbidden" in status.message.lower(), status.describe()
+    assert f"system:serviceaccount:{probe_namespace}:default" in status.message, status.describe()
+    assert kube.get("v1", "ConfigMap", "lockdown-probe", "kube-system") is None

@@ -1,0 +1,214 @@
+"""Threat-model rows a tenant can try straight through the API as its account: each is refused
+at admission (or by RBAC) for the reason it claims, and its twin through the same call succeeds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from kubernetes.client.exceptions import ApiException
+
+from harness.access.kube import Kube, refusal
+from harness.core.repo import API
+from harness.e2e import tenancy
+from harness.e2e.handles import ClusterHandle, Fleet
+from harness.e2e.repos import TENANT_ACCOUNT, TENANT_REPO
+from harness.kit.images import podinfo_tag
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def image(fleet: Fleet) -> str:
+    return podinfo_tag(fleet.kit.versions)
+
+
+# Row 1: a HelmRelease whose chart comes from another namespace (the Kustomization twin is in
+# test_tenant_isolation.py).
+
+def test_tenant_release_with_own_repository_is_admitted(cluster: ClusterHandle, tenant: Kube, probe_name: str) -> None:
+    tenancy.assert_admitted(tenant, cluster.kube, tenancy.helm_release(probe_name, suspend=True))
+
+
+def test_tenant_release_with_foreign_repository_is_refused(tenant: Kube, probe_name: str) -> None:
+    tenancy.assert_refused(tenant, tenancy.helm_release(probe_name, repository="podinfo", repository_namespace="flux-system",
+                                                        suspend=True),
+                           400, "flux-tenant-source-ref", "cross-namespace source references are not allowed")
+
+
+# Row 5: targetNamespace and storageNamespace outside the tenant's namespace.
+
+def test_tenant_objects_targeting_own_namespace_are_admitted(cluster: ClusterHandle, tenant: Kube, probe_name: str) -> None:
+    tenancy.assert_admitted(tenant, cluster.kube, tenancy.kustomization(probe_name, suspend=True, targetNamespace="apps"))
+    tenancy.assert_admitted(tenant, cluster.kube, tenancy.helm_release(
+        probe_name, suspend=True, targetNamespace="apps", storageNamespace="apps"))
+
+
+@pytest.mark.parametrize(("kind", "field", "namespace"), [
+    pytest.param("Kustomization", "targetNamespace", "kube-system", id="kustomization-target-kube-system"),
+    pytest.param("HelmRelease", "targetNamespace", "default", id="release-target-default"),
+    pytest.param("HelmRelease", "storageNamespace", "flux-system", id="release-storage-flux-system"),
+])
+def test_tenant_objects_targeting_other_namespaces_are_refused(tenant: Kube, probe_name: str, kind: str, field: str,
+                                                               namespace: str) -> None:
+    build = tenancy.kustomization if kind == "Kustomization" else tenancy.helm_release
+    tenancy.assert_refused(tenant, build(probe_name, suspend=True, **{field: namespace}), 400,
+                           "flux-tenant-target-namespace", f"spec.{field} {namespace} is not allowed")
+
+
+# Row 6: kubeConfig on a HelmRelease (the Kustomization case is in test_tenant_isolation.py).
+
+def test_tenant_release_with_kubeconfig_is_refused(tenant: Kube, probe_name: str) -> None:
+    release = tenancy.helm_release(probe_name, suspend=True, kubeConfig={"secretRef": {"name": "admin-kubeconfig"}})
+    tenancy.assert_refused(tenant, release, 400, "flux-tenant-no-kubeconfig", "spec.kubeConfig is not allowed")
+
+
+# Row 8: workloads running as, or holding a token of, the reconciler account.
+
+def test_tenant_workloads_with_their_own_account_are_admitted(cluster: ClusterHandle, tenant: Kube, probe_name: str,
+                                                             image: str) -> None:
+    tenancy.assert_admitted(tenant, cluster.kube, tenancy.pod(probe_name, None, image))
+    tenancy.assert_admitted(tenant, cluster.kube, tenancy.deployment(probe_name, "default", image))
+    tenancy.assert_admitted(tenant, cluster.kube, tenancy.token_secret(probe_name, "default"))
+
+
+@pytest.mark.parametrize("what", ["pod", "deployment"])
+def test_tenant_workload_as_reconciler_account_is_refused(tenant: Kube, probe_name: str, image: str, what: str) -> None:
+    build = tenancy.pod if what == "pod" else tenancy.deployment
+    tenancy.assert_refused(tenant, build(probe_name, tenancy.TENANT_NAME, image), 400,
+                           "flux-tenant-reconciler-account", "service account dev-team is the tenant reconciler account")
+
+
+def test_tenant_token_secret_for_reconciler_account_is_refused(tenant: Kube, probe_name: str) -> None:
+    tenancy.assert_refused(tenant, tenancy.token_secret(probe_name, tenancy.TENANT_NAME), 400,
+                           "flux-tenant-reconciler-account", "a token Secret for the tenant reconciler account dev-team")
+
+
+# Row 9: sources. The tenant's own repository is admitted and fetched; everything else is refused
+# with the allowlist's reason, whatever the URL trick.
+
+def test_tenant_source_of_its_own_repository_is_admitted(fleet: Fleet, cluster: ClusterHandle, tenant: Kube,
+                                                         probe_name: str) -> None:
+    url = fleet.server.repo_url(TENANT_REPO)
+    tenancy.assert_admitted(tenant, cluster.kube, tenancy.source("GitRepository", probe_name, url))
+    charts = fleet.server.charts_url("podinfo")
+    tenancy.assert_admitted(tenant, cluster.kube, tenancy.source("HelmRepository", probe_name, charts))
+    tenancy.assert_admitted(tenant, cluster.kube, tenancy.source("OCIRepository", probe_name,
+                                                                 "oci://ghcr.io/stefanprodan/charts/podinfo"))
+
+
+def _url_tricks(own: str, server: str) -> dict[str, tuple[str, str]]:
+    """Case -> (URL, the allowlist's reason), built around the tenant's own repository URL."""
+    other = f"{server}/git/web-team/apps.git"
+    off, plain = "is not on the allowlist of tenant dev-team", "is not a plain URL"
+    return {
+        "another-repo-on-the-host": (other, off),
+        "parent-folder": (own.rsplit("/", 1)[0], off),
+        "lookalike-suffix": (own + "-evil", off),
+        "dot-segments": (own + "/../../web-team/apps.git", plain),
+        "encoded-dot-segments": (own + "/%2e%2e/%2e%2e/web-team/apps.git", plain),
+        "encoded-slashes": (own + "%2f..%2f..%2fweb-team%2fapps.git", plain),
+        "userinfo": (own.replace("://", "://attacker@", 1), plain),
+        "backslashes": (own + "\\..\\..\\web-team\\apps.git", plain),
+        "surrounding-whitespace": (f" {own} ", plain),
+        "query": (own + "?../../web-team", plain),
+    }
+
+
+TRICKS = ["another-repo-on-the-host", "parent-folder", "lookalike-suffix", "dot-segments", "encoded-dot-segments",
+          "encoded-slashes", "userinfo", "backslashes", "surrounding-whitespace", "query"]
+
+
+@pytest.mark.parametrize("trick", TRICKS)
+def test_tenant_git_source_url_trick_is_refused(fleet: Fleet, tenant: Kube, probe_name: str, trick: str) -> None:
+    url, reason = _url_tricks(fleet.server.repo_url(TENANT_REPO), fleet.server.url)[trick]
+    tenancy.assert_refused(tenant, tenancy.source("GitRepository", probe_name, url), 400,
+                           "flux-tenant-source-allowlist", reason)
+
+
+@pytest.mark.parametrize(("kind", "url"), [
+    pytest.param("HelmRepository", "https://charts.example.org/podinfo", id="helm"),
+    pytest.param("OCIRepository", "oci://ghcr.io/attacker/charts/podinfo", id="oci"),
+])
+def test_tenant_chart_source_off_the_allowlist_is_refused(tenant: Kube, probe_name: str, kind: str, url: str) -> None:
+    tenancy.assert_refused(tenant, tenancy.source(kind, probe_name, url), 400,
+                           "flux-tenant-source-allowlist", f"{url} is not on the allowlist of tenant dev-team")
+
+
+def test_tenant_bucket_source_is_refused(tenant: Kube, probe_name: str) -> None:
+    bucket = {"apiVersion": API["Bucket"], "kind": "Bucket", "metadata": {"name": probe_name, "namespace": "apps"},
+              "spec": {"interval": "5m", "suspend": True, "bucketName": "data", "endpoint": "s3.amazonaws.com"}}
+    tenancy.assert_refused(tenant, bucket, 400, "flux-tenant-source-allowlist", "Bucket sources are not allowed")
+
+
+# Row 12: the policy engine's kinds. The tenant may read them (view), never write them.
+
+POLICY_GROUPS = ("kyverno.io", "policies.kyverno.io")
+
+
+def _allowed(tenant: Kube, verb: str, api_version: str, kind: str, admin: Kube) -> bool:
+    plural = admin.dynamic.resources.get(api_version=api_version, kind=kind).name
+    group = api_version.rsplit("/", 1)[0] if "/" in api_version else ""
+    review = tenant.create({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+                            "spec": {"resourceAttributes": {"namespace": "apps", "verb": verb, "group": group,
+                                                            "resource": plural}}})
+    return bool(review["status"]["allowed"])
+
+
+def test_tenant_can_read_but_not_write_policy_engine_kinds(cluster: ClusterHandle, tenant: Kube) -> None:
+    kinds = [k for group in POLICY_GROUPS for k in cluster.kube.namespaced_kinds(group)]
+    assert any(kind == "Policy" for _, kind in kinds), f"discovery found no kyverno.io Policy kind: {kinds}"
+    writable = [f"{kind} ({verb})" for api_version, kind in kinds for verb in ("create", "update", "patch", "delete")
+                if _allowed(tenant, verb, api_version, kind, cluster.kube)]
+    assert writable == [], f"{TENANT_ACCOUNT} may write the policy engine's kinds: {writable}"
+    assert _allowed(tenant, "list", "kyverno.io/v1", "Policy", cluster.kube), "the twin: tenants may read policies"
+    assert tenant.list("kyverno.io/v1", "Policy", "apps") is not None
+
+
+def test_tenant_generate_policy_is_forbidden(tenant: Kube, probe_name: str) -> None:
+    policy: dict[str, Any] = {
+        "apiVersion": "kyverno.io/v1", "kind": "Policy", "metadata": {"name": probe_name, "namespace": "apps"},
+        "spec": {"rules": [{"name": "copy-secrets", "match": {"any": [{"resources": {"kinds": ["ConfigMap"]}}]},
+                            "generate": {"apiVersion": "v1", "kind": "Secret", "name": "stolen",
+                                         "namespace": "flux-system", "synchronize": True,
+                                         "clone": {"namespace": "flux-system", "name": "flux-system"}}}]},
+    }
+    tenancy.assert_refused(tenant, policy, 403, "forbidden", TENANT_ACCOUNT, "policies")
+
+
+# Row 13: the onboarding objects, changed directly by the tenant's account.
+
+def test_tenant_may_change_its_own_objects(cluster: ClusterHandle, tenant: Kube) -> None:
+    """The twin: podinfo's HelmRepository is the tenant's own (applied by its Kustomization)."""
+    patched = tenant.patch(API["HelmRepository"], "HelmRepository", "podinfo", "apps",
+                           {"metadata": {"annotations": {"e2e.fleet/probe": "own"}}})
+    assert patched["metadata"]["annotations"]["e2e.fleet/probe"] == "own"
+    cluster.kube.patch(API["HelmRepository"], "HelmRepository", "podinfo", "apps",
+                       {"metadata": {"annotations": {"e2e.fleet/probe": None}}})
+
+
+@pytest.mark.parametrize(("kind", "name", "change"), [
+    pytest.param("GitRepository", "dev-team", {"spec": {"ref": {"branch": "attacker"}}}, id="git-branch"),
+    pytest.param("Kustomization", "dev-team", {"spec": {"path": "./elsewhere"}}, id="kustomization-path"),
+    pytest.param("ServiceAccount", "dev-team", {"metadata": {"annotations": {"e2e.fleet/probe": "taken"}}},
+                 id="service-account"),
+])
+def test_tenant_cannot_change_its_onboarding(cluster: ClusterHandle, tenant: Kube, kind: str, name: str,
+                                             change: dict[str, Any]) -> None:
+    api = API.get(kind, "v1")
+    before = cluster.kube.get(api, kind, name, "apps")
+    assert before is not None
+    try:
+        tenant.patch(api, kind, name, "apps", change)
+    except ApiException as exc:
+        assert exc.status == 400 and "flux-tenant-onboarding" in str(exc.body), refusal(exc)
+        assert "owned by Kustomization flux-system/tenants" in str(exc.body), refusal(exc)
+    else:
+        pytest.fail(f"{TENANT_ACCOUNT} changed {kind} apps/{name}")
+    after = cluster.kube.get(api, kind, name, "apps")
+    assert after is not None
+    assert (after.get("spec"), after["metadata"].get("annotations")) == (
+        before.get("spec"), before["metadata"].get("annotations")), f"{kind} apps/{name} changed"
+    with pytest.raises(ApiException) as deleted:
+        tenant.delete(api, kind, name, "apps")
+    assert deleted.value.status == 400 and "flux-tenant-onboarding" in str(deleted.value.body), refusal(deleted.value)

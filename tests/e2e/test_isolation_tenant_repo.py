@@ -1,0 +1,188 @@
+"""Threat-model rows a tenant tries the way it really acts: by committing to its own repo.
+
+One commit adds probe folders and, in both overlays, nested Kustomizations (and a HelmRelease)
+that the tenant's reconciler applies as usual; each nested object then succeeds or fails on its
+own, with Flux's or the API server's reason. Objects the policies refuse outright are committed
+one at a time, since their refusal fails the tenant's whole Kustomization."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.core.repo import API
+from harness.e2e import flux, publish, tenancy
+from harness.e2e.converge import tenant_ready_everywhere
+from harness.e2e.flux import Ref
+from harness.e2e.handles import ClusterHandle, Fleet
+from harness.e2e.repos import TENANT_REPO
+
+pytestmark = pytest.mark.e2e
+
+PROBE_CONFIGMAP = "tenant-probe"
+FOREIGN_CONFIGMAP = "tenant-probe-foreign-account"
+CLUSTER_PROBE = "e2e-tenant-probe"
+
+
+def _cluster_scoped() -> dict[str, dict[str, Any]]:
+    """Row 7: what a RoleBinding to `admin` must not let the tenant create."""
+    return {
+        "cluster-role": {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                         "metadata": {"name": CLUSTER_PROBE},
+                         "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]},
+        "crd": {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+                "metadata": {"name": "tenantprobes.e2e.fleet.example"},
+                "spec": {"group": "e2e.fleet.example", "scope": "Namespaced",
+                         "names": {"plural": "tenantprobes", "singular": "tenantprobe", "kind": "TenantProbe"},
+                         "versions": [{"name": "v1", "served": True, "storage": True,
+                                       "schema": {"openAPIV3Schema": {"type": "object"}}}]}},
+        "webhook": {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+                    "metadata": {"name": CLUSTER_PROBE}, "webhooks": []},
+    }
+
+
+CLUSTER_KINDS = {"cluster-role": ("rbac.authorization.k8s.io/v1", "ClusterRole", CLUSTER_PROBE),
+                 "crd": ("apiextensions.k8s.io/v1", "CustomResourceDefinition", "tenantprobes.e2e.fleet.example"),
+                 "webhook": ("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration", CLUSTER_PROBE)}
+
+
+def _write_probes(work: Path, own_repo_url: str) -> None:
+    probes = work / "probes"
+    tenancy.write_kustomize_dir(probes / "configmap", [tenancy.config_map(PROBE_CONFIGMAP)])
+    tenancy.write_kustomize_dir(probes / "configmap-foreign-account", [tenancy.config_map(FOREIGN_CONFIGMAP)])
+    for name, obj in _cluster_scoped().items():
+        tenancy.write_kustomize_dir(probes / name, [obj])
+    # Row 4: the same folder as a remote base, fetched over HTTP from the tenant's own repo.
+    tenancy.write_kustomize_dir(probes / "remote-base", [], [f"{own_repo_url}//probes/configmap?ref=main"])
+    # Row 14: a resource path that climbs out of the source root.
+    tenancy.write_kustomize_dir(probes / "traversal", [], ["../../../../../../../../../etc/passwd"])
+    nested = [
+        tenancy.kustomization("probe-local", path="./probes/configmap"),
+        tenancy.kustomization("probe-foreign-account", path="./probes/configmap-foreign-account",
+                              account="kustomize-controller"),
+        *(tenancy.kustomization(f"probe-{name}", path=f"./probes/{name}") for name in _cluster_scoped()),
+        tenancy.kustomization("probe-remote-base", path="./probes/remote-base"),
+        tenancy.kustomization("probe-traversal", path="./probes/traversal"),
+        tenancy.helm_release("probe-foreign-release", account="helm-controller"),
+    ]
+    for obj in nested:
+        obj["metadata"].pop("namespace")  # the overlays set it, as for every tenant object
+    tenancy.write_kustomize_dir(probes / "nested", nested)
+    tenancy.add_to_overlays(work, "../probes/nested")
+
+
+@pytest.fixture(scope="module")
+def probes(fleet: Fleet) -> Iterator[str]:
+    """The probe commit, applied by the tenant's Kustomization on every cluster; reverted after."""
+    original = publish.snapshot(fleet.server, TENANT_REPO)
+    own = fleet.server.repo_url(TENANT_REPO)
+    commit = publish.commit_change(fleet.server, TENANT_REPO, lambda w: _write_probes(w, own),
+                                   "e2e: probes (nested Kustomizations)")
+    assert commit is not None
+    tenant_ready_everywhere(fleet, commit)
+    yield commit
+    restored = publish.restore(fleet.server, TENANT_REPO, original, "e2e: remove probes")
+    if restored is not None:
+        tenant_ready_everywhere(fleet, restored)
+
+
+def _failed(fleet: Fleet, cluster: ClusterHandle, name: str, commit: str, kind: str = "Kustomization") -> str:
+    ref = Ref(kind, "apps", name)
+    flux.request_reconcile(cluster.kube, ref)
+    status = flux.wait_failed(cluster.kube, ref, commit if kind == "Kustomization" else "", fleet.config.timeout(180))
+    return status.message
+
+
+def test_nested_kustomization_as_the_tenant_is_applied(fleet: Fleet, cluster: ClusterHandle, probes: str) -> None:
+    """The twin of rows 3, 4, 7 and 14: the same path, with a well-behaved folder."""
+    flux.wait_ready(cluster.kube, Ref("Kustomization", "apps", "probe-local"), probes, fleet.config.timeout(180))
+    assert cluster.kube.get("v1", "ConfigMap", PROBE_CONFIGMAP, "apps") is not None
+
+
+def test_nested_kustomization_as_an_account_of_another_namespace_is_forbidden(
+    fleet: Fleet, cluster: ClusterHandle, probes: str
+) -> None:
+    """Row 3: kustomize-controller exists in flux-system only; in apps it is nobody."""
+    message = _failed(fleet, cluster, "probe-foreign-account", probes)
+    assert "system:serviceaccount:apps:kustomize-controller" in message and "forbidden" in message.lower(), message
+    assert cluster.kube.get("v1", "ConfigMap", FOREIGN_CONFIGMAP, "apps") is None
+
+
+def test_nested_release_as_an_account_of_another_namespace_is_forbidden(
+    fleet: Fleet, cluster: ClusterHandle, probes: str
+) -> None:
+    """Row 3 for helm-controller; the twin is the tenant's own podinfo release."""
+    flux.wait_ready(cluster.kube, Ref("HelmRelease", "apps", "podinfo"), None, fleet.config.timeout(120))
+    message = _failed(fleet, cluster, "probe-foreign-release", probes, "HelmRelease")
+    assert "system:serviceaccount:apps:helm-controller" in message and "forbidden" in message.lower(), message
+    assert cluster.kube.get("apps/v1", "Deployment", "probe-foreign-release-podinfo", "apps") is None
+
+
+@pytest.mark.parametrize("what", ["cluster-role", "crd", "webhook"])
+def test_cluster_scoped_object_in_tenant_repo_is_forbidden(fleet: Fleet, cluster: ClusterHandle, probes: str,
+                                                           what: str) -> None:
+    """Row 7."""
+    api_version, kind, name = CLUSTER_KINDS[what]
+    message = _failed(fleet, cluster, f"probe-{what}", probes)
+    assert "forbidden" in message.lower() and "system:serviceaccount:apps:dev-team" in message, message
+    assert "at the cluster scope" in message, message
+    assert cluster.kube.get(api_version, kind, name) is None, f"{kind} {name} was created"
+
+
+def test_remote_base_is_refused_by_the_lockdown(fleet: Fleet, cluster: ClusterHandle, probes: str) -> None:
+    """Row 4: the controller can fetch the base (git is in its image, as upstream's), and
+    --no-remote-bases keeps the fetched copy out of the build."""
+    message = _failed(fleet, cluster, "probe-remote-base", probes)
+    # The refused path is the clone's temporary folder: the fetch itself worked.
+    assert "is not in or below" in message and "/kustomize-" in message, message
+    assert "executable file not found" not in message and "no 'git'" not in message, message
+
+
+def test_path_traversal_out_of_the_source_is_refused(fleet: Fleet, cluster: ClusterHandle, probes: str) -> None:
+    """Row 14."""
+    message = _failed(fleet, cluster, "probe-traversal", probes)
+    assert "etc/passwd" in message and "is not in or below" in message, message
+
+
+# Rows 2 and 13: objects the policies refuse outright, committed one at a time.
+
+def _add_nested(work: Path, obj: dict[str, Any]) -> None:
+    obj["metadata"].pop("namespace", None)
+    tenancy.write_kustomize_dir(work / "hostile", [obj])
+    tenancy.add_to_overlays(work, "../hostile")
+
+
+def _commit_refused(fleet: Fleet, obj: dict[str, Any], *fragments: str) -> None:
+    bad = publish.commit_change(fleet.server, TENANT_REPO, lambda w: _add_nested(w, obj), f"e2e: {obj['kind']}")
+    assert bad is not None
+    for handle in fleet.clusters.values():
+        flux.request_reconcile(handle.kube, Ref("GitRepository", "apps", "dev-team"))
+        status = flux.wait_failed(handle.kube, Ref("Kustomization", "apps", "dev-team"), bad, fleet.config.timeout(240))
+        assert all(f in status.message for f in fragments), f"{handle.env}: {status.describe()}"
+
+
+def test_tenant_repo_kustomization_without_account_is_refused(
+    fleet: Fleet, restore_tenant_repo: Callable[[], str | None], probe_name: str
+) -> None:
+    """Row 2 (the twin: every nested Kustomization with the account is applied, above)."""
+    _commit_refused(fleet, tenancy.kustomization(probe_name, path="./base", account=None),
+                    "flux-tenant-service-account", "spec.serviceAccountName is required")
+    for handle in fleet.clusters.values():
+        assert handle.kube.get(API["Kustomization"], "Kustomization", probe_name, "apps") is None, handle.env
+    assert restore_tenant_repo() is not None
+
+
+def test_tenant_repo_redeclaring_its_onboarding_is_refused(
+    fleet: Fleet, restore_tenant_repo: Callable[[], str | None]
+) -> None:
+    """Row 13: the tenant's repo re-declares its own GitRepository on another branch."""
+    redeclared = tenancy.source("GitRepository", "dev-team", fleet.server.repo_url(TENANT_REPO))
+    redeclared["spec"].update({"suspend": False, "interval": "1m", "ref": {"branch": "attacker"}})
+    _commit_refused(fleet, redeclared, "flux-tenant-onboarding", "owned by Kustomization flux-system/tenants")
+    for handle in fleet.clusters.values():
+        source = handle.kube.get(API["GitRepository"], "GitRepository", "dev-team", "apps") or {}
+        assert source["spec"]["ref"] == {"branch": "main"}, f"{handle.env}: onboarding changed: {source['spec']}"
+    assert restore_tenant_repo() is not None
