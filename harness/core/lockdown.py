@@ -11,6 +11,15 @@ LOCKDOWN_FLAGS: dict[str, dict[str, str]] = {
     "helm-controller": {"--no-cross-namespace-refs": "true", "--default-service-account": "default"},
     "notification-controller": {"--no-cross-namespace-refs": "true"},
 }
+# Controllers this fleet does not install. Image automation pushes to Git with the platform's
+# credentials (threat model row 10): a fleet that adds them must lock them down too, and govern
+# ImageUpdateAutomation in tenant namespaces by policy.
+OPTIONAL_LOCKDOWN_FLAGS: dict[str, dict[str, str]] = {
+    "image-reflector-controller": {"--no-cross-namespace-refs": "true"},
+    "image-automation-controller": {"--no-cross-namespace-refs": "true"},
+}
+IMAGE_AUTOMATION = "image-automation-controller"
+IMAGE_AUTOMATION_RESOURCE = "imageupdateautomations"
 # Flags that would let a tenant's kubeConfig reach out with exec plugins or other clusters'
 # credentials: never on a lockdown cluster, whatever their value.
 FORBIDDEN_PREFIXES = ("--insecure-kubeconfig-",)
@@ -31,7 +40,8 @@ def lockdown_problems(controller: str, args: list[str]) -> list[str]:
     """Why `args` break the lockdown for `controller`; empty when they keep it."""
     flags = effective_flags(args)
     problems = []
-    for flag, wanted in LOCKDOWN_FLAGS.get(controller, {}).items():
+    wanted_flags = LOCKDOWN_FLAGS.get(controller) or OPTIONAL_LOCKDOWN_FLAGS.get(controller, {})
+    for flag, wanted in wanted_flags.items():
         if flag not in flags:
             problems.append(f"missing lockdown flag {flag}={wanted}")
         elif flags[flag] != wanted:

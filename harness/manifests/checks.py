@@ -8,7 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from harness.core import yamlio
-from harness.core.lockdown import LOCKDOWN_FLAGS, lockdown_problems
+from harness.core.lockdown import (
+    IMAGE_AUTOMATION,
+    IMAGE_AUTOMATION_RESOURCE,
+    LOCKDOWN_FLAGS,
+    lockdown_problems,
+)
 from harness.core.repo import TENANT_LABEL
 from harness.core.versions import Versions
 from harness.manifests.findings import Finding, describe
@@ -138,9 +143,23 @@ def check_tenancy(renders: list[Render]) -> list[Finding]:
     return findings
 
 
+def _governs_image_automation(renders: list[Render]) -> bool:
+    """Some applied policy matches ImageUpdateAutomation objects."""
+    for render in renders:
+        for item in render.objects:
+            if not str(item.obj.get("apiVersion", "")).startswith("policies.kyverno.io/"):
+                continue
+            rules = ((item.obj.get("spec") or {}).get("matchConstraints") or {}).get("resourceRules") or []
+            if any(IMAGE_AUTOMATION_RESOURCE in (rule.get("resources") or []) for rule in rules):
+                return True
+    return False
+
+
 def check_lockdown(renders: Iterable[Render]) -> list[Finding]:
-    """Each cluster entry point runs every controller with the lockdown flags."""
+    """Each cluster entry point runs every controller with the lockdown flags; image automation,
+    if installed, is locked down and governed by a policy."""
     findings = []
+    renders = list(renders)
     for render in renders:
         if not render.path.startswith("clusters/"):
             continue
@@ -157,6 +176,12 @@ def check_lockdown(renders: Iterable[Render]) -> list[Finding]:
             for problem in lockdown_problems(name, args):
                 findings.append(Finding("lockdown", item.file, describe(item.obj),
                                         "spec.template.spec.containers[0].args", problem))
+        if IMAGE_AUTOMATION in deployments and not _governs_image_automation(renders):
+            item = deployments[IMAGE_AUTOMATION]
+            findings.append(Finding("lockdown", item.file, describe(item.obj), "",
+                                    "image automation is installed but no policy governs "
+                                    f"{IMAGE_AUTOMATION_RESOURCE} in tenant namespaces (it pushes to Git with "
+                                    "the platform's credentials); add one or do not install it"))
         sync = [o for o in render.objects if o.obj.get("kind") == "Kustomization"
                 and o.obj["metadata"].get("name") == "flux-system"]
         for item in sync:

@@ -54,6 +54,20 @@ def test_unmodified_copy_passes(validate_copy: Callable[[Edit], Report]) -> None
     assert report.findings == (), "\n".join(map(str, report.findings))
 
 
+def install_image_automation(repo: Path) -> None:
+    """What `flux bootstrap --components-extra=image-automation-controller` would add, minus
+    any lockdown: one more controller Deployment in flux-system."""
+    folder = repo / "clusters/staging/flux-system"
+    (folder / "image-automation.yaml").write_text(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: image-automation-controller\n"
+        "  namespace: flux-system\nspec:\n  selector:\n    matchLabels: {app: image-automation-controller}\n"
+        "  template:\n    metadata:\n      labels: {app: image-automation-controller}\n    spec:\n"
+        "      containers:\n      - name: manager\n        image: ghcr.io/fluxcd/image-automation-controller:v1.1.1\n"
+        "        args: [--watch-all-namespaces]\n")
+    replace("clusters/staging/flux-system/kustomization.yaml", "  - gotk-sync.yaml\n",
+            "  - gotk-sync.yaml\n  - image-automation.yaml\n")(repo)
+
+
 BROKEN = [
     pytest.param(
         replace("tenants/base/dev-team/sync.yaml", "  interval: 5m\n", "  intervall: 5m\n"),
@@ -96,6 +110,18 @@ BROKEN = [
                       "HelmRepository apps/podinfo", "flux-tenant-source-allowlist",
                       "https://charts.example.org/podinfo is not on the allowlist of tenant dev-team"),
         id="source-url-off-the-allowlist",
+    ),
+    pytest.param(
+        install_image_automation,
+        "lockdown", ("Deployment flux-system/image-automation-controller",
+                     "missing lockdown flag --no-cross-namespace-refs=true"),
+        id="image-automation-without-lockdown",
+    ),
+    pytest.param(
+        install_image_automation,
+        "lockdown", ("Deployment flux-system/image-automation-controller",
+                     "no policy governs imageupdateautomations in tenant namespaces"),
+        id="image-automation-without-policy",
     ),
     pytest.param(
         replace("tenant-repo-example/base/podinfo-repository.yaml",
