@@ -110,13 +110,15 @@ class Kube:
         self.patch(api_version, kind, name, namespace, {"metadata": {"annotations": annotations}})
 
     def namespaced_kinds(self, group: str) -> tuple[tuple[str, str], ...]:
-        """(apiVersion, kind) of every namespaced kind the API group serves, in its preferred
-        version (subresources left out)."""
+        """(apiVersion, kind) of every namespaced kind the API group serves, in one of its
+        versions (a kind may be served in an older version only; subresources left out)."""
         with self._request(f"discover API group {group}"):
-            found = self.dynamic.resources.search(group=group, preferred=True)
-        kinds = {(r.group_version, r.kind) for r in found
-                 if getattr(r, "namespaced", False) and "/" not in r.name and not r.kind.endswith("List")}
-        return tuple(sorted(kinds))
+            found = self.dynamic.resources.search(group=group)
+        kinds: dict[str, str] = {}
+        for r in sorted(found, key=lambda r: r.group_version):
+            if getattr(r, "namespaced", False) and "/" not in r.name and not r.kind.endswith("List"):
+                kinds.setdefault(r.kind, r.group_version)
+        return tuple(sorted((version, kind) for kind, version in kinds.items()))
 
 
 def refusal(exc: ApiException) -> str:

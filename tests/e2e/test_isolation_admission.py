@@ -110,13 +110,13 @@ def _url_tricks(own: str, server: str) -> dict[str, tuple[str, str]]:
         "encoded-slashes": (own + "%2f..%2f..%2fweb-team%2fapps.git", plain),
         "userinfo": (own.replace("://", "://attacker@", 1), plain),
         "backslashes": (own + "\\..\\..\\web-team\\apps.git", plain),
-        "surrounding-whitespace": (f" {own} ", plain),
+        "trailing-space": (own + " ", plain),  # a leading one fails the CRD schema first
         "query": (own + "?../../web-team", plain),
     }
 
 
 TRICKS = ["another-repo-on-the-host", "parent-folder", "lookalike-suffix", "dot-segments", "encoded-dot-segments",
-          "encoded-slashes", "userinfo", "backslashes", "surrounding-whitespace", "query"]
+          "encoded-slashes", "userinfo", "backslashes", "trailing-space", "query"]
 
 
 @pytest.mark.parametrize("trick", TRICKS)
@@ -149,7 +149,7 @@ POLICY_GROUPS = ("kyverno.io", "policies.kyverno.io")
 def _allowed(tenant: Kube, verb: str, api_version: str, kind: str, admin: Kube) -> bool:
     plural = admin.dynamic.resources.get(api_version=api_version, kind=kind).name
     group = api_version.rsplit("/", 1)[0] if "/" in api_version else ""
-    review = tenant.create({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+    review = tenant.create({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview", "metadata": {},
                             "spec": {"resourceAttributes": {"namespace": "apps", "verb": verb, "group": group,
                                                             "resource": plural}}})
     return bool(review["status"]["allowed"])
