@@ -70,6 +70,8 @@ def _write_probes(work: Path, own_repo_url: str) -> None:
     ]
     for obj in nested:
         obj["metadata"].pop("namespace")  # the overlays set it, as for every tenant object
+        if obj["kind"] == "Kustomization":
+            obj["spec"]["targetNamespace"] = "apps"  # namespaced objects land here, not in `default`
     tenancy.write_kustomize_dir(probes / "nested", nested)
     tenancy.add_to_overlays(work, "../probes/nested")
 
