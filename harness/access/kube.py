@@ -10,6 +10,7 @@ from typing import Any
 
 import urllib3
 from kubernetes import config as kube_config
+from kubernetes.client import CoreV1Api
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import NotFoundError
@@ -108,6 +109,11 @@ class Kube:
 
     def annotate(self, api_version: str, kind: str, name: str, namespace: str | None, annotations: dict[str, str]) -> None:
         self.patch(api_version, kind, name, namespace, {"metadata": {"annotations": annotations}})
+
+    def logs(self, namespace: str, pod: str, since_s: int = 600) -> str:
+        """The recent log of a pod's (only or first) container."""
+        with self._request(f"logs of pod {namespace}/{pod}"):
+            return str(CoreV1Api(self.dynamic.client).read_namespaced_pod_log(pod, namespace, since_seconds=since_s))
 
     def namespaced_kinds(self, group: str) -> tuple[tuple[str, str], ...]:
         """(apiVersion, kind) of every namespaced kind the API group serves, in one of its

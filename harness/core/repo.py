@@ -29,6 +29,7 @@ API = {
     "HelmRepository": "source.toolkit.fluxcd.io/v1",
     "OCIRepository": "source.toolkit.fluxcd.io/v1",
     "Bucket": "source.toolkit.fluxcd.io/v1",
+    "HelmChart": "source.toolkit.fluxcd.io/v1",
     "ValidatingPolicy": "policies.kyverno.io/v1",
 }
 

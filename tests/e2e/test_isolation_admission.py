@@ -33,7 +33,7 @@ def test_tenant_release_with_own_repository_is_admitted(cluster: ClusterHandle, 
 def test_tenant_release_with_foreign_repository_is_refused(tenant: Kube, probe_name: str) -> None:
     tenancy.assert_refused(tenant, tenancy.helm_release(probe_name, repository="podinfo", repository_namespace="flux-system",
                                                         suspend=True),
-                           400, "flux-tenant-source-ref", "cross-namespace source references are not allowed")
+                           tenancy.DENIED, tenancy.by_policy("flux-tenant-source-ref"), "cross-namespace source references are not allowed")
 
 
 # Row 5: targetNamespace and storageNamespace outside the tenant's namespace.
@@ -52,15 +52,15 @@ def test_tenant_objects_targeting_own_namespace_are_admitted(cluster: ClusterHan
 def test_tenant_objects_targeting_other_namespaces_are_refused(tenant: Kube, probe_name: str, kind: str, field: str,
                                                                namespace: str) -> None:
     build = tenancy.kustomization if kind == "Kustomization" else tenancy.helm_release
-    tenancy.assert_refused(tenant, build(probe_name, suspend=True, **{field: namespace}), 400,
-                           "flux-tenant-target-namespace", f"spec.{field} {namespace} is not allowed")
+    tenancy.assert_refused(tenant, build(probe_name, suspend=True, **{field: namespace}), tenancy.DENIED,
+                           tenancy.by_policy("flux-tenant-target-namespace"), f"spec.{field} {namespace} is not allowed")
 
 
 # Row 6: kubeConfig on a HelmRelease (the Kustomization case is in test_tenant_isolation.py).
 
 def test_tenant_release_with_kubeconfig_is_refused(tenant: Kube, probe_name: str) -> None:
     release = tenancy.helm_release(probe_name, suspend=True, kubeConfig={"secretRef": {"name": "admin-kubeconfig"}})
-    tenancy.assert_refused(tenant, release, 400, "flux-tenant-no-kubeconfig", "spec.kubeConfig is not allowed")
+    tenancy.assert_refused(tenant, release, tenancy.DENIED, tenancy.by_policy("flux-tenant-no-kubeconfig"), "spec.kubeConfig is not allowed")
 
 
 # Row 8: workloads running as, or holding a token of, the reconciler account.
@@ -75,13 +75,13 @@ def test_tenant_workloads_with_their_own_account_are_admitted(cluster: ClusterHa
 @pytest.mark.parametrize("what", ["pod", "deployment"])
 def test_tenant_workload_as_reconciler_account_is_refused(tenant: Kube, probe_name: str, image: str, what: str) -> None:
     build = tenancy.pod if what == "pod" else tenancy.deployment
-    tenancy.assert_refused(tenant, build(probe_name, tenancy.TENANT_NAME, image), 400,
-                           "flux-tenant-reconciler-account", "service account dev-team is the tenant reconciler account")
+    tenancy.assert_refused(tenant, build(probe_name, tenancy.TENANT_NAME, image), tenancy.DENIED,
+                           tenancy.by_policy("flux-tenant-reconciler-account"), "service account dev-team is the tenant reconciler account")
 
 
 def test_tenant_token_secret_for_reconciler_account_is_refused(tenant: Kube, probe_name: str) -> None:
-    tenancy.assert_refused(tenant, tenancy.token_secret(probe_name, tenancy.TENANT_NAME), 400,
-                           "flux-tenant-reconciler-account", "a token Secret for the tenant reconciler account dev-team")
+    tenancy.assert_refused(tenant, tenancy.token_secret(probe_name, tenancy.TENANT_NAME), tenancy.DENIED,
+                           tenancy.by_policy("flux-tenant-reconciler-token"), "a token Secret for the tenant reconciler account dev-team")
 
 
 # Row 9: sources. The tenant's own repository is admitted and fetched; everything else is refused
@@ -122,8 +122,8 @@ TRICKS = ["another-repo-on-the-host", "parent-folder", "lookalike-suffix", "dot-
 @pytest.mark.parametrize("trick", TRICKS)
 def test_tenant_git_source_url_trick_is_refused(fleet: Fleet, tenant: Kube, probe_name: str, trick: str) -> None:
     url, reason = _url_tricks(fleet.server.repo_url(TENANT_REPO), fleet.server.url)[trick]
-    tenancy.assert_refused(tenant, tenancy.source("GitRepository", probe_name, url), 400,
-                           "flux-tenant-source-allowlist", reason)
+    tenancy.assert_refused(tenant, tenancy.source("GitRepository", probe_name, url), tenancy.DENIED,
+                           tenancy.by_policy("flux-tenant-source-allowlist"), reason)
 
 
 @pytest.mark.parametrize(("kind", "url"), [
@@ -131,14 +131,14 @@ def test_tenant_git_source_url_trick_is_refused(fleet: Fleet, tenant: Kube, prob
     pytest.param("OCIRepository", "oci://ghcr.io/attacker/charts/podinfo", id="oci"),
 ])
 def test_tenant_chart_source_off_the_allowlist_is_refused(tenant: Kube, probe_name: str, kind: str, url: str) -> None:
-    tenancy.assert_refused(tenant, tenancy.source(kind, probe_name, url), 400,
-                           "flux-tenant-source-allowlist", f"{url} is not on the allowlist of tenant dev-team")
+    tenancy.assert_refused(tenant, tenancy.source(kind, probe_name, url), tenancy.DENIED,
+                           tenancy.by_policy("flux-tenant-source-allowlist"), f"{url} is not on the allowlist of tenant dev-team")
 
 
 def test_tenant_bucket_source_is_refused(tenant: Kube, probe_name: str) -> None:
     bucket = {"apiVersion": API["Bucket"], "kind": "Bucket", "metadata": {"name": probe_name, "namespace": "apps"},
               "spec": {"interval": "5m", "suspend": True, "bucketName": "data", "endpoint": "s3.amazonaws.com"}}
-    tenancy.assert_refused(tenant, bucket, 400, "flux-tenant-source-allowlist", "Bucket sources are not allowed")
+    tenancy.assert_refused(tenant, bucket, tenancy.DENIED, tenancy.by_policy("flux-tenant-source-allowlist"), "Bucket sources are not allowed")
 
 
 # Row 12: the policy engine's kinds. The tenant may read them (view), never write them.
@@ -201,7 +201,7 @@ def test_tenant_cannot_change_its_onboarding(cluster: ClusterHandle, tenant: Kub
     try:
         tenant.patch(api, kind, name, "apps", change)
     except ApiException as exc:
-        assert exc.status == 400 and "flux-tenant-onboarding" in str(exc.body), refusal(exc)
+        assert exc.status == tenancy.DENIED and tenancy.by_policy("flux-tenant-onboarding") in str(exc.body), refusal(exc)
         assert "owned by Kustomization flux-system/tenants" in str(exc.body), refusal(exc)
     else:
         pytest.fail(f"{TENANT_ACCOUNT} changed {kind} apps/{name}")
@@ -211,4 +211,4 @@ def test_tenant_cannot_change_its_onboarding(cluster: ClusterHandle, tenant: Kub
         before.get("spec"), before["metadata"].get("annotations")), f"{kind} apps/{name} changed"
     with pytest.raises(ApiException) as deleted:
         tenant.delete(api, kind, name, "apps")
-    assert deleted.value.status == 400 and "flux-tenant-onboarding" in str(deleted.value.body), refusal(deleted.value)
+    assert deleted.value.status == tenancy.DENIED and tenancy.by_policy("flux-tenant-onboarding") in str(deleted.value.body), refusal(deleted.value)

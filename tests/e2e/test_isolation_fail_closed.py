@@ -1,7 +1,7 @@
-"""Admission fails closed: while the policy engine's admission controller is down, the API server
-refuses what the policies govern (the webhooks' failurePolicy is Fail) instead of letting it
-through unchecked. The cost, measured here too: compliant tenant objects of those kinds are
-refused for as long as it is down; kinds no policy governs are not affected."""
+"""Admission holds while the policy engine is down: Kyverno generates a ValidatingAdmissionPolicy
+from each tenant policy, so the API server itself refuses a violating tenant object with the
+policy's reason even with Kyverno's admission controller scaled to zero (which makes Kyverno
+remove its own webhooks). Compliant objects are still admitted meanwhile."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 
 from harness.access.kube import Kube
+from harness.core.repo import API
 from harness.core.waits import wait_for
 from harness.e2e import tenancy
-from harness.e2e.converge import policies_not_ready
+from harness.e2e.converge import applied_policy_names, policies_not_ready
 from harness.e2e.handles import ClusterHandle, Fleet
 
 pytestmark = pytest.mark.e2e
@@ -25,6 +26,11 @@ KYVERNO_NAMESPACE = "kyverno"
 def _admission_pods(kube: Kube) -> list[str]:
     return [p["metadata"]["name"] for p in kube.list("v1", "Pod", KYVERNO_NAMESPACE)
             if p["metadata"]["name"].startswith(f"{ADMISSION}-")]
+
+
+def _kyverno_webhooks(kube: Kube) -> list[str]:
+    return [w["metadata"]["name"] for w in kube.list("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration")
+            if ((w["metadata"].get("labels") or {}).get("webhook.kyverno.io/managed-by")) == "kyverno"]
 
 
 def _scale(kube: Kube, replicas: int) -> None:
@@ -56,33 +62,44 @@ def admission_down(fleet: Fleet, cluster: ClusterHandle) -> Iterator[Callable[[]
     _scale(kube, 0)
     try:
         def gone() -> tuple[bool, list[str], str]:
-            pods = _admission_pods(kube)
-            return not pods, pods, f"pods left: {pods}"
+            # Scaled to zero, Kyverno removes its own webhook configurations on the way out.
+            left = _admission_pods(kube) + _kyverno_webhooks(kube)
+            return not left, left, f"left: {left}"
 
-        wait_for(f"{ADMISSION} pods to be gone", gone, fleet.config.timeout(120))
+        wait_for(f"{ADMISSION} pods and Kyverno's webhooks to be gone", gone, fleet.config.timeout(120))
         yield restore
     finally:
         restore()
 
 
-def test_admission_fails_closed_while_the_policy_engine_is_down(
+def test_every_tenant_policy_is_enforced_by_the_api_server(cluster: ClusterHandle) -> None:
+    """Each applied tenant policy has its generated ValidatingAdmissionPolicy and binding, and
+    the API server type-checked every expression without a warning."""
+    kube = cluster.kube
+    for name in applied_policy_names():
+        policy = kube.get(API["ValidatingPolicy"], "ValidatingPolicy", name) or {}
+        assert (policy.get("status") or {}).get("generated") is True, f"{name}: {policy.get('status')}"
+        vap = kube.get("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy", f"vpol-{name}")
+        assert vap is not None, f"{name}: no ValidatingAdmissionPolicy vpol-{name}"
+        assert vap["spec"]["failurePolicy"] == "Fail", vap["spec"]
+        warnings = ((vap.get("status") or {}).get("typeChecking") or {}).get("expressionWarnings")
+        assert not warnings, f"vpol-{name}: {warnings}"
+        binding = kube.get("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicyBinding",
+                           f"vpol-{name}-binding")
+        assert binding is not None and binding["spec"]["validationActions"] == ["Deny"], binding
+
+
+def test_tenant_policies_hold_while_the_policy_engine_is_down(
     fleet: Fleet, cluster: ClusterHandle, tenant: Kube, probe_name: str, admission_down: Callable[[], None]
 ) -> None:
     violating = tenancy.kustomization(probe_name, account=None, suspend=True)
     compliant = tenancy.kustomization(f"{probe_name}-ok", suspend=True)
-    tenancy.assert_refused(tenant, violating, 500, "failed calling webhook")
-    tenancy.assert_refused(tenant, compliant, 500, "failed calling webhook")  # the cost of failing closed
-    # Kinds no policy governs are untouched: the webhooks match only the policies' kinds.
-    tenancy.assert_admitted(tenant, cluster.kube, tenancy.config_map(probe_name, "apps"))
+    reason = ("spec.serviceAccountName is required",)
+    tenancy.assert_refused(tenant, violating, tenancy.DENIED, tenancy.by_policy("flux-tenant-service-account"), *reason)
+    tenancy.assert_admitted(tenant, cluster.kube, compliant)
+    tenancy.assert_refused(tenant, tenancy.source("GitRepository", probe_name, "https://github.com/attacker/x"),
+                           tenancy.DENIED, tenancy.by_policy("flux-tenant-source-allowlist"))
 
-    admission_down()  # the twin: the same two objects once the controller is back
-
-    def admits() -> tuple[bool, str, str]:
-        try:
-            tenancy.assert_admitted(tenant, cluster.kube, compliant)
-        except AssertionError as exc:
-            return False, "", str(exc)
-        return True, "", "admitted"
-
-    wait_for("a compliant tenant Kustomization to be admitted again", admits, fleet.config.timeout(120))
-    tenancy.assert_refused(tenant, violating, 400, "flux-tenant-service-account", "spec.serviceAccountName is required")
+    admission_down()  # the twin: the same objects once Kyverno is back
+    tenancy.assert_refused(tenant, violating, tenancy.DENIED, tenancy.by_policy("flux-tenant-service-account"), *reason)
+    tenancy.assert_admitted(tenant, cluster.kube, compliant)

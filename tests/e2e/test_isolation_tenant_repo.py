@@ -171,7 +171,7 @@ def test_tenant_repo_kustomization_without_account_is_refused(
 ) -> None:
     """Row 2 (the twin: every nested Kustomization with the account is applied, above)."""
     _commit_refused(fleet, tenancy.kustomization(probe_name, path="./base", account=None),
-                    "flux-tenant-service-account", "spec.serviceAccountName is required")
+                    tenancy.by_policy("flux-tenant-service-account"), "spec.serviceAccountName is required")
     for handle in fleet.clusters.values():
         assert handle.kube.get(API["Kustomization"], "Kustomization", probe_name, "apps") is None, handle.env
     assert restore_tenant_repo() is not None

@@ -104,8 +104,8 @@ def test_one_tenants_repository_is_refused_to_the_other(fleet: Fleet, web_tenant
     dev_url, web_url = fleet.server.repo_url(TENANT_REPO), fleet.server.repo_url(WEB_REPO)
     for handle in fleet.clusters.values():
         dev, web = handle.kube.as_user(TENANT_ACCOUNT), handle.kube.as_user("system:serviceaccount:web:web-team")
-        tenancy.assert_refused(dev, tenancy.source("GitRepository", probe_name, web_url, "apps"), 400,
-                               "flux-tenant-source-allowlist", f"{web_url} is not on the allowlist of tenant dev-team")
-        tenancy.assert_refused(web, tenancy.source("GitRepository", probe_name, dev_url, "web"), 400,
-                               "flux-tenant-source-allowlist", f"{dev_url} is not on the allowlist of tenant web-team")
+        tenancy.assert_refused(dev, tenancy.source("GitRepository", probe_name, web_url, "apps"), tenancy.DENIED,
+                               tenancy.by_policy("flux-tenant-source-allowlist"), f"{web_url} is not on the allowlist of tenant dev-team")
+        tenancy.assert_refused(web, tenancy.source("GitRepository", probe_name, dev_url, "web"), tenancy.DENIED,
+                               tenancy.by_policy("flux-tenant-source-allowlist"), f"{dev_url} is not on the allowlist of tenant web-team")
         tenancy.assert_admitted(web, handle.kube, tenancy.source("GitRepository", probe_name, web_url, "web"))
