@@ -25,13 +25,14 @@ def applied_policy_names() -> list[str]:
 
 
 def policies_not_ready(kube: Kube) -> dict[str, object]:
-    """The applied ValidatingPolicies Kyverno does not report ready (compiled, webhook
-    registered), with what it reports; empty when every one is enforced."""
+    """The applied ValidatingPolicies the API server does not enforce yet (Kyverno has not
+    generated their ValidatingAdmissionPolicy), with Kyverno's message; empty when every one is."""
     states = {}
     for name in applied_policy_names():
-        policy = kube.get(API["ValidatingPolicy"], "ValidatingPolicy", name) or {}
-        states[name] = ((policy.get("status") or {}).get("conditionStatus") or {}).get("ready")
-    return {name: ready for name, ready in states.items() if ready is not True}
+        status = (kube.get(API["ValidatingPolicy"], "ValidatingPolicy", name) or {}).get("status") or {}
+        if status.get("generated") is not True:
+            states[name] = (status.get("conditionStatus") or {}).get("message") or "not generated yet"
+    return states
 
 
 def tenant_ready_everywhere(fleet: Fleet, commit: str) -> None:

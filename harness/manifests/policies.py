@@ -101,6 +101,38 @@ def _applied_policies(renders: list[Render]) -> list[dict[str, Any]]:
     return list(found.values())
 
 
+def check_enforcement(renders: list[Render]) -> list[Finding]:
+    """Every applied ValidatingPolicy is enforced by the API server itself (Kyverno generates a
+    ValidatingAdmissionPolicy from it) and fails closed: Kyverno deletes its own webhooks when its
+    admission controller is scaled to zero, so a webhook-only policy would fail open then."""
+    findings = []
+    for render in renders:
+        if render.why == "kustomization.yaml":
+            continue
+        for item in render.objects:
+            obj = item.obj
+            if obj.get("kind") != "ValidatingPolicy":
+                continue
+            spec = obj.get("spec") or {}
+            autogen = spec.get("autogen") or {}
+            where = describe(obj)
+            if ((autogen.get("validatingAdmissionPolicy") or {}).get("enabled")) is not True:
+                findings.append(Finding("enforcement", item.file, where, "spec.autogen.validatingAdmissionPolicy.enabled",
+                                        "must be true: without it only Kyverno's webhook enforces the policy, and "
+                                        "Kyverno removes that webhook when scaled to zero"))
+            if spec.get("failurePolicy", "Fail") != "Fail":
+                findings.append(Finding("enforcement", item.file, where, "spec.failurePolicy",
+                                        "must be Fail: a policy that cannot be evaluated must refuse, not admit"))
+            rules = (spec.get("matchConstraints") or {}).get("resourceRules") or []
+            matches_pods = any("pods" in (r.get("resources") or []) for r in rules)
+            controllers = (autogen.get("podControllers") or {}).get("controllers")
+            if matches_pods and controllers != []:
+                findings.append(Finding("enforcement", item.file, where, "spec.autogen.podControllers.controllers",
+                                        "must be [] for a policy on pods: Kyverno's pod-controller autogen stops "
+                                        "the ValidatingAdmissionPolicy from being generated"))
+    return findings
+
+
 def check_admission(renders: list[Render], kyverno: Path) -> list[Finding]:
     """Would the cluster's admission policies accept what the tenants' reconcilers apply?"""
     labels, objects = _tenant_objects(renders)

@@ -77,6 +77,7 @@ def validate(repo: Path, tools: Tools, sources: SchemaSources, versions: Version
     findings += checks.check_pins(renders, versions)
     findings += policies.check_coverage(repo)
     findings += policies.run_policy_tests(repo, tools.kyverno)
+    findings += policies.check_enforcement(renders)
     findings += policies.check_admission(renders, tools.kyverno)
     objects = sum(len(r.objects) for r in renders)
     return Report(tuple(sorted(set(findings))), len(renders), objects, time.monotonic() - started)

@@ -112,6 +112,25 @@ BROKEN = [
         id="source-url-off-the-allowlist",
     ),
     pytest.param(
+        replace("infrastructure/kyverno-policies/tenant-source-ref.yaml",
+                "    validatingAdmissionPolicy:\n      enabled: true\n", "    validatingAdmissionPolicy:\n      enabled: false\n"),
+        "enforcement", ("ValidatingPolicy flux-tenant-source-ref", "spec.autogen.validatingAdmissionPolicy.enabled",
+                        "Kyverno removes that webhook when scaled to zero"),
+        id="policy-enforced-only-by-webhook",
+    ),
+    pytest.param(
+        replace("infrastructure/kyverno-policies/tenant-reconciler-account.yaml",
+                "  failurePolicy: Fail\n", "  failurePolicy: Ignore\n"),
+        "enforcement", ("ValidatingPolicy flux-tenant-reconciler-account", "spec.failurePolicy", "must be Fail"),
+        id="policy-fails-open",
+    ),
+    pytest.param(
+        replace("infrastructure/kyverno-policies/tenant-reconciler-account.yaml",
+                "    podControllers:\n      controllers: []\n", ""),
+        "enforcement", ("ValidatingPolicy flux-tenant-reconciler-account", "spec.autogen.podControllers.controllers"),
+        id="pod-policy-with-autogen",
+    ),
+    pytest.param(
         install_image_automation,
         "lockdown", ("Deployment flux-system/image-automation-controller",
                      "missing lockdown flag --no-cross-namespace-refs=true"),
