@@ -41,12 +41,7 @@ def kustomization(name: str, namespace: str = TENANT_NAMESPACE, *, path: str = "
     if source_namespace:
         ref["namespace"] = source_namespace
     body: dict[str, Any] = {"interval": "5m", "path": path, "prune": True, "sourceRef": ref, **spec}
-    if account:
-        body["serviceAccountName"] = account
-    if suspend:
-        body["suspend"] = True
-    return {"apiVersion": API["Kustomization"], "kind": "Kustomization",
-            "metadata": {"name": name, "namespace": namespace}, "spec": body}
+    return _reconciler("Kustomization", name, namespace, body, account, suspend)
 
 
 def helm_release(name: str, namespace: str = TENANT_NAMESPACE, *, repository: str = "podinfo",
@@ -59,12 +54,16 @@ def helm_release(name: str, namespace: str = TENANT_NAMESPACE, *, repository: st
     body: dict[str, Any] = {"interval": "5m", "releaseName": name,
                             "chart": {"spec": {"chart": "podinfo", "version": "*", "sourceRef": ref}},
                             "values": {"replicaCount": 1}, **spec}
+    return _reconciler("HelmRelease", name, namespace, body, account, suspend)
+
+
+def _reconciler(kind: str, name: str, namespace: str, body: dict[str, Any], account: str | None,
+                suspend: bool) -> dict[str, Any]:
     if account:
         body["serviceAccountName"] = account
     if suspend:
         body["suspend"] = True
-    return {"apiVersion": API["HelmRelease"], "kind": "HelmRelease",
-            "metadata": {"name": name, "namespace": namespace}, "spec": body}
+    return {"apiVersion": API[kind], "kind": kind, "metadata": {"name": name, "namespace": namespace}, "spec": body}
 
 
 def source(kind: str, name: str, url: str, namespace: str = TENANT_NAMESPACE, **spec: Any) -> dict[str, Any]:

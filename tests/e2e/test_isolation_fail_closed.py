@@ -28,9 +28,11 @@ def _admission_pods(kube: Kube) -> list[str]:
             if p["metadata"]["name"].startswith(f"{ADMISSION}-")]
 
 
-def _kyverno_webhooks(kube: Kube) -> list[str]:
+def _admission_webhooks(kube: Kube) -> list[str]:
+    """Webhook configurations that call the admission controller (its Service, kyverno-svc)."""
     return [w["metadata"]["name"] for w in kube.list("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration")
-            if ((w["metadata"].get("labels") or {}).get("webhook.kyverno.io/managed-by")) == "kyverno"]
+            if any(((h.get("clientConfig") or {}).get("service") or {}).get("name") == "kyverno-svc"
+                   for h in w.get("webhooks") or [])]
 
 
 def _scale(kube: Kube, replicas: int) -> None:
@@ -63,7 +65,7 @@ def admission_down(fleet: Fleet, cluster: ClusterHandle) -> Iterator[Callable[[]
     try:
         def gone() -> tuple[bool, list[str], str]:
             # Scaled to zero, Kyverno removes its own webhook configurations on the way out.
-            left = _admission_pods(kube) + _kyverno_webhooks(kube)
+            left = _admission_pods(kube) + _admission_webhooks(kube)
             return not left, left, f"left: {left}"
 
         wait_for(f"{ADMISSION} pods and Kyverno's webhooks to be gone", gone, fleet.config.timeout(120))
