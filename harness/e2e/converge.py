@@ -25,13 +25,15 @@ def applied_policy_names() -> list[str]:
 
 
 def policies_not_ready(kube: Kube) -> dict[str, object]:
-    """The applied ValidatingPolicies the API server does not enforce yet (Kyverno has not
-    generated their ValidatingAdmissionPolicy), with Kyverno's message; empty when every one is."""
+    """The applied ValidatingPolicies Kyverno reports neither as generated into a
+    ValidatingAdmissionPolicy nor as ready in its webhook, with its message; empty when every
+    one is enforced (the same test as the fleet's health check)."""
     states = {}
     for name in applied_policy_names():
         status = (kube.get(API["ValidatingPolicy"], "ValidatingPolicy", name) or {}).get("status") or {}
-        if status.get("generated") is not True:
-            states[name] = (status.get("conditionStatus") or {}).get("message") or "not generated yet"
+        condition_status = status.get("conditionStatus") or {}
+        if status.get("generated") is not True and condition_status.get("ready") is not True:
+            states[name] = condition_status.get("message") or "not enforced yet"
     return states
 
 

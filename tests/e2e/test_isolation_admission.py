@@ -9,7 +9,7 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 
 from harness.access.kube import Kube, refusal
-from harness.core.repo import API
+from harness.core.repo import API, TENANT_LABEL
 from harness.e2e import tenancy
 from harness.e2e.handles import ClusterHandle, Fleet
 from harness.e2e.repos import TENANT_ACCOUNT, TENANT_REPO
@@ -124,6 +124,22 @@ def test_tenant_git_source_url_trick_is_refused(fleet: Fleet, tenant: Kube, prob
     url, reason = _url_tricks(fleet.server.repo_url(TENANT_REPO), fleet.server.url)[trick]
     tenancy.assert_refused(tenant, tenancy.source("GitRepository", probe_name, url), tenancy.DENIED,
                            tenancy.by_policy("flux-tenant-source-allowlist"), reason)
+
+
+def test_tenant_without_an_allowlist_is_refused_every_source(fleet: Fleet, cluster: ClusterHandle,
+                                                             probe_name: str) -> None:
+    """Fail closed: a namespace of a tenant nobody gave an allowlist gets no source at all, not
+    even the URL dev-team may use (the twin: test_tenant_source_of_its_own_repository_is_admitted)."""
+    kube = cluster.kube
+    kube.create({"apiVersion": "v1", "kind": "Namespace",
+                 "metadata": {"name": probe_name, "labels": {TENANT_LABEL: "unlisted-team"}}})
+    try:
+        tenancy.assert_refused(kube, tenancy.source("GitRepository", probe_name, fleet.server.repo_url(TENANT_REPO),
+                                                    probe_name),
+                               tenancy.DENIED, tenancy.by_policy("flux-tenant-source-allowlist"),
+                               "tenant unlisted-team has no source allowlist")
+    finally:
+        kube.delete("v1", "Namespace", probe_name)
 
 
 @pytest.mark.parametrize(("kind", "url"), [

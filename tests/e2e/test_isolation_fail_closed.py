@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from harness.access.kube import Kube
-from harness.core.repo import API
 from harness.core.waits import wait_for
 from harness.e2e import tenancy
 from harness.e2e.converge import applied_policy_names, policies_not_ready
@@ -76,11 +75,10 @@ def admission_down(fleet: Fleet, cluster: ClusterHandle) -> Iterator[Callable[[]
 
 def test_every_tenant_policy_is_enforced_by_the_api_server(cluster: ClusterHandle) -> None:
     """Each applied tenant policy has its generated ValidatingAdmissionPolicy and binding, and
-    the API server type-checked every expression without a warning."""
+    the API server type-checked every expression without a warning. (The objects themselves
+    are checked: Kyverno 1.19 can lose the policy's `status.generated` to a write conflict.)"""
     kube = cluster.kube
     for name in applied_policy_names():
-        policy = kube.get(API["ValidatingPolicy"], "ValidatingPolicy", name) or {}
-        assert (policy.get("status") or {}).get("generated") is True, f"{name}: {policy.get('status')}"
         vap = kube.get("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy", f"vpol-{name}")
         assert vap is not None, f"{name}: no ValidatingAdmissionPolicy vpol-{name}"
         assert vap["spec"]["failurePolicy"] == "Fail", vap["spec"]
