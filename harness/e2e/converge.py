@@ -37,6 +37,18 @@ def policies_not_ready(kube: Kube) -> dict[str, object]:
     return states
 
 
+def platform_ready(fleet: Fleet, handle: ClusterHandle, commit: str) -> None:
+    """Every platform layer of one cluster reconciled again and Ready at fleet `commit`, in the
+    fleet's dependsOn order (after a change to the fleet, or a disturbance of its parts)."""
+    source = Ref("GitRepository", "flux-system", "flux-system")
+    token = flux.request_reconcile(handle.kube, source)
+    flux.wait_ready(handle.kube, source, commit, fleet.config.timeout(120), handled=token)
+    for name in platform_order(handle.env):
+        ref = Ref("Kustomization", "flux-system", name)
+        token = flux.request_reconcile(handle.kube, ref)
+        flux.wait_ready(handle.kube, ref, commit, fleet.config.timeout(300), handled=token)
+
+
 def tenant_ready_everywhere(fleet: Fleet, commit: str) -> None:
     """On every cluster, the tenant's Kustomization applied `commit` and podinfo is released."""
     for handle in fleet.clusters.values():

@@ -55,13 +55,19 @@ def controller_args(kube: Kube) -> dict[str, list[str]]:
     }
 
 
-def request_reconcile(kube: Kube, ref: Ref) -> None:
-    """Ask Flux to reconcile now instead of waiting out the interval (as `flux reconcile` does)."""
-    kube.annotate(API[ref.kind], ref.kind, ref.name, ref.namespace, {REQUESTED_AT: str(time.time_ns())})
+def request_reconcile(kube: Kube, ref: Ref) -> str:
+    """Ask Flux to reconcile now instead of waiting out the interval (as `flux reconcile` does);
+    returns the request's token, which Flux echoes in status.lastHandledReconcileAt."""
+    token = str(time.time_ns())
+    kube.annotate(API[ref.kind], ref.kind, ref.name, ref.namespace, {REQUESTED_AT: token})
+    return token
 
 
-def wait_ready(kube: Kube, ref: Ref, commit: str | None, timeout_s: float, diagnostics: str = "") -> dict[str, Any]:
-    """Wait until ref is Ready (at `commit` if given); fail fast on terminal states."""
+def wait_ready(kube: Kube, ref: Ref, commit: str | None, timeout_s: float, diagnostics: str = "",
+               handled: str | None = None) -> dict[str, Any]:
+    """Wait until ref is Ready (at `commit` if given, and after handling the reconcile request
+    `handled` if given: a Ready status from before the request does not count); fail fast on
+    terminal states."""
     started = time.monotonic()
     last: list[Status] = []
 
@@ -74,6 +80,9 @@ def wait_ready(kube: Kube, ref: Ref, commit: str | None, timeout_s: float, diagn
         if status.verdict == "failed" and (status.terminal or status.reason in TERMINAL_REASONS):
             raise FluxError(f"{ref} failed: reason={status.reason}: {status.message}"
                             + (f" (diagnostics: {diagnostics})" if diagnostics else ""))
+        seen = (obj.get("status") or {}).get("lastHandledReconcileAt")
+        if handled is not None and seen != handled:
+            return False, obj, f"reconcile request {handled} not handled yet (last handled: {seen})"
         return status.verdict == "ready", obj, status.describe()
 
     target = f" at {commit[:12]}" if commit else ""

@@ -12,9 +12,10 @@ import pytest
 
 from harness.access.kube import Kube
 from harness.core.waits import wait_for
-from harness.e2e import tenancy
-from harness.e2e.converge import applied_policy_names, policies_not_ready
+from harness.e2e import publish, tenancy
+from harness.e2e.converge import applied_policy_names, platform_ready, policies_not_ready
 from harness.e2e.handles import ClusterHandle, Fleet
+from harness.e2e.repos import FLEET_REPO
 
 pytestmark = pytest.mark.e2e
 
@@ -58,6 +59,8 @@ def admission_down(fleet: Fleet, cluster: ClusterHandle) -> Iterator[Callable[[]
             return available >= replicas and not waiting, waiting, f"available={available} not ready={waiting}"
 
         wait_for(f"{ADMISSION} back and every policy ready", back, fleet.config.timeout(240))
+        # Flux may have seen Kyverno down meanwhile: the fleet's layers converge again.
+        platform_ready(fleet, cluster, publish.head(fleet.server, FLEET_REPO))
         restored.append(True)
 
     _scale(kube, 0)

@@ -3,14 +3,15 @@ does not disturb it."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from harness.core import yamlio
-from harness.core.repo import platform_order
 from harness.e2e import flux, publish, tenancy
+from harness.e2e.converge import platform_ready
 from harness.e2e.flux import Ref
 from harness.e2e.handles import Fleet
 from harness.e2e.repos import FLEET_REPO, TENANT_ACCOUNT, TENANT_REPO
@@ -18,16 +19,14 @@ from harness.manifests.tenants import add_tenant
 
 pytestmark = pytest.mark.e2e
 
-WEB_REPO = "web-team/apps"
+# Unique per session, so a second run against a kept `make up` environment publishes anew.
+WEB_REPO = f"web-team/apps-{uuid.uuid4().hex[:6]}"
 
 
 def _sync_fleet(fleet: Fleet, commit: str) -> None:
     """Every cluster applied fleet `commit` down to the tenants."""
     for handle in fleet.clusters.values():
-        flux.request_reconcile(handle.kube, Ref("GitRepository", "flux-system", "flux-system"))
-        for name in platform_order(handle.env):
-            flux.request_reconcile(handle.kube, Ref("Kustomization", "flux-system", name))
-            flux.wait_ready(handle.kube, Ref("Kustomization", "flux-system", name), commit, fleet.config.timeout(240))
+        platform_ready(fleet, handle, commit)
 
 
 @pytest.fixture(scope="module")
