@@ -17,6 +17,7 @@ from harness.core.lockdown import (
 from harness.core.repo import TENANT_LABEL
 from harness.core.versions import Versions
 from harness.manifests.findings import Finding, describe
+from harness.manifests.policies import applied_policies
 from harness.manifests.render import (
     KUSTOMIZATION_FILES,
     Render,
@@ -144,14 +145,11 @@ def check_tenancy(renders: list[Render]) -> list[Finding]:
 
 
 def _governs_image_automation(renders: list[Render]) -> bool:
-    """Some applied policy matches ImageUpdateAutomation objects."""
-    for render in renders:
-        for item in render.objects:
-            if not str(item.obj.get("apiVersion", "")).startswith("policies.kyverno.io/"):
-                continue
-            rules = ((item.obj.get("spec") or {}).get("matchConstraints") or {}).get("resourceRules") or []
-            if any(IMAGE_AUTOMATION_RESOURCE in (rule.get("resources") or []) for rule in rules):
-                return True
+    """Some policy the clusters apply matches ImageUpdateAutomation objects."""
+    for item in applied_policies(renders):
+        rules = ((item.obj.get("spec") or {}).get("matchConstraints") or {}).get("resourceRules") or []
+        if any(IMAGE_AUTOMATION_RESOURCE in (rule.get("resources") or []) for rule in rules):
+            return True
     return False
 
 

@@ -89,15 +89,15 @@ def _tenant_objects(renders: list[Render]) -> tuple[dict[str, dict[str, str]], l
     return labels, list(seen.values())
 
 
-def _applied_policies(renders: list[Render]) -> list[dict[str, Any]]:
-    """The Kyverno policies Flux applies to the clusters (not optional ones left out)."""
-    found: dict[str, dict[str, Any]] = {}
+def applied_policies(renders: list[Render]) -> list[RenderedObject]:
+    """The Kyverno policies Flux applies to the clusters (not optional ones left out), once each."""
+    found: dict[str, RenderedObject] = {}
     for render in renders:
         if render.why == "kustomization.yaml":
             continue  # built for checking only; no cluster applies it
         for item in render.objects:
             if str(item.obj.get("apiVersion", "")).startswith(("kyverno.io/", "policies.kyverno.io/")):
-                found.setdefault(item.obj["metadata"]["name"], item.obj)
+                found.setdefault(item.obj["metadata"]["name"], item)
     return list(found.values())
 
 
@@ -106,37 +106,34 @@ def check_enforcement(renders: list[Render]) -> list[Finding]:
     ValidatingAdmissionPolicy from it) and fails closed: Kyverno deletes its own webhooks when its
     admission controller is scaled to zero, so a webhook-only policy would fail open then."""
     findings = []
-    for render in renders:
-        if render.why == "kustomization.yaml":
+    for item in applied_policies(renders):
+        obj = item.obj
+        if obj.get("kind") != "ValidatingPolicy":
             continue
-        for item in render.objects:
-            obj = item.obj
-            if obj.get("kind") != "ValidatingPolicy":
-                continue
-            spec = obj.get("spec") or {}
-            autogen = spec.get("autogen") or {}
-            where = describe(obj)
-            if ((autogen.get("validatingAdmissionPolicy") or {}).get("enabled")) is not True:
-                findings.append(Finding("enforcement", item.file, where, "spec.autogen.validatingAdmissionPolicy.enabled",
-                                        "must be true: without it only Kyverno's webhook enforces the policy, and "
-                                        "Kyverno removes that webhook when scaled to zero"))
-            if spec.get("failurePolicy", "Fail") != "Fail":
-                findings.append(Finding("enforcement", item.file, where, "spec.failurePolicy",
-                                        "must be Fail: a policy that cannot be evaluated must refuse, not admit"))
-            rules = (spec.get("matchConstraints") or {}).get("resourceRules") or []
-            matches_pods = any("pods" in (r.get("resources") or []) for r in rules)
-            controllers = (autogen.get("podControllers") or {}).get("controllers")
-            if matches_pods and controllers != []:
-                findings.append(Finding("enforcement", item.file, where, "spec.autogen.podControllers.controllers",
-                                        "must be [] for a policy on pods: Kyverno's pod-controller autogen stops "
-                                        "the ValidatingAdmissionPolicy from being generated"))
+        spec = obj.get("spec") or {}
+        autogen = spec.get("autogen") or {}
+        where = describe(obj)
+        if ((autogen.get("validatingAdmissionPolicy") or {}).get("enabled")) is not True:
+            findings.append(Finding("enforcement", item.file, where, "spec.autogen.validatingAdmissionPolicy.enabled",
+                                    "must be true: without it only Kyverno's webhook enforces the policy, and "
+                                    "Kyverno removes that webhook when scaled to zero"))
+        if spec.get("failurePolicy", "Fail") != "Fail":
+            findings.append(Finding("enforcement", item.file, where, "spec.failurePolicy",
+                                    "must be Fail: a policy that cannot be evaluated must refuse, not admit"))
+        rules = (spec.get("matchConstraints") or {}).get("resourceRules") or []
+        matches_pods = any("pods" in (r.get("resources") or []) for r in rules)
+        controllers = (autogen.get("podControllers") or {}).get("controllers")
+        if matches_pods and controllers != []:
+            findings.append(Finding("enforcement", item.file, where, "spec.autogen.podControllers.controllers",
+                                    "must be [] for a policy on pods: Kyverno's pod-controller autogen stops "
+                                    "the ValidatingAdmissionPolicy from being generated"))
     return findings
 
 
 def check_admission(renders: list[Render], kyverno: Path) -> list[Finding]:
     """Would the cluster's admission policies accept what the tenants' reconcilers apply?"""
     labels, objects = _tenant_objects(renders)
-    applied = _applied_policies(renders)
+    applied = applied_policies(renders)
     if not objects or not applied:
         return []
     by_key = {
@@ -157,7 +154,7 @@ def check_admission(renders: list[Render], kyverno: Path) -> list[Finding]:
         values_file = Path(tmp) / "values.yaml"
         values_file.write_text(yamlio.dump(values))
         policy_file = Path(tmp) / "policies.yaml"
-        policy_file.write_text(yamlio.dump_all(applied))
+        policy_file.write_text(yamlio.dump_all([item.obj for item in applied]))
         argv = [str(kyverno), "apply", str(policy_file),
                 "-r", str(resources), "-f", str(values_file), "-p", "--output-format", "json",
                 "--remove-color"]

@@ -114,9 +114,7 @@ PROBE_REPO = "probe/configmap"
 def probe_repo(fleet: Fleet, tmp_path_factory: pytest.TempPathFactory) -> str:
     """A tiny repo on the Git server: one ConfigMap with no namespace; returns its commit."""
     folder = tmp_path_factory.mktemp("probe-repo")
-    (folder / "configmap.yaml").write_text(yamlio.dump(tenancy.config_map("lockdown-probe", None)))
-    (folder / "kustomization.yaml").write_text(yamlio.dump(
-        {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": ["configmap.yaml"]}))
+    tenancy.write_kustomize_dir(folder, [tenancy.config_map("lockdown-probe")])
     commit, _ = publish.publish(fleet.server, PROBE_REPO, {"": folder}, [], "probe: one ConfigMap")
     return commit
 
