@@ -7,12 +7,16 @@ PY     := $(VENV)/bin/python
 ifdef KIT_SOURCE
 export FLEET_E2E_KIT_SOURCE := $(KIT_SOURCE)
 endif
+# VERSIONS=FILE: the version set `make kit`, `make up` and `make e2e` use (default versions.yaml).
+ifdef VERSIONS
+export FLEET_E2E_VERSIONS := $(VERSIONS)
+endif
 # UP=1: make e2e runs against the environment `make up` left running.
 ifdef UP
 export FLEET_E2E_UP := $(UP)
 endif
 
-.PHONY: venv validate test unit kit kit-check e2e up down lint sweep
+.PHONY: venv validate test unit kit kit-check e2e upgrade up down lint sweep
 
 $(PY): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +36,15 @@ test: $(PY)
 ## The main job: both clusters, Flux bootstrapped from the local Git server, tenancy proven.
 e2e: $(PY)
 	$(PY) -m pytest -m e2e --junitxml=artifacts/junit-e2e.xml $(PYTEST_ARGS)
+
+## The in-place upgrade: both clusters at UPGRADE_FROM, upgraded through Git to VERSIONS (default
+## versions.yaml) under an isolation probe, checked, then the isolation suite on the upgraded fleet.
+UPGRADE_FROM ?= versions.previous.yaml
+ISOLATION_SUITE := tests/e2e/test_tenant_isolation.py tests/e2e/test_isolation_admission.py \
+                   tests/e2e/test_isolation_tenant_repo.py tests/e2e/test_isolation_fail_closed.py
+upgrade: $(PY)
+	$(PY) -m pytest -m e2e --e2e-upgrade-from=$(UPGRADE_FROM) --junitxml=artifacts/junit-upgrade.xml \
+		tests/upgrade $(ISOLATION_SUITE) $(PYTEST_ARGS)
 
 ## The whole e2e environment, left running to work in (prints how to reach each part).
 up: $(PY)

@@ -115,6 +115,13 @@ class Kube:
         with self._request(f"logs of pod {namespace}/{pod}"):
             return str(CoreV1Api(self.dynamic.client).read_namespaced_pod_log(pod, namespace, since_seconds=since_s))
 
+    def service_get(self, namespace: str, service: str, port: int, path: str = "", timeout_s: float = 5.0) -> str:
+        """GET a Service's HTTP endpoint through the API server's proxy (each call picks a
+        ready endpoint anew, so a restarted pod does not break it as a port-forward would)."""
+        with self._request(f"GET service {namespace}/{service}:{port}/{path}"):
+            return str(CoreV1Api(self.dynamic.client).connect_get_namespaced_service_proxy_with_path(
+                f"{service}:{port}", namespace, path, _request_timeout=(timeout_s, timeout_s)))
+
     def namespaced_kinds(self, group: str) -> tuple[tuple[str, str], ...]:
         """(apiVersion, kind) of every namespaced kind the API group serves, in one of its
         versions (a kind may be served in an older version only; subresources left out)."""

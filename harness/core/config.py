@@ -15,7 +15,7 @@ from typing import Literal
 
 from harness.core.errors import ConfigError
 from harness.core.repo import ENVIRONMENTS, Environment
-from harness.core.versions import REPO_ROOT
+from harness.core.versions import REPO_ROOT, VERSIONS_FILE
 
 KitSource = Literal["build", "upstream"]
 KIT_SOURCES: tuple[KitSource, ...] = ("build", "upstream")
@@ -55,6 +55,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("kit-source", "where the kit's images and charts come from: build (default) or upstream "
            "(pull and download; needs internet)", "SOURCE"),
     Option("timeout-scale", "multiply every deadline, for slower machines (default: 1)", "FACTOR"),
+    Option("versions", "the version set the kit is built for and the fleet runs (default: versions.yaml; "
+           "e.g. versions.previous.yaml)", "FILE"),
+    Option("upgrade-from", "bring the fleet up at this version set, then upgrade it in place to --e2e-versions "
+           "(make upgrade; new clusters only)", "FILE"),
 )
 
 
@@ -67,6 +71,8 @@ class E2EConfig:
     use_up: bool = False
     # Environments run against an existing cluster (kubeconfig) instead of a new kind cluster.
     existing: tuple[tuple[Environment, Path], ...] = ()
+    versions_file: Path = VERSIONS_FILE
+    upgrade_from: Path | None = None  # the version set an upgrade run starts at
 
     def existing_kubeconfig(self, env: Environment) -> Path | None:
         return dict(self.existing).get(env)
@@ -114,6 +120,22 @@ def kit_source(cli: str | None = None, ini: Mapping[str, str] | None = None) -> 
     return source
 
 
+def versions_file(cli: str | None = None, ini: Mapping[str, str] | None = None,
+                  name: str = "versions") -> Path | None:
+    """A version-set file (`make kit`, `make up` and the e2e read --versions): the option, else
+    its environment variable, else versions.yaml for --versions and None for --upgrade-from.
+    It must exist: a typo is not the default set."""
+    option = next(o for o in OPTIONS if o.name == name)
+    text = _pick(option, {name: cli}, ini or {})
+    if not text:
+        return VERSIONS_FILE if name == "versions" else None
+    path = Path(text).expanduser()
+    if not path.is_file():
+        raise _bad(option, text, f"no such file; name a version set like {VERSIONS_FILE.name} "
+                   "or versions.previous.yaml")
+    return path.resolve()
+
+
 def build_config(cli: Mapping[str, object] | None = None, ini: Mapping[str, str] | None = None) -> E2EConfig:
     """Validate every setting; errors name the option and echo the bad value.
 
@@ -142,6 +164,16 @@ def build_config(cli: Mapping[str, object] | None = None, ini: Mapping[str, str]
     if not scale > 0:
         raise _bad(by_name["timeout-scale"], scale_text, "use a positive number like 2")
 
+    target = versions_file(str(cli.get("versions") or "") or None, ini) or VERSIONS_FILE
+    start = versions_file(str(cli.get("upgrade-from") or "") or None, ini, "upgrade-from")
+    if start is not None:
+        if start == target:
+            raise _bad(by_name["upgrade-from"], str(start), f"it is the set the run upgrades to ({target.name}); "
+                       "name the set to start from, e.g. versions.previous.yaml")
+        if up_text in ("1", "true") or text["kubeconfigs"]:
+            raise _bad(by_name["upgrade-from"], str(start), "an upgrade run creates its own clusters at the "
+                       "starting set; drop --e2e-up / --e2e-kubeconfigs")
+
     artifacts = Path(text["artifacts"] or REPO_ROOT / "artifacts")
     return E2EConfig(
         environments=chosen,  # type: ignore[arg-type]
@@ -150,4 +182,6 @@ def build_config(cli: Mapping[str, object] | None = None, ini: Mapping[str, str]
         kit_source=source,
         use_up=up_text in ("1", "true"),
         existing=parse_existing(text["kubeconfigs"]),
+        versions_file=target,
+        upgrade_from=start,
     )

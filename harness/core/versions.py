@@ -13,6 +13,8 @@ from harness.core.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]  # harness/core/versions.py -> the checkout
 VERSIONS_FILE = REPO_ROOT / "versions.yaml"
+# The set `make upgrade` starts from (same format; see its header for how it was chosen).
+PREVIOUS_VERSIONS_FILE = REPO_ROOT / "versions.previous.yaml"
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,21 @@ class Versions:
     actionlint: str
     renovate: str
     node_runtime: str
+    # module@version -> h1: hash, for modules the Go checksum database does not know.
+    checksums: tuple[tuple[str, str], ...] = ()
+    source: Path = VERSIONS_FILE  # the file this set was read from
+
+    @property
+    def name(self) -> str:
+        """How reports name this set: its file, relative to the checkout when inside it."""
+        try:
+            return self.source.resolve().relative_to(REPO_ROOT).as_posix()
+        except ValueError:
+            return str(self.source)
+
+    def checksum(self, module: str, version: str) -> str:
+        """The pinned hash of module@version, or "" when the checksum database vouches for it."""
+        return dict(self.checksums).get(f"{module}@{version}", "")
 
     @property
     def kubernetes_staging(self) -> str:
@@ -82,8 +99,21 @@ def _text(data: dict[str, Any], key: str, where: str) -> str:
     return value
 
 
+def _checksums(data: dict[str, Any], where: str) -> tuple[tuple[str, str], ...]:
+    sums = data.get("checksums") or {}
+    if not isinstance(sums, dict) or not all(
+            isinstance(k, str) and "@" in k and isinstance(v, str) and v.startswith("h1:")
+            for k, v in sums.items()):
+        raise ConfigError(f"{where}: 'checksums' must map module@version to an h1: hash, "
+                          "as `go mod download -json module@version` prints in Sum")
+    return tuple(sorted(sums.items()))
+
+
 def load_versions(path: Path = VERSIONS_FILE) -> Versions:
-    """Parse and validate the pinned-versions file."""
+    """Parse and validate a version-set file (versions.yaml, or another set of the same format)."""
+    if not path.is_file():
+        raise ConfigError(f"version set {path} does not exist; name a file in the format of "
+                          f"{VERSIONS_FILE.name}, e.g. {PREVIOUS_VERSIONS_FILE.name}")
     try:
         data = yamlio.load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
@@ -118,4 +148,6 @@ def load_versions(path: Path = VERSIONS_FILE) -> Versions:
         actionlint=_text(ci, "actionlint", f"{where}: ci"),
         renovate=_text(ci, "renovate", f"{where}: ci"),
         node_runtime=_text(ci, "node", f"{where}: ci"),
+        checksums=_checksums(data, where),
+        source=path,
     )

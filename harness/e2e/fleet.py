@@ -46,7 +46,7 @@ def fleet_up(config: E2EConfig, kit: Kit, workdir: Path, run: Run, keep: bool = 
         else:
             server = stack.enter_context(serve(address, workdir / "git-server", kit.chart_repos))
         with timings.measure("publish fleet and tenant repos"):
-            fleet_commit, tenant_commit, hits = publish_repos(server)
+            fleet_commit, tenant_commit, hits = publish_repos(server, kit.versions)
         fleet = Fleet(config, kit, server, hits, {}, timings, fleet_commit, tenant_commit,
                       registry=reg, server_pid=daemon.pid if daemon else None)
         for env in config.environments:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from harness.core.progress import say
 from harness.core.repo import FLEET_DIRS, TENANT_REPO_DIR
-from harness.core.versions import REPO_ROOT
+from harness.core.versions import REPO_ROOT, Versions, load_versions
 from harness.e2e import publish
 from harness.e2e.gitserver import GitServer
 
@@ -14,17 +14,22 @@ TENANT_REPO = "dev-team/apps"
 TENANT_ACCOUNT = "system:serviceaccount:apps:dev-team"
 
 
-def rewrites_for(server: GitServer) -> list[publish.Rewrite]:
-    """Where the repos point outside, and the local stand-ins."""
-    return [
+def rewrites_for(server: GitServer, versions: Versions) -> list[publish.Rewrite]:
+    """Where the repos point outside, and the local stand-ins; for a version set other than
+    versions.yaml, also the Kyverno chart the fleet pins (it pins versions.yaml's)."""
+    rewrites = [
         publish.Rewrite("https://git.example.com/", f"{server.url}/git/"),
         publish.Rewrite("https://stefanprodan.github.io/podinfo", server.charts_url("podinfo")),
         publish.Rewrite("https://kyverno.github.io/kyverno/", server.charts_url("kyverno") + "/"),
     ]
+    pinned = load_versions().kyverno_chart
+    if versions.kyverno_chart != pinned:
+        rewrites.append(publish.Rewrite(f'version: "{pinned}"', f'version: "{versions.kyverno_chart}"'))
+    return rewrites
 
 
-def publish_repos(server: GitServer) -> tuple[str, str, list[publish.RewriteHit]]:
-    rewrites = rewrites_for(server)
+def publish_repos(server: GitServer, versions: Versions) -> tuple[str, str, list[publish.RewriteHit]]:
+    rewrites = rewrites_for(server, versions)
     tenant_commit, tenant_hits = publish.publish(
         server, TENANT_REPO, {"": REPO_ROOT / TENANT_REPO_DIR}, rewrites, "dev-team apps (from tenant-repo-example)")
     fleet_commit, fleet_hits = publish.publish(

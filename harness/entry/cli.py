@@ -9,7 +9,7 @@ from pathlib import Path
 
 from harness.core.errors import HarnessError
 from harness.core.progress import format_duration, say
-from harness.core.versions import REPO_ROOT, load_versions
+from harness.core.versions import REPO_ROOT, VERSIONS_FILE, Versions, load_versions
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -46,11 +46,20 @@ def _lint_ci(args: argparse.Namespace) -> int:
     return 1 if findings else 0
 
 
+def _chosen_versions(args: argparse.Namespace) -> Versions:
+    """--versions, else FLEET_E2E_VERSIONS (make VERSIONS=...), else versions.yaml."""
+    from harness.core.config import versions_file
+
+    return load_versions(versions_file(getattr(args, "versions", None)) or VERSIONS_FILE)
+
+
 def _kit_build(args: argparse.Namespace) -> int:
     from harness.kit.build import build_kit, summary
 
     started = time.monotonic()
-    kit = build_kit(load_versions(), _kit_source(args.source))  # type: ignore[arg-type]
+    versions = _chosen_versions(args)
+    say(f"kit for version set {versions.name}")
+    kit = build_kit(versions, _kit_source(args.source))  # type: ignore[arg-type]
     print(summary(kit))
     say(f"kit ready in {format_duration(time.monotonic() - started)}")
     return 0
@@ -95,9 +104,9 @@ def _up(args: argparse.Namespace) -> int:
     from harness.kit.host import prepare_host
 
     started = time.monotonic()
-    config = build_config()
+    config = build_config({"versions": args.versions})
     prepare_host("e2e")
-    record = up(config, build_kit(load_versions(), config.kit_source))
+    record = up(config, build_kit(load_versions(config.versions_file), config.kit_source))
     print(record.how_to_reach())
     say(f"up in {format_duration(time.monotonic() - started)}")
     return 0
@@ -167,6 +176,8 @@ def parser() -> argparse.ArgumentParser:
     kit_build.add_argument("--source", choices=("build", "upstream"), default=None,
                            help="build images and charts here, or pull them from upstream "
                                 "(default: $FLEET_E2E_KIT_SOURCE, else build)")
+    kit_build.add_argument("--versions", metavar="FILE", default=None,
+                           help="version set to build for (default: $FLEET_E2E_VERSIONS, else versions.yaml)")
     kit_build.set_defaults(func=_kit_build)
     kit_check = kit_sub.add_parser("check", help="smoke-test the kit on a throwaway kind cluster")
     kit_check.set_defaults(func=_kit_check)
@@ -189,6 +200,8 @@ def parser() -> argparse.ArgumentParser:
     sweeper.set_defaults(func=_sweep)
 
     up = sub.add_parser("up", help="bring the e2e environment up and leave it running (make up)")
+    up.add_argument("--versions", metavar="FILE", default=None,
+                    help="version set to bring up (default: $FLEET_E2E_VERSIONS, else versions.yaml)")
     up.set_defaults(func=_up)
     down = sub.add_parser("down", help="remove the environment `make up` left running (make down)")
     down.set_defaults(func=_down)

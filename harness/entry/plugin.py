@@ -6,6 +6,8 @@ import re
 import signal
 import sys
 from collections.abc import Callable, Generator, Iterator
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -13,17 +15,21 @@ from harness.core.config import OPTIONS, E2EConfig, build_config
 from harness.core.errors import HarnessError
 from harness.core.progress import Sink, current_sink, set_sink
 from harness.core.repo import ENVIRONMENTS
-from harness.core.versions import Versions
+from harness.core.versions import load_versions
 from harness.e2e.environment import e2e_fleet
 from harness.e2e.fleet import collect_diagnostics
 from harness.e2e.handles import ClusterHandle, Fleet
+from harness.e2e.probe import rows, summary_line, table
+from harness.e2e.upgrade import UpgradeRun
 from harness.kit.build import Kit, build_kit
+from harness.kit.charts import merged_repos
 from harness.kit.host import prepare_host
 from harness.kit.requirements import check as check_requirements
 
 FLEET_KEY = pytest.StashKey[Fleet]()
 CONFIG_KEY = pytest.StashKey["E2EConfig | HarnessError"]()
 SINK_KEY = pytest.StashKey[Sink]()
+UPGRADE_KEY = pytest.StashKey[UpgradeRun]()
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -41,6 +47,10 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     # Back to what was there before: a session run inside another (pytester) hands it back.
     set_sink(config.stash.get(SINK_KEY, None))
+    run = config.stash.get(UPGRADE_KEY, None)
+    if run is not None and run.record.phases:
+        # The last line of the run, after pytest's own summary, for scripts.
+        print(summary_line(rows(run.record)), flush=True)
 
 
 def _live_sink(config: pytest.Config) -> Callable[[str], None]:
@@ -92,9 +102,23 @@ def _config(config: pytest.Config) -> E2EConfig:
     return cached
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Cluster-free tests first: their answer comes in seconds, before any cluster is created."""
-    items.sort(key=lambda item: item.get_closest_marker("e2e") is not None)
+def _upgrading(config: pytest.Config) -> bool:
+    try:
+        return _config(config).upgrade_from is not None
+    except HarnessError:
+        return False  # reported once, when the e2e starts
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Cluster-free tests first: their answer comes in seconds, before any cluster is created.
+    The upgrade tests run only in an upgrade run, and there before every other e2e test."""
+    if not _upgrading(config):
+        deselected = [item for item in items if item.get_closest_marker("upgrade")]
+        if deselected:
+            config.hook.pytest_deselected(items=deselected)
+            items[:] = [item for item in items if not item.get_closest_marker("upgrade")]
+    items.sort(key=lambda item: (item.get_closest_marker("e2e") is not None,
+                                 item.get_closest_marker("upgrade") is None))
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -140,14 +164,19 @@ def e2e_config(pytestconfig: pytest.Config) -> E2EConfig:
     return _config(pytestconfig)
 
 
-@pytest.fixture(scope="session")
-def kit(versions: Versions, e2e_config: E2EConfig) -> Kit:
-    """The kit: every tool and image built or cached, from the chosen source."""
+def _build(versions_file: Path, e2e_config: E2EConfig) -> Kit:
     try:
-        return build_kit(versions, e2e_config.kit_source)
+        return build_kit(load_versions(versions_file), e2e_config.kit_source)
     except HarnessError as exc:
-        pytest.fail(f"the e2e needs the kit and a working Docker: {exc}\n"
-                    "(run `make kit` to see the full build, or deselect with -m 'not e2e')", pytrace=False)
+        pytest.fail(f"the e2e needs the kit of {versions_file.name} and a working Docker: {exc}\n"
+                    f"(run `make kit VERSIONS={versions_file.name}` to see the full build, or deselect "
+                    "with -m 'not e2e')", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def kit(e2e_config: E2EConfig) -> Kit:
+    """The kit of the chosen version set (--e2e-versions), built or cached, from the chosen source."""
+    return _build(e2e_config.versions_file, e2e_config)
 
 
 @pytest.fixture(scope="session")
@@ -155,19 +184,57 @@ def fleet(request: pytest.FixtureRequest, e2e_config: E2EConfig, kit: Kit,
           tmp_path_factory: pytest.TempPathFactory,
           record_testsuite_property: Callable[[str, object], None]) -> Iterator[Fleet]:
     """Clusters created (or `make up`'s attached), Flux bootstrapped from the local Git server,
-    everything Ready; one e2e at a time on a host, the run id on everything created."""
+    everything Ready; one e2e at a time on a host, the run id on everything created. An upgrade
+    run starts at --e2e-upgrade-from's set, serving both sets' charts."""
+    start = kit
+    if e2e_config.upgrade_from is not None:
+        previous = _build(e2e_config.upgrade_from, e2e_config)
+        charts = merged_repos(tmp_path_factory.mktemp("charts"), previous.chart_repos, kit.chart_repos)
+        start = replace(previous, chart_repos=charts)
+        request.config.stash[UPGRADE_KEY] = UpgradeRun(start, replace(kit, chart_repos=charts))
+        record_testsuite_property("upgrade-from", previous.versions.name)
     v = kit.versions
+    record_testsuite_property("version-set", v.name)
     for key, value in (("kubernetes", kit.node_kubernetes), ("flux", v.flux.cli), ("kyverno", v.kyverno),
                        ("kind", v.kind), ("podinfo", v.podinfo), ("kit-source", kit.source),
                        ("node-image", kit.node_image)):
         record_testsuite_property(f"version.{key}", value)
-    with e2e_fleet(e2e_config, kit, tmp_path_factory.mktemp("e2e")) as fleet:
+    with e2e_fleet(e2e_config, start, tmp_path_factory.mktemp("e2e")) as fleet:
         request.session.stash[FLEET_KEY] = fleet
         for name, seconds in fleet.timings.steps:
             record_testsuite_property(f"time.{name}", f"{seconds:.1f}s")
         for hit in fleet.rewrites:
             record_testsuite_property("rewrite", str(hit))
         yield fleet
+
+
+@pytest.fixture(scope="session")
+def upgrade(request: pytest.FixtureRequest, fleet: Fleet) -> UpgradeRun:
+    """The upgrade run's state (the fleet is up at its starting set)."""
+    run = request.config.stash.get(UPGRADE_KEY, None)
+    if run is None:
+        pytest.fail("the upgrade tests need --e2e-upgrade-from (make upgrade)", pytrace=False)
+    return run
+
+
+@pytest.fixture(autouse=True)
+def _after_the_upgrade(request: pytest.FixtureRequest) -> None:
+    """In an upgrade run, the other e2e tests judge the upgraded fleet: they fail (not skip)
+    when the upgrade did not complete."""
+    node = request.node
+    if not node.get_closest_marker("e2e") or node.get_closest_marker("upgrade") or not _upgrading(request.config):
+        return
+    run = request.config.stash.get(UPGRADE_KEY, None)
+    if run is None or not run.done:
+        pytest.fail("this run upgrades the fleet in place first, and the upgrade did not complete "
+                    "(see tests/upgrade/test_upgrade.py's result above)", pytrace=False)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    run = config.stash.get(UPGRADE_KEY, None)
+    if run is not None and run.record.phases:
+        terminalreporter.write_sep("=", "in-place upgrade")
+        terminalreporter.write_line(table(rows(run.record)))
 
 
 @pytest.fixture

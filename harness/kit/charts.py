@@ -127,3 +127,19 @@ def kyverno_repo(v: Versions) -> cache.Artifact:
     return cache.build_once("charts", "kyverno", v.kyverno_chart, cache.recipe_key(("kyverno", v.kyverno)),
                             f"{module_path}@{v.kyverno}", produce)
 
+
+
+def merged_repos(out: Path, *sets: dict[str, Path]) -> dict[str, Path]:
+    """One repository per name holding the charts of every set (the previous and the new
+    version set's, so that a chart bump in Git finds its chart), with a fresh index."""
+    merged: dict[str, Path] = {}
+    for repos in sets:
+        for name, folder in repos.items():
+            target = out / name
+            target.mkdir(parents=True, exist_ok=True)
+            for archive in folder.glob("*.tgz"):
+                shutil.copyfile(archive, target / archive.name)
+            merged[name] = target
+    for target in merged.values():
+        write_index(target)
+    return merged

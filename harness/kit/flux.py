@@ -53,7 +53,7 @@ def _point_base_at_local_config(base: Path, controller: str) -> None:
 
 
 def _stage(workspace: Path, v: Versions) -> None:
-    flux2 = gomod.download(FLUX_MODULE, v.flux.cli)
+    flux2 = gomod.download(FLUX_MODULE, v.flux.cli, v.checksum(FLUX_MODULE, v.flux.cli))
     shutil.copytree(flux2.dir / "manifests", workspace / "manifests")
     controllers = v.flux.controllers()
     for base in (workspace / "manifests" / "bases").iterdir():
@@ -118,6 +118,7 @@ def cli_recipe(v: Versions) -> GoBuild:
         ldflags=("-s", "-w", f"-X main.VERSION={v.flux.cli.removeprefix('v')}"),
         binaries=("flux",),
         in_module_copy=True,
+        checksum=v.checksum(FLUX_MODULE, v.flux.cli),
     )
 
 

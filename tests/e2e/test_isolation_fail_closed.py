@@ -12,65 +12,44 @@ import pytest
 
 from harness.access.kube import Kube
 from harness.core.waits import wait_for
-from harness.e2e import publish, tenancy
+from harness.e2e import kyverno, publish, tenancy
 from harness.e2e.converge import applied_policy_names, platform_ready, policies_not_ready
 from harness.e2e.handles import ClusterHandle, Fleet
 from harness.e2e.repos import FLEET_REPO
 
 pytestmark = pytest.mark.e2e
 
-ADMISSION = "kyverno-admission-controller"
-KYVERNO_NAMESPACE = "kyverno"
-
-
-def _admission_pods(kube: Kube) -> list[str]:
-    return [p["metadata"]["name"] for p in kube.list("v1", "Pod", KYVERNO_NAMESPACE)
-            if p["metadata"]["name"].startswith(f"{ADMISSION}-")]
-
-
-def _admission_webhooks(kube: Kube) -> list[str]:
-    """Webhook configurations that call the admission controller (its Service, kyverno-svc)."""
-    return [w["metadata"]["name"] for w in kube.list("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration")
-            if any(((h.get("clientConfig") or {}).get("service") or {}).get("name") == "kyverno-svc"
-                   for h in w.get("webhooks") or [])]
-
-
-def _scale(kube: Kube, replicas: int) -> None:
-    kube.patch("apps/v1", "Deployment", ADMISSION, KYVERNO_NAMESPACE, {"spec": {"replicas": replicas}})
-
-
 @pytest.fixture
 def admission_down(fleet: Fleet, cluster: ClusterHandle) -> Iterator[Callable[[], None]]:
     """Kyverno's admission controller scaled to zero and gone; yields `restore`, which scales it
     back and waits until every policy is ready again (also run after the test)."""
     kube = cluster.kube
-    replicas = (kube.get("apps/v1", "Deployment", ADMISSION, KYVERNO_NAMESPACE) or {})["spec"]["replicas"]
+    replicas = kyverno.replicas(kube)
     restored: list[bool] = []
 
     def restore() -> None:
         if restored:
             return
-        _scale(kube, replicas)
+        kyverno.scale(kube, replicas)
 
         def back() -> tuple[bool, dict[str, Any], str]:
-            deploy = kube.get("apps/v1", "Deployment", ADMISSION, KYVERNO_NAMESPACE) or {}
-            available = (deploy.get("status") or {}).get("availableReplicas") or 0
+            available = kyverno.available(kube)
             waiting = policies_not_ready(kube)
             return available >= replicas and not waiting, waiting, f"available={available} not ready={waiting}"
 
-        wait_for(f"{ADMISSION} back and every policy ready", back, fleet.config.timeout(240))
+        wait_for(f"{kyverno.ADMISSION} back and every policy ready", back, fleet.config.timeout(240))
         # Flux may have seen Kyverno down meanwhile: the fleet's layers converge again.
         platform_ready(fleet, cluster, publish.head(fleet.server, FLEET_REPO))
         restored.append(True)
 
-    _scale(kube, 0)
+    kyverno.scale(kube, 0)
     try:
         def gone() -> tuple[bool, list[str], str]:
             # Scaled to zero, Kyverno removes its own webhook configurations on the way out.
-            left = _admission_pods(kube) + _admission_webhooks(kube)
+            left = kyverno.admission_pods(kube) + kyverno.admission_webhooks(kube)
             return not left, left, f"left: {left}"
 
-        wait_for(f"{ADMISSION} pods and Kyverno's webhooks to be gone", gone, fleet.config.timeout(120))
+        wait_for(f"{kyverno.ADMISSION} pods and Kyverno's webhooks to be gone", gone, fleet.config.timeout(120))
         yield restore
     finally:
         restore()

@@ -1,0 +1,297 @@
+"""The isolation probe: while something changes the platform (an upgrade), a thread per cluster
+tries, every period, one policy-violating tenant object (it must be refused), its compliant
+twin (it should be admitted) and podinfo over HTTP (it should answer), and records each answer
+with its time. Phases cut that record into the rows of the report."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from kubernetes.client.exceptions import ApiException
+
+from harness.access.kube import Kube, KubeError
+from harness.core.progress import format_duration, say
+from harness.core.repo import API
+from harness.e2e import tenancy
+from harness.e2e.handles import ClusterHandle
+
+PERIOD_S = 2.0
+Check = Literal["violating", "compliant", "podinfo"]
+
+
+@dataclass(frozen=True)
+class Case:
+    """One kind of tenant escape: a violating object its policy refuses, and the compliant twin
+    that goes through the same admission path."""
+
+    policy: str
+    reason: str
+    violating: Callable[[str], dict[str, Any]]
+    compliant: Callable[[str], dict[str, Any]]
+
+
+def cases(image: str, own_repository: str) -> tuple[Case, ...]:
+    """A case per tenant policy that a tenant can trip through the API with one create;
+    `own_repository` is the tenant repo's URL as the clusters reach it (on its allowlist)."""
+    return (
+        Case("flux-tenant-service-account", "spec.serviceAccountName is required",
+             lambda n: tenancy.kustomization(n, account=None, suspend=True),
+             lambda n: tenancy.kustomization(n, suspend=True)),
+        Case("flux-tenant-source-ref", "cross-namespace source references are not allowed",
+             lambda n: tenancy.helm_release(n, repository_namespace="flux-system", suspend=True),
+             lambda n: tenancy.helm_release(n, suspend=True)),
+        Case("flux-tenant-target-namespace", "spec.targetNamespace kube-system is not allowed",
+             lambda n: tenancy.kustomization(n, suspend=True, targetNamespace="kube-system"),
+             lambda n: tenancy.kustomization(n, suspend=True, targetNamespace=tenancy.TENANT_NAMESPACE)),
+        Case("flux-tenant-no-kubeconfig", "spec.kubeConfig is not allowed",
+             lambda n: tenancy.helm_release(n, suspend=True, kubeConfig={"secretRef": {"name": "admin-kubeconfig"}}),
+             lambda n: tenancy.helm_release(n, suspend=True)),
+        Case("flux-tenant-source-allowlist", "is not on the allowlist of tenant dev-team",
+             lambda n: tenancy.source("GitRepository", n, "https://github.com/attacker/x"),
+             lambda n: tenancy.source("GitRepository", n, own_repository)),
+        Case("flux-tenant-reconciler-account", "service account dev-team is the tenant reconciler account",
+             lambda n: tenancy.pod(n, tenancy.TENANT_NAME, image),
+             lambda n: tenancy.pod(n, None, image)),
+        Case("flux-tenant-reconciler-token", "a token Secret for the tenant reconciler account dev-team",
+             lambda n: tenancy.token_secret(n, tenancy.TENANT_NAME),
+             lambda n: tenancy.token_secret(n, "default")),
+    )
+
+
+@dataclass(frozen=True)
+class Event:
+    at: float  # epoch seconds
+    env: str
+    check: Check
+    ok: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    start: float
+    end: float
+
+
+@dataclass
+class Record:
+    """Every probe answer, and the phases of the window they were taken in."""
+
+    events: list[Event] = field(default_factory=list)
+    phases: list[Phase] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, event: Event) -> None:
+        with self.lock:
+            self.events.append(event)
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        started = time.time()
+        say(f"upgrade phase: {name} ...")
+        try:
+            yield
+        finally:
+            ended = time.time()
+            self.phases.append(Phase(name, started, ended))
+            say(f"upgrade phase: {name} took {format_duration(ended - started)}")
+
+    def within(self, start: float, end: float) -> list[Event]:
+        with self.lock:
+            return [e for e in self.events if start <= e.at < end]
+
+    def admissions(self) -> list[Event]:
+        """Violating objects that were admitted: each one is an isolation failure."""
+        with self.lock:
+            return [e for e in self.events if e.check == "violating" and not e.ok]
+
+
+def assert_none_admitted(record: Record) -> None:
+    """The probe's verdict: fails naming every violating object that was admitted, and when."""
+    __tracebackhide__ = True
+    admitted = record.admissions()
+    if admitted:
+        raise AssertionError(f"{len(admitted)} policy-violating tenant object(s) admitted:\n  "
+                             + "\n  ".join(e.detail for e in admitted))
+
+
+def unavailable_seconds(events: list[Event]) -> float:
+    """Seconds podinfo did not answer: from each failed check to the cluster's next check."""
+    total = 0.0
+    for env in {e.env for e in events}:
+        checks = sorted((e for e in events if e.env == env and e.check == "podinfo"), key=lambda e: e.at)
+        for current, following in itertools.pairwise(checks):
+            if not current.ok:
+                total += following.at - current.at
+        if checks and not checks[-1].ok:
+            total += PERIOD_S
+    return total
+
+
+@dataclass(frozen=True)
+class Row:
+    phase: str
+    seconds: float
+    violations_admitted: int
+    compliant_refused: int
+    podinfo_unavailable_s: float
+
+
+def rows(record: Record) -> list[Row]:
+    """One row per phase, then the whole window."""
+    spans = [(p.name, p.start, p.end) for p in record.phases]
+    if record.phases:
+        spans.append(("total", record.phases[0].start, record.phases[-1].end))
+    result = []
+    for name, start, end in spans:
+        events = record.within(start, end)
+        result.append(Row(name, end - start,
+                          sum(1 for e in events if e.check == "violating" and not e.ok),
+                          sum(1 for e in events if e.check == "compliant" and not e.ok),
+                          unavailable_seconds(events)))
+    return result
+
+
+def table(result: list[Row]) -> str:
+    header = ("phase", "duration", "violating objects admitted", "compliant objects refused",
+              "podinfo unavailable")
+    lines = [header] + [(r.phase, format_duration(r.seconds), str(r.violations_admitted),
+                         str(r.compliant_refused), f"{r.podinfo_unavailable_s:.0f} s") for r in result]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines)
+
+
+def summary_line(result: list[Row]) -> str:
+    """The last line of an upgrade run, for scripts."""
+    total = next((r for r in result if r.phase == "total"), Row("total", 0.0, 0, 0, 0.0))
+    return (f"upgrade summary: violations admitted {total.violations_admitted}, compliant refused "
+            f"{total.compliant_refused}, podinfo unavailable {total.podinfo_unavailable_s:.0f} s")
+
+
+class Probe:
+    """One cluster's probe thread; `running` starts it and stops it when the block ends."""
+
+    def __init__(self, handle: ClusterHandle, tenant_user: str, probe_cases: tuple[Case, ...], record: Record,
+                 prefix: str) -> None:
+        self.env = handle.env
+        # Clients of their own: the test's thread keeps using the handle's.
+        self.admin = Kube(handle.kubeconfig)
+        self.tenant = self.admin.as_user(tenant_user)
+        self.cases = probe_cases
+        self.record = record
+        self.prefix = prefix
+        self.stop = threading.Event()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name=f"probe-{self.env}", daemon=True)
+
+    def _event(self, check: Check, ok: bool, detail: str) -> None:
+        self.record.add(Event(time.time(), self.env, check, ok, detail))
+
+    def _run(self) -> None:
+        started = time.monotonic()
+        cycle = 0
+        try:
+            while not self.stop.is_set():
+                self.cycle(cycle)
+                cycle += 1
+                # Sampling period, not a wait for a condition: the next cycle starts on its tick.
+                self.stop.wait(max(0.0, started + cycle * PERIOD_S - time.monotonic()))
+        except Exception as exc:  # noqa: BLE001 - reported by `running`: a dead probe must not pass silently
+            self.error = exc
+
+    def cycle(self, number: int) -> None:
+        case = self.cases[number % len(self.cases)]
+        name = f"{self.prefix}-{number}"
+        self._violating(case, case.violating(f"{name}-bad"))
+        self._compliant(case.compliant(f"{name}-ok"))
+        self._podinfo()
+
+    def _exists(self, obj: dict[str, Any]) -> bool:
+        meta = obj["metadata"]
+        return self.admin.get(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace")) is not None
+
+    def _remove(self, obj: dict[str, Any]) -> None:
+        meta = obj["metadata"]
+        try:
+            self.admin.delete(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
+        except (ApiException, KubeError):
+            pass  # removed with the namespace's probe objects at the end (sweep_objects)
+
+    def _violating(self, case: Case, obj: dict[str, Any]) -> None:
+        what = f"{obj['kind']} {obj['metadata']['namespace']}/{obj['metadata']['name']} ({case.policy})"
+        try:
+            self.tenant.create(obj)
+        except ApiException as exc:
+            self._event("violating", True, f"{what}: HTTP {exc.status}")
+            return
+        except KubeError as exc:
+            # No answer: the request may still have been applied. Only its absence is a refusal.
+            try:
+                created = self._exists(obj)
+            except KubeError:
+                created = False  # the API server is unreachable: nothing is being admitted either
+            if not created:
+                self._event("violating", True, f"{what}: no answer ({exc})")
+                return
+        stamp = time.strftime("%H:%M:%S", time.gmtime())
+        self._event("violating", False, f"{what} ADMITTED on {self.env} at {stamp} UTC")
+        self._remove(obj)
+
+    def _compliant(self, obj: dict[str, Any]) -> None:
+        what = f"{obj['kind']} {obj['metadata']['namespace']}/{obj['metadata']['name']}"
+        try:
+            self.tenant.create(obj)
+        except ApiException as exc:
+            self._event("compliant", False, f"{what}: HTTP {exc.status} {str(exc.body)[:300]}")
+            return
+        except KubeError as exc:
+            self._event("compliant", False, f"{what}: no answer ({exc})")
+            return
+        self._event("compliant", True, what)
+        self._remove(obj)
+
+    def _podinfo(self) -> None:
+        try:
+            body = json.loads(self.admin.service_get(tenancy.TENANT_NAMESPACE, "podinfo", 9898, "version"))
+            self._event("podinfo", "version" in body, json.dumps(body)[:200])
+        except (ApiException, KubeError, ValueError) as exc:
+            self._event("podinfo", False, str(exc)[:300])
+
+
+@contextmanager
+def running(handles: list[ClusterHandle], tenant_user: str, probe_cases: tuple[Case, ...], record: Record,
+            prefix: str) -> Iterator[list[Probe]]:
+    """Probes on every cluster for the duration of the block; a probe that died fails the block."""
+    probes = [Probe(h, tenant_user, probe_cases, record, prefix) for h in handles]
+    for probe in probes:
+        probe.thread.start()
+    say(f"isolation probe running on {', '.join(p.env for p in probes)} every {PERIOD_S:.0f}s")
+    try:
+        yield probes
+    finally:
+        for probe in probes:
+            probe.stop.set()
+        for probe in probes:
+            probe.thread.join(timeout=120)
+    for probe in probes:
+        if probe.error is not None:
+            raise RuntimeError(f"the probe on {probe.env} died: {probe.error!r}") from probe.error
+        if probe.thread.is_alive():
+            raise RuntimeError(f"the probe on {probe.env} did not stop within 120 s")
+
+
+def sweep_objects(kube: Kube, prefix: str) -> None:
+    """Remove what the probe created and could not remove at once (the API was away)."""
+    for api_version, kind in (("v1", "Pod"), ("v1", "Secret"), (API["Kustomization"], "Kustomization"),
+                              (API["HelmRelease"], "HelmRelease"), (API["GitRepository"], "GitRepository")):
+        for obj in kube.list(api_version, kind, tenancy.TENANT_NAMESPACE):
+            if obj["metadata"]["name"].startswith(prefix):
+                kube.delete(api_version, kind, obj["metadata"]["name"], tenancy.TENANT_NAMESPACE)

@@ -1,0 +1,205 @@
+"""Upgrading a running fleet in place, the way a platform team does it through Git: Flux with
+the new CLI's `flux migrate` and `flux bootstrap`, Kyverno with a commit that bumps its chart;
+and the checks that tell a finished upgrade from a half-done one."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.access.kube import Kube
+from harness.core import commands
+from harness.core.errors import CommandError, HarnessError
+from harness.core.progress import step
+from harness.core.repo import API
+from harness.core.versions import Versions
+from harness.core.waits import wait_for
+from harness.e2e import flux, probe, publish
+from harness.e2e.converge import platform_ready, policies_not_ready
+from harness.e2e.flux import Ref
+from harness.e2e.handles import ClusterHandle, Fleet
+from harness.e2e.kyverno import KYVERNO_NAMESPACE
+from harness.e2e.repos import FLEET_REPO
+from harness.kit.build import Kit
+from harness.kit.images import flux_tag
+
+MIGRATE_TIMEOUT_S = 300.0
+KYVERNO_RELEASE = Ref("HelmRelease", "flux-system", "kyverno")
+KYVERNO_RELEASE_FILE = "infrastructure/kyverno/release.yaml"
+TENANT_RELEASE = Ref("HelmRelease", "apps", "podinfo")
+# The API groups whose CRDs the upgrade replaces.
+UPGRADED_GROUPS = ("toolkit.fluxcd.io", "kyverno.io")
+
+
+class UpgradeError(HarnessError):
+    """A step of the in-place upgrade failed."""
+
+
+@dataclass
+class UpgradeRun:
+    """An upgrade run: the kits of the set it starts at and the set it upgrades to, what the
+    probe saw, and what the checks after it compare with."""
+
+    start: Kit
+    target: Kit
+    record: probe.Record = field(default_factory=probe.Record)
+    # env -> (Helm revision, digest) of the tenant's release before the upgrade.
+    tenant_releases: dict[str, tuple[int, str]] = field(default_factory=dict)
+    done: bool = False
+
+
+def _run_flux(argv: list[str], log: Path, what: str, cwd: Path | None = None) -> None:
+    try:
+        with step(f"{what} (log: {log})"):
+            commands.run(argv, timeout_s=MIGRATE_TIMEOUT_S, log=log, cwd=cwd)
+    except CommandError as exc:
+        raise UpgradeError(f"{what} failed (log: {log})\n{exc}") from exc
+
+
+def migrate_fleet_manifests(fleet: Fleet, flux_cli: str, log: Path) -> str | None:
+    """`flux migrate -f .` on the fleet repo: its manifests move to the newest API versions the
+    new Flux serves; the change is committed (None when there was nothing to migrate)."""
+    def edit(work: Path) -> None:
+        _run_flux([flux_cli, "migrate", "-f", ".", "--yes"], log, "flux migrate -f . (fleet repo)", cwd=work)
+
+    return publish.commit_change(fleet.server, FLEET_REPO, edit, "Migrate Flux manifests to the new API versions")
+
+
+def migrate_cluster(handle: ClusterHandle, flux_cli: str) -> None:
+    """`flux migrate` in cluster mode: every stored Flux object rewritten at its CRD's storage
+    version and storedVersions trimmed, which Flux requires before a minor upgrade."""
+    log = handle.workdir / "flux-migrate.log"
+    _run_flux([flux_cli, "migrate", "--kubeconfig", str(handle.kubeconfig)], log, f"{handle.env}: flux migrate")
+
+
+def upgrade_flux(fleet: Fleet, handle: ClusterHandle, target: Versions, flux_cli: str) -> None:
+    """`flux migrate`, then the same `flux bootstrap git` users run, with the new CLI: it commits
+    the new components to clusters/<env>/flux-system; then every controller at the new image."""
+    migrate_cluster(handle, flux_cli)
+    flux.bootstrap(flux_cli, handle.kubeconfig, fleet.server, FLEET_REPO, f"clusters/{handle.env}",
+                   handle.workdir / "bootstrap-upgrade.log")
+    wait_images(fleet, handle, target, "Flux", stale_flux)
+
+
+def _deployments(kube: Kube, namespace: str) -> list[dict[str, Any]]:
+    return kube.list("apps/v1", "Deployment", namespace)
+
+
+def _images(deployment: dict[str, Any]) -> list[str]:
+    spec = deployment["spec"]["template"]["spec"]
+    return [c["image"] for c in (spec.get("initContainers") or []) + spec["containers"]]
+
+
+def _rolled_out(deployment: dict[str, Any]) -> bool:
+    status, spec = deployment.get("status") or {}, deployment["spec"]
+    wanted = spec.get("replicas", 1)
+    return bool(status.get("observedGeneration") == deployment["metadata"]["generation"]
+                and status.get("updatedReplicas", 0) == wanted and status.get("availableReplicas", 0) == wanted
+                and status.get("replicas", 0) == wanted)
+
+
+def stale_flux(kube: Kube, versions: Versions) -> dict[str, list[str]]:
+    """Flux controller Deployments not running, or not rolled out to, this set's images."""
+    found: dict[str, list[str]] = {}
+    wanted = {name: flux_tag(name, version) for name, version in versions.flux.controllers().items()}
+    live = {d["metadata"]["name"]: d for d in _deployments(kube, "flux-system")}
+    for name, image in wanted.items():
+        if name not in live:
+            found[f"flux-system/{name}"] = ["missing"]
+        elif _images(live[name]) != [image] or not _rolled_out(live[name]):
+            found[f"flux-system/{name}"] = _images(live[name]) + ([] if _rolled_out(live[name]) else ["(not rolled out)"])
+    return found
+
+
+def stale_kyverno(kube: Kube, versions: Versions) -> dict[str, list[str]]:
+    """Kyverno Deployments not running, or not rolled out to, this set's Kyverno images."""
+    found: dict[str, list[str]] = {}
+    deployments = _deployments(kube, KYVERNO_NAMESPACE)
+    if not deployments:
+        return {KYVERNO_NAMESPACE: ["no Deployment"]}
+    for deployment in deployments:
+        images = [i for i in _images(deployment) if "/kyverno/" in i]
+        if not images or any(not i.endswith(f":{versions.kyverno}") for i in images) or not _rolled_out(deployment):
+            found[f"{KYVERNO_NAMESPACE}/{deployment['metadata']['name']}"] = (
+                images + ([] if _rolled_out(deployment) else ["(not rolled out)"]))
+    return found
+
+
+def stale_images(kube: Kube, versions: Versions) -> dict[str, list[str]]:
+    """Every Flux and Kyverno Deployment not at this set's images; empty when all are."""
+    return {**stale_flux(kube, versions), **stale_kyverno(kube, versions)}
+
+
+def wait_images(fleet: Fleet, handle: ClusterHandle, versions: Versions, what: str,
+                stale: Callable[[Kube, Versions], dict[str, list[str]]]) -> None:
+    def probe() -> tuple[bool, dict[str, list[str]], str]:
+        found = stale(handle.kube, versions)
+        return not found, found, f"not yet at the new images: {found}"
+
+    wait_for(f"{handle.env}: {what} running {versions.name}'s images", probe, fleet.config.timeout(300))
+
+
+def unserved_stored_versions(kube: Kube) -> dict[str, list[str]]:
+    """CRDs of the upgraded groups whose status.storedVersions name a version the CRD no longer
+    serves (objects stored there can no longer be read; the next CRD upgrade that drops it fails)."""
+    found = {}
+    for crd in kube.list("apiextensions.k8s.io/v1", "CustomResourceDefinition"):
+        if not crd["spec"]["group"].endswith(UPGRADED_GROUPS):
+            continue
+        served = {v["name"] for v in crd["spec"]["versions"] if v.get("served")}
+        stored = list((crd.get("status") or {}).get("storedVersions") or [])
+        if not set(stored) <= served:
+            found[crd["metadata"]["name"]] = [f"stored {stored}", f"served {sorted(served)}"]
+    return found
+
+
+def bump_kyverno_chart(fleet: Fleet, old: str, new: str) -> str:
+    """The commit a platform team makes: the Kyverno release's chart version, old -> new."""
+    def edit(work: Path) -> None:
+        path = work / KYVERNO_RELEASE_FILE
+        text = path.read_text()
+        pinned = f'version: "{old}"'
+        if text.count(pinned) != 1:
+            raise UpgradeError(f"{KYVERNO_RELEASE_FILE} in the fleet repo does not pin {pinned} once; "
+                               "cannot bump the chart")
+        path.write_text(text.replace(pinned, f'version: "{new}"'))
+
+    commit = publish.commit_change(fleet.server, FLEET_REPO, edit, f"Kyverno chart {old} -> {new}")
+    if commit is None:
+        raise UpgradeError(f"bumping the Kyverno chart {old} -> {new} changed nothing in the fleet repo")
+    return commit
+
+
+def release_chart(kube: Kube) -> str:
+    """The chart version the Kyverno release last installed or upgraded to."""
+    obj = kube.get(API["HelmRelease"], "HelmRelease", KYVERNO_RELEASE.name, KYVERNO_RELEASE.namespace) or {}
+    history = (obj.get("status") or {}).get("history") or [{}]
+    return str(history[0].get("chartVersion", ""))
+
+
+def wait_kyverno(fleet: Fleet, handle: ClusterHandle, commit: str, versions: Versions) -> None:
+    """The fleet converged at the bump commit: the release at the new chart, Kyverno's pods at
+    the new images, every tenant policy enforced again."""
+    platform_ready(fleet, handle, commit)
+
+    def probe() -> tuple[bool, dict[str, object], str]:
+        chart = release_chart(handle.kube)
+        waiting = policies_not_ready(handle.kube)
+        state: dict[str, object] = {"chart": chart, "policies not enforced": waiting}
+        return chart == versions.kyverno_chart and not waiting, state, str(state)
+
+    wait_for(f"{handle.env}: Kyverno release at chart {versions.kyverno_chart}, every policy enforced",
+             probe, fleet.config.timeout(300))
+    wait_images(fleet, handle, versions, "Kyverno", stale_kyverno)
+
+
+def helm_release_revision(kube: Kube, ref: Ref) -> tuple[int, str]:
+    """The Helm revision the release is at and the digest of what it installed
+    (status.history[0]): a re-release raises the revision."""
+    obj = kube.get(API["HelmRelease"], "HelmRelease", ref.name, ref.namespace) or {}
+    history = (obj.get("status") or {}).get("history") or []
+    if not history:
+        raise UpgradeError(f"{ref}: no release in status.history")
+    return int(history[0]["version"]), str(history[0].get("digest", ""))

@@ -1,0 +1,130 @@
+"""`make upgrade`: the fleet comes up at the previous version set, isolation is proven there,
+Flux and Kyverno are upgraded in place through Git while a probe tries a violating and a
+compliant tenant object and podinfo every 2 s on both clusters, and the upgraded clusters are
+checked for what half-done upgrades leave behind. The isolation suite then runs on them."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+
+import pytest
+
+from harness.core.lockdown import LOCKDOWN_FLAGS, lockdown_problems
+from harness.e2e import flux, probe, publish, tenancy
+from harness.e2e.converge import tenant_ready_everywhere
+from harness.e2e.handles import Fleet
+from harness.e2e.repos import TENANT_ACCOUNT, TENANT_REPO
+from harness.e2e.upgrade import (
+    TENANT_RELEASE,
+    UpgradeRun,
+    bump_kyverno_chart,
+    helm_release_revision,
+    migrate_fleet_manifests,
+    release_chart,
+    stale_images,
+    unserved_stored_versions,
+    upgrade_flux,
+    wait_kyverno,
+)
+from harness.kit.images import podinfo_tag
+
+pytestmark = [pytest.mark.e2e, pytest.mark.upgrade]
+
+
+def _cases(fleet: Fleet) -> tuple[probe.Case, ...]:
+    return probe.cases(podinfo_tag(fleet.kit.versions), fleet.server.repo_url(TENANT_REPO))
+
+
+def test_fleet_starts_at_the_previous_set(fleet: Fleet, upgrade: UpgradeRun) -> None:
+    start = upgrade.start.versions
+    for env, handle in fleet.clusters.items():
+        assert stale_images(handle.kube, start) == {}, f"{env}: not at {start.name}'s images"
+        assert release_chart(handle.kube) == start.kyverno_chart, f"{env}: Kyverno release not at {start.kyverno_chart}"
+
+
+def test_isolation_holds_at_the_previous_set(fleet: Fleet, upgrade: UpgradeRun) -> None:
+    """The baseline: each tenant policy refuses its violating object for its reason, and admits
+    the compliant twin through the same call."""
+    for env, handle in fleet.clusters.items():
+        tenant = handle.kube.as_user(TENANT_ACCOUNT)
+        for number, case in enumerate(_cases(fleet)):
+            name = f"baseline-{uuid.uuid4().hex[:6]}-{number}"
+            tenancy.assert_refused(tenant, case.violating(f"{name}-bad"), tenancy.DENIED,
+                                   tenancy.by_policy(case.policy), case.reason)
+            tenancy.assert_admitted(tenant, handle.kube, case.compliant(f"{name}-ok"))
+        upgrade.tenant_releases[env] = helm_release_revision(handle.kube, TENANT_RELEASE)
+
+
+def test_in_place_upgrade_admits_no_violating_object(
+    fleet: Fleet, upgrade: UpgradeRun, record_testsuite_property: Callable[[str, object], None]
+) -> None:
+    start, target = upgrade.start.versions, upgrade.target.versions
+    flux_cli = upgrade.target.binary("flux")
+    record, prefix = upgrade.record, f"upgrade-probe-{uuid.uuid4().hex[:6]}"
+    handles = list(fleet.clusters.values())
+    try:
+        with probe.running(handles, TENANT_ACCOUNT, _cases(fleet), record, prefix):
+            with record.phase("flux migrate -f (fleet repo)"):
+                migrate_fleet_manifests(fleet, flux_cli, handles[0].workdir / "flux-migrate-fleet.log")
+            for handle in handles:
+                with record.phase(f"{handle.env}: Flux {start.flux.cli} -> {target.flux.cli}"):
+                    upgrade_flux(fleet, handle, target, flux_cli)
+            with record.phase(f"Kyverno chart {start.kyverno_chart} -> {target.kyverno_chart}"):
+                commit = bump_kyverno_chart(fleet, start.kyverno_chart, target.kyverno_chart)
+                for handle in handles:
+                    wait_kyverno(fleet, handle, commit, target)
+            with record.phase("tenant reconciled after the upgrade"):
+                tenant_ready_everywhere(fleet, publish.head(fleet.server, TENANT_REPO))
+        fleet.kit = upgrade.target
+        upgrade.done = True
+    finally:
+        for row in probe.rows(record):
+            record_testsuite_property(f"upgrade.{row.phase}", f"{row.seconds:.1f}s, violating admitted "
+                                      f"{row.violations_admitted}, compliant refused {row.compliant_refused}, "
+                                      f"podinfo unavailable {row.podinfo_unavailable_s:.0f}s")
+        record_testsuite_property("upgrade.summary", probe.summary_line(probe.rows(record)))
+        for handle in handles:
+            probe.sweep_objects(handle.kube, prefix)
+    probe.assert_none_admitted(record)
+
+
+def _upgraded(upgrade: UpgradeRun) -> None:
+    if not upgrade.done:
+        pytest.fail("the upgrade did not complete (test_in_place_upgrade_admits_no_violating_object)", pytrace=False)
+
+
+def test_every_controller_runs_the_new_images(fleet: Fleet, upgrade: UpgradeRun) -> None:
+    _upgraded(upgrade)
+    for env, handle in fleet.clusters.items():
+        assert stale_images(handle.kube, upgrade.target.versions) == {}, env
+
+
+def test_crd_stored_versions_are_all_served(fleet: Fleet, upgrade: UpgradeRun) -> None:
+    _upgraded(upgrade)
+    for env, handle in fleet.clusters.items():
+        assert unserved_stored_versions(handle.kube) == {}, env
+
+
+def test_lockdown_flags_survive_the_upgrade(fleet: Fleet, upgrade: UpgradeRun) -> None:
+    _upgraded(upgrade)
+    for env, handle in fleet.clusters.items():
+        live = flux.controller_args(handle.kube)
+        assert set(LOCKDOWN_FLAGS) <= set(live), f"{env}: controllers missing: {set(LOCKDOWN_FLAGS) - set(live)}"
+        problems = {name: lockdown_problems(name, args) for name, args in live.items()}
+        assert not any(problems.values()), f"{env}: the upgrade broke the lockdown: {problems}"
+
+
+def test_kyverno_release_is_at_the_new_chart(fleet: Fleet, upgrade: UpgradeRun) -> None:
+    _upgraded(upgrade)
+    for env, handle in fleet.clusters.items():
+        assert release_chart(handle.kube) == upgrade.target.versions.kyverno_chart, env
+
+
+def test_tenant_release_was_not_released_again(fleet: Fleet, upgrade: UpgradeRun) -> None:
+    """Upgrading the platform must not roll the tenant's app: same Helm revision, same digest."""
+    _upgraded(upgrade)
+    for env, handle in fleet.clusters.items():
+        before = upgrade.tenant_releases.get(env)
+        assert before is not None, f"{env}: no baseline revision (test_isolation_holds_at_the_previous_set)"
+        assert helm_release_revision(handle.kube, TENANT_RELEASE) == before, env
