@@ -11,6 +11,7 @@ module, installed under the same condition (crds.install).
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import shutil
 import tarfile
@@ -24,16 +25,55 @@ from harness.core.versions import Versions
 from harness.kit import cache, gomod
 
 REMOTE_KYVERNO_DEPENDENCIES = ("kyverno-api", "openreports", "reports-server")
+# Bumped when packaging changes what a chart holds, so cached charts are packaged again.
+PACKAGING = "helmignore"
+
+
+def _helmignore(chart_dir: Path) -> list[tuple[bool, bool, str]]:
+    """The chart's .helmignore rules as (negated, directories only, pattern)."""
+    ignore = chart_dir / ".helmignore"
+    rules = []
+    for line in (ignore.read_text().splitlines() if ignore.is_file() else []):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        negated = line.startswith("!")
+        pattern = line.removeprefix("!")
+        rules.append((negated, pattern.endswith("/"), pattern.strip("/")))
+    return rules
+
+
+def ignored(relative: str, is_dir: bool, rules: list[tuple[bool, bool, str]]) -> bool:
+    """Whether Helm's loader leaves this path out, as its ignore rules decide: a pattern with a
+    slash matches the path from the chart root, one without matches the base name; the first
+    rule that decides wins (a negated rule decides for paths it does not match)."""
+    for negated, dirs_only, pattern in rules:
+        target = relative if "/" in pattern else relative.rsplit("/", 1)[-1]
+        if negated:
+            if (dirs_only and not is_dir) or not fnmatch.fnmatchcase(target, pattern):
+                return True
+            continue
+        if dirs_only and not is_dir:
+            continue
+        if fnmatch.fnmatchcase(target, pattern):
+            return True
+    return False
 
 
 def package(chart_dir: Path, out: Path) -> Path:
-    """`helm package`: a gzipped tar of the chart under a folder named after it."""
+    """`helm package`: a gzipped tar of the chart under a folder named after it, without what
+    its .helmignore leaves out (upstream keeps its release Secret under Kubernetes' 1 MiB that
+    way: Kyverno's 3.8 chart tree holds a stray tmpcharts-*/ folder and large READMEs)."""
     meta = yamlio.load((chart_dir / "Chart.yaml").read_text())
     target = out / f"{meta['name']}-{meta['version']}.tgz"
+    rules = _helmignore(chart_dir)
     with tarfile.open(target, "w:gz") as tar:
         for path in sorted(chart_dir.rglob("*")):
-            if path.is_file():
-                tar.add(path, arcname=f"{meta['name']}/{path.relative_to(chart_dir).as_posix()}")
+            relative = path.relative_to(chart_dir)
+            if path.is_file() and not any(
+                    ignored(part.as_posix(), part != relative or path.is_dir(), rules)
+                    for part in [*reversed(relative.parents[:-1]), relative]):
+                tar.add(path, arcname=f"{meta['name']}/{relative.as_posix()}")
     return target
 
 
@@ -84,7 +124,7 @@ def podinfo_repo(v: Versions) -> cache.Artifact:
         write_index(out)
 
     return cache.build_once("charts", "podinfo", v.podinfo,
-                            cache.recipe_key(("podinfo", v.podinfo_module, prerelease)),
+                            cache.recipe_key(("podinfo", v.podinfo_module, prerelease, PACKAGING)),
                             f"{module_path}@{v.podinfo_module}", produce)
 
 
@@ -124,7 +164,7 @@ def kyverno_repo(v: Versions) -> cache.Artifact:
             package(chart_dir, out)
         write_index(out)
 
-    return cache.build_once("charts", "kyverno", v.kyverno_chart, cache.recipe_key(("kyverno", v.kyverno)),
+    return cache.build_once("charts", "kyverno", v.kyverno_chart, cache.recipe_key(("kyverno", v.kyverno, PACKAGING)),
                             f"{module_path}@{v.kyverno}", produce)
 
 

@@ -5,6 +5,7 @@ set other than the one it pins."""
 from __future__ import annotations
 
 import shutil
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -116,3 +117,18 @@ def test_a_download_that_differs_from_the_pinned_hash_is_refused(previous: Versi
         gomod.download(FLUX_MODULE, previous.flux.cli, "h1:AAAA=")
     module = gomod.download(FLUX_MODULE, previous.flux.cli, previous.checksum(FLUX_MODULE, previous.flux.cli))
     assert module.version == previous.flux.cli
+
+
+def test_charts_are_packaged_without_what_helmignore_leaves_out(tmp_path: Path) -> None:
+    chart = tmp_path / "src" / "kyverno"
+    for name in ("Chart.yaml", "README.md", "templates/a.yaml", "tmpcharts-1/x.tgz", "ci/values.yaml",
+                 "charts/crds/README.md", "charts/crds/templates/crd.yaml", "keep/README.md.gotmpl.txt"):
+        (chart / name).parent.mkdir(parents=True, exist_ok=True)
+        (chart / name).write_text("apiVersion: v2\nname: kyverno\nversion: 1.0.0\n" if name == "Chart.yaml" else "x")
+    (chart / ".helmignore").write_text("# upstream's\n.helmignore\nci/\ntmpcharts-*/\nREADME.md\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    with tarfile.open(charts.package(chart, out)) as tar:
+        names = sorted(tar.getnames())
+    assert names == ["kyverno/Chart.yaml", "kyverno/charts/crds/templates/crd.yaml",
+                     "kyverno/keep/README.md.gotmpl.txt", "kyverno/templates/a.yaml"]
