@@ -119,8 +119,11 @@ class Kube:
         """GET a Service's HTTP endpoint through the API server's proxy (each call picks a
         ready endpoint anew, so a restarted pod does not break it as a port-forward would)."""
         with self._request(f"GET service {namespace}/{service}:{port}/{path}"):
-            return str(CoreV1Api(self.dynamic.client).connect_get_namespaced_service_proxy_with_path(
-                f"{service}:{port}", namespace, path, _request_timeout=(timeout_s, timeout_s)))
+            # Raw body: the client would parse a JSON answer and hand back its Python repr.
+            response: Any = CoreV1Api(self.dynamic.client).connect_get_namespaced_service_proxy_with_path(
+                f"{service}:{port}", namespace, path, _request_timeout=(timeout_s, timeout_s),
+                _preload_content=False)
+            return bytes(response.data).decode()
 
     def namespaced_kinds(self, group: str) -> tuple[tuple[str, str], ...]:
         """(apiVersion, kind) of every namespaced kind the API group serves, in one of its

@@ -11,7 +11,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from kubernetes.client.exceptions import ApiException
@@ -107,6 +108,14 @@ class Record:
     def within(self, start: float, end: float) -> list[Event]:
         with self.lock:
             return [e for e in self.events if start <= e.at < end]
+
+    def write(self, path: Path) -> Path:
+        """Every answer, one JSON object a line (time, cluster, check, verdict, detail)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with self.lock:
+            lines = [json.dumps(asdict(e)) for e in sorted(self.events, key=lambda e: e.at)]
+        path.write_text("".join(line + "\n" for line in lines))
+        return path
 
     def admissions(self) -> list[Event]:
         """Violating objects that were admitted: each one is an isolation failure."""

@@ -193,6 +193,9 @@ def fleet(request: pytest.FixtureRequest, e2e_config: E2EConfig, kit: Kit,
         start = replace(previous, chart_repos=charts)
         request.config.stash[UPGRADE_KEY] = UpgradeRun(start, replace(kit, chart_repos=charts))
         record_testsuite_property("upgrade-from", previous.versions.name)
+        for key, value in (("flux", previous.versions.flux.cli), ("kyverno", previous.versions.kyverno),
+                           ("kyverno-chart", previous.versions.kyverno_chart)):
+            record_testsuite_property(f"upgrade-from.{key}", value)
     v = kit.versions
     record_testsuite_property("version-set", v.name)
     for key, value in (("kubernetes", kit.node_kubernetes), ("flux", v.flux.cli), ("kyverno", v.kyverno),

@@ -81,3 +81,5 @@ def test_probe_names_the_object_a_failing_open_policy_admitted(fleet: Fleet, clu
         probe.assert_none_admitted(record)
     assert probe.summary_line(probe.rows(record)).startswith("upgrade summary: violations admitted ")
     assert probe.rows(record)[-1].violations_admitted == len(record.admissions()) > 0
+    podinfo = [e for e in record.within(0.0, float("inf")) if e.check == "podinfo"]
+    assert any(e.ok for e in podinfo), f"the probe never reached podinfo: {podinfo[-1:]}"

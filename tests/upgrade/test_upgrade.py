@@ -84,9 +84,13 @@ def test_in_place_upgrade_admits_no_violating_object(
                                       f"{row.violations_admitted}, compliant refused {row.compliant_refused}, "
                                       f"podinfo unavailable {row.podinfo_unavailable_s:.0f}s")
         record_testsuite_property("upgrade.summary", probe.summary_line(probe.rows(record)))
+        record_testsuite_property("upgrade.probe-log", str(record.write(fleet.config.artifacts / "upgrade-probe.jsonl")))
         for handle in handles:
             probe.sweep_objects(handle.kube, prefix)
     probe.assert_none_admitted(record)
+    for env in fleet.clusters:
+        answered = [e for e in record.within(0.0, float("inf")) if e.env == env and e.check == "podinfo"]
+        assert any(e.ok for e in answered), f"{env}: the probe never reached podinfo: {answered[-1:]}"
 
 
 def _upgraded(upgrade: UpgradeRun) -> None:
