@@ -1,6 +1,6 @@
-"""The isolation probe: while something changes the platform (an upgrade), a thread per cluster
-tries, every period, one policy-violating tenant object (it must be refused), its compliant
-twin (it should be admitted) and podinfo over HTTP (it should answer), and records each answer
+"""The isolation probe: while something changes the platform (an upgrade), threads on each
+cluster try, every period, a policy-violating tenant object (it must be refused), a compliant
+one (it should be admitted) and podinfo over HTTP (it should answer), and record each answer
 with its time. Phases cut that record into the rows of the report."""
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from harness.e2e import tenancy
 from harness.e2e.handles import ClusterHandle
 
 PERIOD_S = 2.0
+PROBE_LOG = "upgrade-probe.jsonl"  # in the artifacts folder
 Check = Literal["violating", "compliant", "podinfo"]
 
 
@@ -186,42 +187,47 @@ def summary_line(result: list[Row]) -> str:
 
 
 class Probe:
-    """One cluster's probe thread; `running` starts it and stops it when the block ends."""
+    """One check on one cluster, in a thread of its own (so a slow answer to one check does not
+    delay the others); `running` starts the probes and stops them when its block ends."""
 
-    def __init__(self, handle: ClusterHandle, tenant_user: str, probe_cases: tuple[Case, ...], record: Record,
-                 prefix: str) -> None:
-        self.env = handle.env
-        # Clients of their own: the test's thread keeps using the handle's.
+    def __init__(self, handle: ClusterHandle, check: Check, tenant_user: str, probe_cases: tuple[Case, ...],
+                 record: Record, prefix: str) -> None:
+        self.env, self.check = handle.env, check
+        # Clients of its own: the kubernetes client is not shared across threads.
         self.admin = Kube(handle.kubeconfig)
         self.tenant = self.admin.as_user(tenant_user)
         self.cases = probe_cases
         self.record = record
         self.prefix = prefix
         self.stop = threading.Event()
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, name=f"probe-{self.env}", daemon=True)
+        self.error: Exception | None = None
+        self.thread = threading.Thread(target=self._run, name=f"probe-{self.env}-{check}", daemon=True)
 
-    def _event(self, check: Check, ok: bool, detail: str) -> None:
-        self.record.add(Event(time.time(), self.env, check, ok, detail))
+    def _event(self, ok: bool, detail: str) -> None:
+        self.record.add(Event(time.time(), self.env, self.check, ok, detail))
 
     def _run(self) -> None:
         started = time.monotonic()
-        cycle = 0
+        number = 0
         try:
             while not self.stop.is_set():
-                self.cycle(cycle)
-                cycle += 1
-                # Sampling period, not a wait for a condition: the next cycle starts on its tick.
-                self.stop.wait(max(0.0, started + cycle * PERIOD_S - time.monotonic()))
+                self.once(number)
+                number += 1
+                # Sampling period, not a wait for a condition: the next check starts on its tick
+                # (at once when this one took longer than the period).
+                self.stop.wait(max(0.0, started + number * PERIOD_S - time.monotonic()))
         except Exception as exc:  # noqa: BLE001 - reported by `running`: a dead probe must not pass silently
             self.error = exc
 
-    def cycle(self, number: int) -> None:
+    def once(self, number: int) -> None:
         case = self.cases[number % len(self.cases)]
         name = f"{self.prefix}-{number}"
-        self._violating(case, case.violating(f"{name}-bad"))
-        self._compliant(case.compliant(f"{name}-ok"))
-        self._podinfo()
+        if self.check == "violating":
+            self._violating(case, case.violating(f"{name}-bad"))
+        elif self.check == "compliant":
+            self._compliant(case.compliant(f"{name}-ok"))
+        else:
+            self._podinfo()
 
     def _exists(self, obj: dict[str, Any]) -> bool:
         meta = obj["metadata"]
@@ -239,7 +245,7 @@ class Probe:
         try:
             self.tenant.create(obj)
         except ApiException as exc:
-            self._event("violating", True, f"{what}: HTTP {exc.status}")
+            self._event(True, f"{what}: HTTP {exc.status}")
             return
         except KubeError as exc:
             # No answer: the request may still have been applied. Only its absence is a refusal.
@@ -248,10 +254,10 @@ class Probe:
             except KubeError:
                 created = False  # the API server is unreachable: nothing is being admitted either
             if not created:
-                self._event("violating", True, f"{what}: no answer ({exc})")
+                self._event(True, f"{what}: no answer ({exc})")
                 return
         stamp = time.strftime("%H:%M:%S", time.gmtime())
-        self._event("violating", False, f"{what} ADMITTED on {self.env} at {stamp} UTC")
+        self._event(False, f"{what} ADMITTED on {self.env} at {stamp} UTC")
         self._remove(obj)
 
     def _compliant(self, obj: dict[str, Any]) -> None:
@@ -259,30 +265,33 @@ class Probe:
         try:
             self.tenant.create(obj)
         except ApiException as exc:
-            self._event("compliant", False, f"{what}: HTTP {exc.status} {str(exc.body)[:300]}")
+            self._event(False, f"{what}: HTTP {exc.status} {str(exc.body)[:300]}")
             return
         except KubeError as exc:
-            self._event("compliant", False, f"{what}: no answer ({exc})")
+            self._event(False, f"{what}: no answer ({exc})")
             return
-        self._event("compliant", True, what)
+        self._event(True, what)
         self._remove(obj)
 
     def _podinfo(self) -> None:
         try:
             body = json.loads(self.admin.service_get(tenancy.TENANT_NAMESPACE, "podinfo", 9898, "version"))
-            self._event("podinfo", "version" in body, json.dumps(body)[:200])
+            self._event("version" in body, json.dumps(body)[:200])
         except (ApiException, KubeError, ValueError) as exc:
-            self._event("podinfo", False, str(exc)[:300])
+            self._event(False, str(exc)[:300])
+
+
+CHECKS: tuple[Check, ...] = ("violating", "compliant", "podinfo")
 
 
 @contextmanager
 def running(handles: list[ClusterHandle], tenant_user: str, probe_cases: tuple[Case, ...], record: Record,
             prefix: str) -> Iterator[list[Probe]]:
-    """Probes on every cluster for the duration of the block; a probe that died fails the block."""
-    probes = [Probe(h, tenant_user, probe_cases, record, prefix) for h in handles]
+    """Every check on every cluster for the duration of the block; a probe that died fails it."""
+    probes = [Probe(h, check, tenant_user, probe_cases, record, prefix) for h in handles for check in CHECKS]
     for probe in probes:
         probe.thread.start()
-    say(f"isolation probe running on {', '.join(p.env for p in probes)} every {PERIOD_S:.0f}s")
+    say(f"isolation probe running on {', '.join(h.env for h in handles)}: each check every {PERIOD_S:.0f}s")
     try:
         yield probes
     finally:
@@ -292,9 +301,20 @@ def running(handles: list[ClusterHandle], tenant_user: str, probe_cases: tuple[C
             probe.thread.join(timeout=120)
     for probe in probes:
         if probe.error is not None:
-            raise RuntimeError(f"the probe on {probe.env} died: {probe.error!r}") from probe.error
+            raise RuntimeError(f"the {probe.check} probe on {probe.env} died: {probe.error!r}") from probe.error
         if probe.thread.is_alive():
-            raise RuntimeError(f"the probe on {probe.env} did not stop within 120 s")
+            raise RuntimeError(f"the {probe.check} probe on {probe.env} did not stop within 120 s")
+
+
+def largest_gap(record: Record) -> float:
+    """The longest time between two consecutive checks of one kind on one cluster (a check
+    waiting on a slow API server delays the next one past the period)."""
+    events = record.within(0.0, float("inf"))
+    gaps = [0.0]
+    for key in {(e.env, e.check) for e in events}:
+        times = sorted(e.at for e in events if (e.env, e.check) == key)
+        gaps += [b - a for a, b in itertools.pairwise(times)]
+    return max(gaps)
 
 
 def sweep_objects(kube: Kube, prefix: str) -> None:

@@ -19,7 +19,7 @@ from harness.core.versions import load_versions
 from harness.e2e.environment import e2e_fleet
 from harness.e2e.fleet import collect_diagnostics
 from harness.e2e.handles import ClusterHandle, Fleet
-from harness.e2e.probe import rows, summary_line, table
+from harness.e2e.probe import PERIOD_S, PROBE_LOG, largest_gap, rows, summary_line, table
 from harness.e2e.upgrade import UpgradeRun
 from harness.kit.build import Kit, build_kit
 from harness.kit.charts import merged_repos
@@ -238,6 +238,11 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
     if run is not None and run.record.phases:
         terminalreporter.write_sep("=", "in-place upgrade")
         terminalreporter.write_line(table(rows(run.record)))
+        checks = len(run.record.within(0.0, float("inf")))
+        terminalreporter.write_line(
+            f"probe: {checks} checks, each kind every {PERIOD_S:.0f}s on each cluster; largest gap between two "
+            f"checks of a kind: {largest_gap(run.record):.1f}s; every answer in "
+            f"{_config(config).artifacts / PROBE_LOG}")
 
 
 @pytest.fixture

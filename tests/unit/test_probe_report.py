@@ -5,7 +5,16 @@ from __future__ import annotations
 
 import pytest
 
-from harness.e2e.probe import Event, Phase, Record, assert_none_admitted, rows, summary_line, table
+from harness.e2e.probe import (
+    Event,
+    Phase,
+    Record,
+    assert_none_admitted,
+    largest_gap,
+    rows,
+    summary_line,
+    table,
+)
 
 
 def _record() -> Record:
@@ -52,3 +61,11 @@ def test_a_cluster_still_down_at_the_end_counts_one_period() -> None:
     record.phases = [Phase("p", 0.0, 10.0)]
     record.add(Event(1.0, "staging", "podinfo", False, "down"))
     assert rows(record)[0].podinfo_unavailable_s == 2.0
+
+
+def test_largest_gap_is_per_cluster_and_check() -> None:
+    # staging podinfo: 100, 102, 104, 106 (2 s apart); production compliant: 113, 114.
+    assert largest_gap(_record()) == 2.0
+    record = _record()
+    record.add(Event(111.5, "staging", "podinfo", True, ""))
+    assert largest_gap(record) == 5.5

@@ -84,7 +84,8 @@ def test_in_place_upgrade_admits_no_violating_object(
                                       f"{row.violations_admitted}, compliant refused {row.compliant_refused}, "
                                       f"podinfo unavailable {row.podinfo_unavailable_s:.0f}s")
         record_testsuite_property("upgrade.summary", probe.summary_line(probe.rows(record)))
-        record_testsuite_property("upgrade.probe-log", str(record.write(fleet.config.artifacts / "upgrade-probe.jsonl")))
+        record_testsuite_property("upgrade.probe-largest-gap", f"{probe.largest_gap(record):.1f}s")
+        record_testsuite_property("upgrade.probe-log", str(record.write(fleet.config.artifacts / probe.PROBE_LOG)))
         for handle in handles:
             probe.sweep_objects(handle.kube, prefix)
     probe.assert_none_admitted(record)
