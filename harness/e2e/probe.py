@@ -157,12 +157,12 @@ class Row:
 
 def rows(record: Record) -> list[Row]:
     """One row per phase, then the whole window."""
-    spans = [(p.name, p.start, p.end) for p in record.phases]
+    spans = [(p.name, p.start, p.end, record.within(p.start, p.end)) for p in record.phases]
     if record.phases:
-        spans.append(("total", record.phases[0].start, record.phases[-1].end))
+        # The total counts every answer, also one recorded after the last phase (sweep_objects).
+        spans.append(("total", record.phases[0].start, record.phases[-1].end, record.within(0.0, float("inf"))))
     result = []
-    for name, start, end in spans:
-        events = record.within(start, end)
+    for name, start, end, events in spans:
         result.append(Row(name, end - start,
                           sum(1 for e in events if e.check == "violating" and not e.ok),
                           sum(1 for e in events if e.check == "compliant" and not e.ok),
@@ -317,10 +317,19 @@ def largest_gap(record: Record) -> float:
     return max(gaps)
 
 
-def sweep_objects(kube: Kube, prefix: str) -> None:
-    """Remove what the probe created and could not remove at once (the API was away)."""
+def sweep_objects(handle: ClusterHandle, prefix: str, record: Record | None = None) -> None:
+    """Remove what the probe created and could not remove at once (the API was away). A
+    violating object found here that the probe did not report (its create went unanswered
+    and the API server could not say whether it existed) is an admission, recorded as such."""
+    reported = {e.detail.split(" ")[1] for e in (record.admissions() if record else [])}
     for api_version, kind in (("v1", "Pod"), ("v1", "Secret"), (API["Kustomization"], "Kustomization"),
                               (API["HelmRelease"], "HelmRelease"), (API["GitRepository"], "GitRepository")):
-        for obj in kube.list(api_version, kind, tenancy.TENANT_NAMESPACE):
-            if obj["metadata"]["name"].startswith(prefix):
-                kube.delete(api_version, kind, obj["metadata"]["name"], tenancy.TENANT_NAMESPACE)
+        for obj in handle.kube.list(api_version, kind, tenancy.TENANT_NAMESPACE):
+            name = obj["metadata"]["name"]
+            if not name.startswith(prefix):
+                continue
+            where = f"{tenancy.TENANT_NAMESPACE}/{name}"
+            if record is not None and name.endswith("-bad") and where not in reported:
+                record.add(Event(time.time(), handle.env, "violating", False,
+                                 f"{kind} {where} ADMITTED on {handle.env} (found after the window)"))
+            handle.kube.delete(api_version, kind, name, tenancy.TENANT_NAMESPACE)

@@ -53,7 +53,10 @@ def test_controller_image_matches_upstream_dockerfile(kit: Kit, name: str) -> No
             commands.run(["docker", "run", "--rm", "--network", "none", "--entrypoint", path, tag, flag],
                          timeout_s=60.0)
         except CommandError as exc:
-            pytest.fail(f"{tag}: {path} {flag} failed; upstream's image has it:\n{exc}")
+            # Controllers built on an older pflag print their usage and exit 2 on --help, as in
+            # upstream's image: the program ran.
+            if not (flag == "--help" and exc.exit_code == 2 and f"Usage of {path}:" in exc.stderr):
+                pytest.fail(f"{tag}: {path} {flag} failed; upstream's image has it:\n{exc}")
 
 
 def test_upstream_kustomize_controller_packages_are_read(kit: Kit) -> None:

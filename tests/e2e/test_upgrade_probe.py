@@ -73,7 +73,7 @@ def test_probe_names_the_object_a_failing_open_policy_admitted(fleet: Fleet, clu
 
             wait_for("the probe to see a violating object admitted", caught, fleet.config.timeout(180))
     finally:
-        probe.sweep_objects(kube, prefix)
+        probe.sweep_objects(cluster, prefix)
     # Before the admission controller went, the same violating object was refused.
     assert refused_before and all(e.ok for e in refused_before), refused_before
     with pytest.raises(AssertionError, match=rf"Kustomization apps/{prefix}-\d+-bad \({POLICY}\) ADMITTED "

@@ -11,6 +11,7 @@ from collections.abc import Callable
 import pytest
 
 from harness.core.lockdown import LOCKDOWN_FLAGS, lockdown_problems
+from harness.core.teardown import best_effort
 from harness.e2e import flux, probe, publish, tenancy
 from harness.e2e.converge import tenant_ready_everywhere
 from harness.e2e.handles import Fleet
@@ -79,6 +80,8 @@ def test_in_place_upgrade_admits_no_violating_object(
         fleet.kit = upgrade.target
         upgrade.done = True
     finally:
+        for handle in handles:
+            best_effort(f"remove the probe's objects on {handle.env}", probe.sweep_objects, handle, prefix, record)
         for row in probe.rows(record):
             record_testsuite_property(f"upgrade.{row.phase}", f"{row.seconds:.1f}s, violating admitted "
                                       f"{row.violations_admitted}, compliant refused {row.compliant_refused}, "
@@ -86,8 +89,6 @@ def test_in_place_upgrade_admits_no_violating_object(
         record_testsuite_property("upgrade.summary", probe.summary_line(probe.rows(record)))
         record_testsuite_property("upgrade.probe-largest-gap", f"{probe.largest_gap(record):.1f}s")
         record_testsuite_property("upgrade.probe-log", str(record.write(fleet.config.artifacts / probe.PROBE_LOG)))
-        for handle in handles:
-            probe.sweep_objects(handle.kube, prefix)
     probe.assert_none_admitted(record)
     for env in fleet.clusters:
         answered = [e for e in record.within(0.0, float("inf")) if e.env == env and e.check == "podinfo"]
