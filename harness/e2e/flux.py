@@ -95,17 +95,21 @@ def wait_ready(kube: Kube, ref: Ref, commit: str | None, timeout_s: float, diagn
     return obj
 
 
-def wait_failed(kube: Kube, ref: Ref, commit: str, timeout_s: float) -> Status:
-    """Wait until ref has tried `commit` and failed; return its status (reason, message)."""
+def wait_failed(kube: Kube, ref: Ref, commit: str, timeout_s: float, mentioning: str = "") -> Status:
+    """Wait until ref has tried `commit` and failed (with a message `mentioning` this, when
+    given: a controller may first report a passing failure, e.g. its chart not pulled yet);
+    return its status (reason, message)."""
 
     def probe() -> tuple[bool, Status, str]:
         obj = kube.get(API[ref.kind], ref.kind, ref.name, ref.namespace) or {}
         status = status_of(obj)
         attempted = str((obj.get("status") or {}).get("lastAttemptedRevision", ""))
-        done = status.verdict == "failed" and attempted.endswith(commit)
+        done = (status.verdict == "failed" and attempted.endswith(commit)
+                and mentioning.lower() in status.message.lower())
         return done, status, f"{status.describe()} lastAttemptedRevision={attempted}"
 
-    return wait_for(f"{ref} to fail at {commit[:12]}", probe, timeout_s=timeout_s)
+    what = f"{ref} to fail at {commit[:12]}" + (f" mentioning {mentioning!r}" if mentioning else "")
+    return wait_for(what, probe, timeout_s=timeout_s)
 
 
 # Reasons Flux reports when waiting longer cannot help.
