@@ -201,10 +201,12 @@ class Probe:
         self.prefix = prefix
         self.stop = threading.Event()
         self.error: Exception | None = None
+        self.started = 0.0  # when the current check started
         self.thread = threading.Thread(target=self._run, name=f"probe-{self.env}-{check}", daemon=True)
 
     def _event(self, ok: bool, detail: str) -> None:
-        self.record.add(Event(time.time(), self.env, self.check, ok, detail))
+        # Stamped with the time the check started: that is when the request was made.
+        self.record.add(Event(self.started, self.env, self.check, ok, detail))
 
     def _run(self) -> None:
         started = time.monotonic()
@@ -220,6 +222,7 @@ class Probe:
             self.error = exc
 
     def once(self, number: int) -> None:
+        self.started = time.time()
         case = self.cases[number % len(self.cases)]
         name = f"{self.prefix}-{number}"
         if self.check == "violating":
@@ -256,7 +259,7 @@ class Probe:
             if not created:
                 self._event(True, f"{what}: no answer ({exc})")
                 return
-        stamp = time.strftime("%H:%M:%S", time.gmtime())
+        stamp = time.strftime("%H:%M:%S", time.gmtime(self.started))
         self._event(False, f"{what} ADMITTED on {self.env} at {stamp} UTC")
         self._remove(obj)
 
@@ -307,8 +310,8 @@ def running(handles: list[ClusterHandle], tenant_user: str, probe_cases: tuple[C
 
 
 def largest_gap(record: Record) -> float:
-    """The longest time between two consecutive checks of one kind on one cluster (a check
-    waiting on a slow API server delays the next one past the period)."""
+    """The longest time between the starts of two consecutive checks of one kind on one
+    cluster (a check waiting on a slow API server delays the next one past the period)."""
     events = record.within(0.0, float("inf"))
     gaps = [0.0]
     for key in {(e.env, e.check) for e in events}:
