@@ -102,17 +102,20 @@ def _config(config: pytest.Config) -> E2EConfig:
     return cached
 
 
-def _upgrading(config: pytest.Config) -> bool:
+def _upgrading(config: pytest.Config) -> bool | None:
+    """Whether this is an upgrade run; None while the settings are invalid (the e2e reports
+    them once, when it starts)."""
     try:
         return _config(config).upgrade_from is not None
     except HarnessError:
-        return False  # reported once, when the e2e starts
+        return None
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Cluster-free tests first: their answer comes in seconds, before any cluster is created.
     The upgrade tests run only in an upgrade run, and there before every other e2e test."""
-    if not _upgrading(config):
+    # With invalid settings the upgrade tests stay, so the e2e's start reports the bad value.
+    if _upgrading(config) is False:
         deselected = [item for item in items if item.get_closest_marker("upgrade")]
         if deselected:
             config.hook.pytest_deselected(items=deselected)
