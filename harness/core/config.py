@@ -120,20 +120,24 @@ def kit_source(cli: str | None = None, ini: Mapping[str, str] | None = None) -> 
     return source
 
 
-def versions_file(cli: str | None = None, ini: Mapping[str, str] | None = None,
-                  name: str = "versions") -> Path | None:
-    """A version-set file (`make kit`, `make up` and the e2e read --versions): the option, else
-    its environment variable, else versions.yaml for --versions and None for --upgrade-from.
+def _set_file(name: str, cli: str | None, ini: Mapping[str, str] | None) -> Path | None:
+    """The version-set file an option names (option, else environment, else ini), or None.
     It must exist: a typo is not the default set."""
     option = next(o for o in OPTIONS if o.name == name)
     text = _pick(option, {name: cli}, ini or {})
     if not text:
-        return VERSIONS_FILE if name == "versions" else None
+        return None
     path = Path(text).expanduser()
     if not path.is_file():
         raise _bad(option, text, f"no such file; name a version set like {VERSIONS_FILE.name} "
                    "or versions.previous.yaml")
     return path.resolve()
+
+
+def versions_file(cli: str | None = None, ini: Mapping[str, str] | None = None) -> Path:
+    """The version set `make kit`, `make up` and the e2e use: --versions, else
+    FLEET_E2E_VERSIONS, else versions.yaml."""
+    return _set_file("versions", cli, ini) or VERSIONS_FILE
 
 
 def build_config(cli: Mapping[str, object] | None = None, ini: Mapping[str, str] | None = None) -> E2EConfig:
@@ -164,8 +168,8 @@ def build_config(cli: Mapping[str, object] | None = None, ini: Mapping[str, str]
     if not scale > 0:
         raise _bad(by_name["timeout-scale"], scale_text, "use a positive number like 2")
 
-    target = versions_file(str(cli.get("versions") or "") or None, ini) or VERSIONS_FILE
-    start = versions_file(str(cli.get("upgrade-from") or "") or None, ini, "upgrade-from")
+    target = versions_file(str(cli.get("versions") or "") or None, ini)
+    start = _set_file("upgrade-from", str(cli.get("upgrade-from") or "") or None, ini)
     if start is not None:
         if start == target:
             raise _bad(by_name["upgrade-from"], str(start), f"it is the set the run upgrades to ({target.name}); "

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from harness.core.errors import HarnessError
 from harness.core.progress import format_duration, say
-from harness.core.versions import REPO_ROOT, VERSIONS_FILE, Versions, load_versions
+from harness.core.versions import REPO_ROOT, Versions, load_versions
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -50,7 +50,7 @@ def _chosen_versions(args: argparse.Namespace) -> Versions:
     """--versions, else FLEET_E2E_VERSIONS (make VERSIONS=...), else versions.yaml."""
     from harness.core.config import versions_file
 
-    return load_versions(versions_file(getattr(args, "versions", None)) or VERSIONS_FILE)
+    return load_versions(versions_file(getattr(args, "versions", None)))
 
 
 def _kit_build(args: argparse.Namespace) -> int:
