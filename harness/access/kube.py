@@ -45,6 +45,7 @@ class Kube:
 
     kubeconfig: Path
     impersonate: str | None = None
+    impersonate_group: str | None = None
     _dynamic: DynamicClient | None = field(default=None, repr=False)
 
     @property
@@ -54,12 +55,15 @@ class Kube:
             _with_deadline(api.rest_client)
             if self.impersonate:
                 api.set_default_header("Impersonate-User", self.impersonate)
+            if self.impersonate_group:
+                api.set_default_header("Impersonate-Group", self.impersonate_group)
             self._dynamic = DynamicClient(api)
         return self._dynamic
 
-    def as_user(self, user: str) -> Kube:
-        """The same cluster, impersonating `user` (e.g. system:serviceaccount:apps:dev-team)."""
-        return Kube(self.kubeconfig, impersonate=user)
+    def as_user(self, user: str, group: str | None = None) -> Kube:
+        """The same cluster, impersonating `user` (e.g. system:serviceaccount:apps:dev-team), and
+        with `group` as the one group it claims (the API server adds the ones it always adds)."""
+        return Kube(self.kubeconfig, impersonate=user, impersonate_group=group)
 
     def _resource(self, api_version: str, kind: str) -> Any:
         return self.dynamic.resources.get(api_version=api_version, kind=kind)
@@ -106,6 +110,21 @@ class Kube:
         with self._request(f"patch {kind} {namespace or ''}/{name}"):
             return dict(self._resource(api_version, kind).patch(
                 body=body, name=name, namespace=namespace, content_type="application/merge-patch+json").to_dict())
+
+    def patch_subresource(self, api_version: str, kind: str, name: str, namespace: str | None, subresource: str,
+                          body: dict[str, Any]) -> dict[str, Any]:
+        """A JSON merge patch of a subresource (status, ephemeralcontainers); raises ApiException."""
+        with self._request(f"patch {kind} {namespace or ''}/{name}/{subresource}"):
+            resource = self._resource(api_version, kind).subresources[subresource]
+            return dict(resource.patch(body=body, name=name, namespace=namespace,
+                                       content_type="application/merge-patch+json").to_dict())
+
+    def create_subresource(self, api_version: str, kind: str, name: str, namespace: str | None, subresource: str,
+                           body: dict[str, Any]) -> dict[str, Any]:
+        """POST to a subresource (a TokenRequest to serviceaccounts/token); raises ApiException."""
+        with self._request(f"create {kind} {namespace or ''}/{name}/{subresource}"):
+            resource = self._resource(api_version, kind).subresources[subresource]
+            return dict(resource.create(body=body, name=name, namespace=namespace).to_dict())
 
     def annotate(self, api_version: str, kind: str, name: str, namespace: str | None, annotations: dict[str, str]) -> None:
         self.patch(api_version, kind, name, namespace, {"metadata": {"annotations": annotations}})

@@ -18,6 +18,10 @@ TENANT_REPO_DIR = "tenant-repo-example"
 # Tenants whose own repository lives in this tree (the example), by tenant name.
 LOCAL_TENANT_REPOS = {"dev-team": TENANT_REPO_DIR}
 TENANT_LABEL = "toolkit.fluxcd.io/tenant"
+# Tenant namespaces run under Kubernetes' own Pod Security Admission at this level, each mode
+# pinned to the clusters' Kubernetes minor (a Kubernetes bump moves the labels with it).
+POD_SECURITY_LEVEL = "restricted"
+POD_SECURITY_MODES = ("enforce", "audit", "warn")
 POLICIES_DIR = "infrastructure/kyverno-policies"
 # The per-tenant source allowlist (a JSON map in the policy's `allowlists` variable).
 SOURCE_ALLOWLIST = f"{POLICIES_DIR}/tenant-source-allowlist.yaml"
@@ -32,6 +36,15 @@ API = {
     "HelmChart": "source.toolkit.fluxcd.io/v1",
     "ValidatingPolicy": "policies.kyverno.io/v1",
 }
+
+
+def pod_security_labels(kubernetes_minor: str) -> dict[str, str]:
+    """The labels of a tenant namespace that put its pods under POD_SECURITY_LEVEL."""
+    labels = {}
+    for mode in POD_SECURITY_MODES:
+        labels[f"pod-security.kubernetes.io/{mode}"] = POD_SECURITY_LEVEL
+        labels[f"pod-security.kubernetes.io/{mode}-version"] = kubernetes_minor
+    return labels
 
 
 def platform_order(env: Environment, root: Path = REPO_ROOT) -> list[str]:

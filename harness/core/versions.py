@@ -82,6 +82,11 @@ class Versions:
         """The k8s.io/* staging module version matching the Kubernetes release (v1.34.4 -> v0.34.4)."""
         return "v0." + self.kubernetes.removeprefix("v").split(".", 1)[1]
 
+    @property
+    def kubernetes_minor(self) -> str:
+        """The Kubernetes minor line, as Pod Security Admission's version labels name it (v1.34)."""
+        return "v" + ".".join(self.kubernetes.removeprefix("v").split(".")[:2])
+
 
 def _require(data: dict[str, Any], key: str, where: str) -> Any:
     if key not in data or data[key] in (None, ""):

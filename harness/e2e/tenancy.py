@@ -4,6 +4,7 @@ or admitted)."""
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -74,8 +75,22 @@ def source(kind: str, name: str, url: str, namespace: str = TENANT_NAMESPACE, **
     return {"apiVersion": API[kind], "kind": kind, "metadata": {"name": name, "namespace": namespace}, "spec": body}
 
 
+# What Pod Security `restricted` asks of every pod in a tenant namespace, for the podinfo image
+# the tests run (its user `app` is 100:101; a user given by name cannot be checked as non-root).
+RESTRICTED_POD = {"runAsNonRoot": True, "runAsUser": 100, "runAsGroup": 101,
+                  "seccompProfile": {"type": "RuntimeDefault"}}
+RESTRICTED_CONTAINER = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+
+
+def container(name: str, image: str) -> dict[str, Any]:
+    """A container a tenant namespace admits: restricted, and pulling its image on each start."""
+    return {"name": name, "image": image, "imagePullPolicy": "Always",
+            "securityContext": copy.deepcopy(RESTRICTED_CONTAINER)}
+
+
 def pod_spec(account: str | None, image: str) -> dict[str, Any]:
-    spec: dict[str, Any] = {"containers": [{"name": "probe", "image": image}], "restartPolicy": "Never"}
+    spec: dict[str, Any] = {"securityContext": copy.deepcopy(RESTRICTED_POD),
+                            "containers": [container("probe", image)], "restartPolicy": "Never"}
     if account:
         spec["serviceAccountName"] = account
     return spec

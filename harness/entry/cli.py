@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -150,10 +151,11 @@ def _kit_source(value: str | None) -> str:
 
 
 def _tenant_add(args: argparse.Namespace) -> int:
-    from harness.manifests.tenants import add_tenant
+    from harness.manifests.tenants import Quota, add_tenant
 
+    quota = Quota(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Quota)})
     written = add_tenant(Path(args.repo), args.name, args.namespace, args.git_url, args.branch,
-                         tuple(args.allow))
+                         tuple(args.allow), quota)
     for path in written:
         print(f"wrote {path}")
     return 0
@@ -220,6 +222,13 @@ def parser() -> argparse.ArgumentParser:
     add.add_argument("--allow", action="append", default=[], metavar="PREFIX",
                      help="another URL prefix the tenant's sources may use (repeatable); its own "
                           "repository is always on its allowlist")
+    quota = add.add_argument_group("quota", "the tenant's ResourceQuota: totals over all its pods "
+                                            "(object counts and per-container defaults are in quota.yaml)")
+    from harness.manifests.tenants import Quota
+
+    for f in dataclasses.fields(Quota):
+        quota.add_argument(f"--{f.name.replace('_', '-')}", default=f.default, metavar="QUANTITY",
+                           help=f"(default: {f.default})")
     add.set_defaults(func=_tenant_add)
     return top
 

@@ -14,7 +14,7 @@ from harness.core.lockdown import (
     LOCKDOWN_FLAGS,
     lockdown_problems,
 )
-from harness.core.repo import TENANT_LABEL
+from harness.core.repo import TENANT_LABEL, pod_security_labels
 from harness.core.versions import Versions
 from harness.manifests.findings import Finding, describe
 from harness.manifests.policies import applied_policies
@@ -220,4 +220,34 @@ def check_pins(renders: Iterable[Render], versions: Versions) -> list[Finding]:
                     findings.append(Finding("pins", item.file, describe(obj), "spec.chart.spec.version",
                                             f"{chart.get('version')} differs from kyverno.chart "
                                             f"{versions.kyverno_chart} in versions.yaml"))
+    return findings
+
+
+def check_tenant_namespaces(renders: list[Render], versions: Versions) -> list[Finding]:
+    """Every tenant namespace runs its pods under Pod Security `restricted` at the pinned
+    Kubernetes minor, and has the platform's ResourceQuota and LimitRange."""
+    expected = pod_security_labels(versions.kubernetes_minor)
+    namespaces: dict[str, RenderedObject] = {}
+    kinds: dict[str, set[str]] = {}
+    for render in renders:
+        for item in render.objects:
+            meta = item.obj.get("metadata") or {}
+            if item.obj.get("kind") == "Namespace" and TENANT_LABEL in (meta.get("labels") or {}):
+                namespaces.setdefault(meta["name"], item)
+            elif render.tenant is None and meta.get("namespace"):
+                kinds.setdefault(meta["namespace"], set()).add(str(item.obj.get("kind")))
+    findings = []
+    for name, item in sorted(namespaces.items()):
+        labels = item.obj["metadata"].get("labels") or {}
+        for key, value in expected.items():
+            if labels.get(key) != value:
+                findings.append(Finding("pod-security", item.file, describe(item.obj), f"metadata.labels.{key}",
+                                        f"is {labels.get(key)!r}, must be {value!r}: tenant pods run under Pod "
+                                        f"Security `restricted` at the clusters' Kubernetes "
+                                        f"{versions.kubernetes_minor} (python -m harness tenant add writes them)"))
+        for kind in ("ResourceQuota", "LimitRange"):
+            if kind not in kinds.get(name, set()):
+                findings.append(Finding("quota", item.file, describe(item.obj), "",
+                                        f"no {kind} in tenant namespace {name}: every tenant gets one from the "
+                                        "platform (quota.yaml, as python -m harness tenant add writes it)"))
     return findings

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass, fields
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 from harness.core import yamlio
 from harness.core.errors import HarnessError
-from harness.core.repo import API, ENVIRONMENTS, SOURCE_ALLOWLIST, TENANT_LABEL
+from harness.core.repo import API, ENVIRONMENTS, SOURCE_ALLOWLIST, TENANT_LABEL, pod_security_labels
+from harness.core.versions import load_versions
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 # What the source allowlist policy accepts as a URL at all (its `plain` variable; a unit test
@@ -30,16 +33,89 @@ class TenantError(HarnessError):
     """The tenant cannot be added; the message says why and what to do."""
 
 
+_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(m|k|Ki|Mi|Gi|Ti|M|G|T)?$")
+_SUFFIX = {None: Fraction(1), "m": Fraction(1, 1000), "k": Fraction(10**3), "M": Fraction(10**6),
+           "G": Fraction(10**9), "T": Fraction(10**12), "Ki": Fraction(2**10), "Mi": Fraction(2**20),
+           "Gi": Fraction(2**30), "Ti": Fraction(2**40)}
+
+
+def quantity(text: str) -> Fraction:
+    """A Kubernetes resource quantity (500m, 2, 256Mi, 4Gi) as an exact number."""
+    match = _QUANTITY.match(text)
+    if match is None:
+        raise ValueError(text)
+    return Fraction(match.group(1)) * _SUFFIX[match.group(2)]
+
+
+# Per container, when a container names none (the quota below counts requests and limits, so the
+# API server refuses a pod without them unless the LimitRange supplies them).
+DEFAULT_REQUEST = {"cpu": "50m", "memory": "64Mi"}
+DEFAULT_LIMIT = {"cpu": "500m", "memory": "256Mi"}
+# Object counts per tenant: enough for a team's apps, not enough to flood the API server or Flux's
+# controllers (every source and reconciler is work for the platform). No NodePort or LoadBalancer
+# Service at all (the services policy refuses them too; the quota says so to `kubectl describe`).
+OBJECT_COUNTS = {
+    "services": "20", "services.nodeports": "0", "services.loadbalancers": "0",
+    "configmaps": "50", "secrets": "50", "persistentvolumeclaims": "10", "requests.storage": "50Gi",
+    **{f"count/{plural}.{group}": "20" for plural, group in (
+        ("gitrepositories", "source.toolkit.fluxcd.io"), ("ocirepositories", "source.toolkit.fluxcd.io"),
+        ("helmrepositories", "source.toolkit.fluxcd.io"), ("helmcharts", "source.toolkit.fluxcd.io"),
+        ("kustomizations", "kustomize.toolkit.fluxcd.io"), ("helmreleases", "helm.toolkit.fluxcd.io"))},
+}
+
+
+@dataclass(frozen=True)
+class Quota:
+    """What one tenant's namespace may use in total (its ResourceQuota); `tenant add` flags."""
+
+    requests_cpu: str = "2"
+    requests_memory: str = "4Gi"
+    limits_cpu: str = "4"
+    limits_memory: str = "8Gi"
+    pods: str = "30"
+
+    def problems(self) -> list[str]:
+        """What makes this quota unusable, as `tenant add` flags."""
+        found = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            try:
+                amount = quantity(value)
+            except ValueError:
+                found.append(f"--{f.name.replace('_', '-')} {value!r} is not a quantity (e.g. 2, 500m, 4Gi)")
+                continue
+            if f.name == "pods" and (amount.denominator != 1 or amount < 1):
+                found.append(f"--pods {value!r} must be a whole number of at least 1")
+        if found:
+            return found
+        for resource in ("cpu", "memory"):
+            requests, limits = getattr(self, f"requests_{resource}"), getattr(self, f"limits_{resource}")
+            if quantity(requests) > quantity(limits):
+                found.append(f"--requests-{resource} {requests} exceeds --limits-{resource} {limits}")
+            if quantity(DEFAULT_REQUEST[resource]) > quantity(requests) or \
+                    quantity(DEFAULT_LIMIT[resource]) > quantity(limits):
+                found.append(f"--requests-{resource} {requests} / --limits-{resource} {limits} leave no room for "
+                             f"one container at the defaults ({DEFAULT_REQUEST[resource]} requested, "
+                             f"{DEFAULT_LIMIT[resource]} limit)")
+        return found
+
+    def hard(self) -> dict[str, str]:
+        return {"requests.cpu": self.requests_cpu, "requests.memory": self.requests_memory,
+                "limits.cpu": self.limits_cpu, "limits.memory": self.limits_memory, "pods": self.pods,
+                **OBJECT_COUNTS}
+
+
 def _docs(*objects: dict[str, Any]) -> str:
     return "---\n".join(yamlio.dump(o) for o in objects)
 
 
-def tenant_files(name: str, namespace: str, git_url: str, branch: str) -> dict[str, str]:
+def tenant_files(name: str, namespace: str, git_url: str, branch: str, quota: Quota,
+                 kubernetes_minor: str) -> dict[str, str]:
     """The contents of tenants/base/NAME/, keyed by file name."""
     labels = {TENANT_LABEL: name}
     rbac = _docs(
         {"apiVersion": "v1", "kind": "Namespace",
-         "metadata": {"name": namespace, "labels": labels}},
+         "metadata": {"name": namespace, "labels": {**labels, **pod_security_labels(kubernetes_minor)}}},
         {"apiVersion": "v1", "kind": "ServiceAccount",
          "metadata": {"name": name, "namespace": namespace, "labels": labels}},
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
@@ -57,11 +133,20 @@ def tenant_files(name: str, namespace: str, git_url: str, branch: str) -> dict[s
                   "timeout": "3m", "sourceRef": {"kind": "GitRepository", "name": name},
                   "prune": True}},
     )
+    quotas = _docs(
+        {"apiVersion": "v1", "kind": "ResourceQuota",
+         "metadata": {"name": name, "namespace": namespace, "labels": labels},
+         "spec": {"hard": quota.hard()}},
+        {"apiVersion": "v1", "kind": "LimitRange",
+         "metadata": {"name": name, "namespace": namespace, "labels": labels},
+         "spec": {"limits": [{"type": "Container", "defaultRequest": dict(DEFAULT_REQUEST),
+                              "default": dict(DEFAULT_LIMIT)}]}},
+    )
     kustomization = yamlio.dump(
         {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
-         "resources": ["rbac.yaml", "sync.yaml"]},
+         "resources": ["rbac.yaml", "quota.yaml", "sync.yaml"]},
     )
-    return {"rbac.yaml": rbac, "sync.yaml": sync, "kustomization.yaml": kustomization}
+    return {"rbac.yaml": rbac, "quota.yaml": quotas, "sync.yaml": sync, "kustomization.yaml": kustomization}
 
 
 def overlay_patch(name: str, namespace: str, env: str) -> str:
@@ -120,7 +205,8 @@ def with_allowlist(policy_text: str, tenant: str, prefixes: list[str]) -> str:
     return text
 
 
-def _check(repo: Path, name: str, namespace: str, git_url: str, branch: str, allow: tuple[str, ...]) -> None:
+def _check(repo: Path, name: str, namespace: str, git_url: str, branch: str, allow: tuple[str, ...],
+           quota: Quota) -> None:
     if not _DNS_LABEL.match(name):
         raise TenantError(
             f"invalid tenant name {name!r}: use lower-case letters, digits and '-', starting and "
@@ -139,6 +225,9 @@ def _check(repo: Path, name: str, namespace: str, git_url: str, branch: str, all
             )
     if not branch or any(c.isspace() for c in branch):
         raise TenantError(f"invalid --branch {branch!r}")
+    problems = quota.problems()
+    if problems:
+        raise TenantError(f"invalid quota: {'; '.join(problems)}")
     if (repo / "tenants" / "base" / name).exists():
         raise TenantError(f"tenant {name!r} already exists (tenants/base/{name}); pick another name")
     owner = owned_namespaces(repo).get(namespace)
@@ -150,13 +239,17 @@ def _check(repo: Path, name: str, namespace: str, git_url: str, branch: str, all
 
 
 def add_tenant(repo: Path, name: str, namespace: str, git_url: str, branch: str = "main",
-               allow: tuple[str, ...] = ()) -> list[Path]:
+               allow: tuple[str, ...] = (), quota: Quota | None = None,
+               kubernetes_minor: str | None = None) -> list[Path]:
     """Write tenants/base/NAME, register it in both overlays and give it a source allowlist
-    (its own repository and the `allow` prefixes); return the files written."""
-    _check(repo, name, namespace, git_url, branch, allow)
+    (its own repository and the `allow` prefixes); return the files written. Its namespace runs
+    pods under Pod Security `restricted` pinned to `kubernetes_minor` (default: versions.yaml's)."""
+    quota = quota or Quota()
+    _check(repo, name, namespace, git_url, branch, allow, quota)
+    minor = kubernetes_minor or load_versions().kubernetes_minor
     planned: dict[Path, str] = {
         repo / "tenants" / "base" / name / file: text
-        for file, text in tenant_files(name, namespace, git_url, branch).items()
+        for file, text in tenant_files(name, namespace, git_url, branch, quota, minor).items()
     }
     policy = repo / SOURCE_ALLOWLIST
     if not policy.is_file():

@@ -73,6 +73,7 @@ def validate(repo: Path, tools: Tools, sources: SchemaSources, versions: Version
     index = schema_index(sources, versions)
     findings += checks.check_schemas(renders, index)
     findings += checks.check_tenancy(renders)
+    findings += checks.check_tenant_namespaces(renders, versions)
     findings += checks.check_lockdown(renders)
     findings += checks.check_pins(renders, versions)
     findings += policies.check_coverage(repo)

@@ -3,6 +3,7 @@ at admission (or by RBAC) for the reason it claims, and its twin through the sam
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -228,3 +229,67 @@ def test_tenant_cannot_change_its_onboarding(cluster: ClusterHandle, tenant: Kub
     with pytest.raises(ApiException) as deleted:
         tenant.delete(api, kind, name, "apps")
     assert deleted.value.status == tenancy.DENIED and tenancy.by_policy("flux-tenant-onboarding") in str(deleted.value.body), refusal(deleted.value)
+
+
+# Row 20: Flux references the lockdown does not check.
+
+def _depends_on(kind: str, name: str, namespace: str | None) -> dict[str, Any]:
+    build = tenancy.kustomization if kind == "Kustomization" else tenancy.helm_release
+    entry = {"name": "podinfo" if kind == "HelmRelease" else "dev-team"}
+    if namespace:
+        entry["namespace"] = namespace
+    return build(name, suspend=True, dependsOn=[entry])
+
+
+@pytest.mark.parametrize("kind", ["Kustomization", "HelmRelease"])
+def test_tenant_reconciler_depending_on_its_own_namespace_is_admitted(cluster: ClusterHandle, tenant: Kube,
+                                                                      probe_name: str, kind: str) -> None:
+    tenancy.assert_admitted(tenant, cluster.kube, _depends_on(kind, probe_name, None))
+    tenancy.assert_admitted(tenant, cluster.kube, _depends_on(kind, probe_name, "apps"))
+
+
+@pytest.mark.parametrize("kind", ["Kustomization", "HelmRelease"])
+def test_tenant_reconciler_depending_on_another_namespace_is_refused(tenant: Kube, probe_name: str,
+                                                                     kind: str) -> None:
+    tenancy.assert_refused(tenant, _depends_on(kind, probe_name, "flux-system"), tenancy.DENIED,
+                           tenancy.by_policy("flux-tenant-depends-on"), "spec.dependsOn names flux-system/",
+                           "cross-namespace dependencies are not allowed")
+
+
+def _forged_artifact(fleet: Fleet) -> dict[str, Any]:
+    """What a tenant would write to make its reconciler download the platform's artifact."""
+    return {"status": {"artifact": {
+        "path": "gitrepository/flux-system/flux-system/latest.tar.gz",
+        "url": "http://source-controller.flux-system.svc.cluster.local./gitrepository/flux-system/flux-system/latest.tar.gz",
+        "revision": f"main@sha1:{fleet.fleet_commit or '0' * 40}", "digest": "sha256:" + "0" * 64,
+        "lastUpdateTime": "2026-01-01T00:00:00Z"}}}
+
+
+@pytest.fixture
+def own_source(fleet: Fleet, cluster: ClusterHandle, tenant: Kube, probe_name: str) -> Iterator[str]:
+    """A suspended GitRepository of the tenant's (on its allowlist)."""
+    tenant.create(tenancy.source("GitRepository", probe_name, fleet.server.repo_url(TENANT_REPO)))
+    yield probe_name
+    cluster.kube.delete(API["GitRepository"], "GitRepository", probe_name, "apps")
+
+
+def test_flux_writes_the_status_of_tenant_sources(fleet: Fleet, cluster: ClusterHandle, own_source: str) -> None:
+    """The twin: the same status write, made as source-controller, goes through."""
+    flux_account = cluster.kube.as_user("system:serviceaccount:flux-system:source-controller")
+    written = flux_account.patch_subresource(API["GitRepository"], "GitRepository", own_source, "apps", "status",
+                                             _forged_artifact(fleet))
+    assert written["status"]["artifact"]["path"].startswith("gitrepository/flux-system/"), written["status"]
+
+
+def test_tenant_cannot_write_the_status_of_its_flux_objects(fleet: Fleet, cluster: ClusterHandle, tenant: Kube,
+                                                            own_source: str) -> None:
+    for kind, name, body in (("GitRepository", own_source, _forged_artifact(fleet)),
+                             ("Kustomization", "dev-team", {"status": {"observedGeneration": 1}})):
+        with pytest.raises(ApiException) as refused:
+            tenant.patch_subresource(API[kind], kind, name, "apps", "status", body)
+        message = str(refused.value.body)
+        assert refused.value.status == tenancy.DENIED, refusal(refused.value)
+        assert tenancy.by_policy("flux-tenant-status") in message, refusal(refused.value)
+        assert f"the status of {kind} apps/{name} is written by Flux only" in message, refusal(refused.value)
+    source = cluster.kube.get(API["GitRepository"], "GitRepository", own_source, "apps") or {}
+    assert "artifact" not in (source.get("status") or {}), source.get("status")

@@ -19,12 +19,14 @@ from harness.e2e.converge import tenant_ready_everywhere
 from harness.e2e.flux import Ref
 from harness.e2e.handles import ClusterHandle, Fleet
 from harness.e2e.repos import TENANT_REPO
+from harness.kit.images import podinfo_tag
 
 pytestmark = pytest.mark.e2e
 
 PROBE_CONFIGMAP = "tenant-probe"
 FOREIGN_CONFIGMAP = "tenant-probe-foreign-account"
 CLUSTER_PROBE = "e2e-tenant-probe"
+PROBE_POD = "tenant-probe-pod"
 
 
 def _cluster_scoped() -> dict[str, dict[str, Any]]:
@@ -49,9 +51,31 @@ CLUSTER_KINDS = {"cluster-role": ("rbac.authorization.k8s.io/v1", "ClusterRole",
                  "webhook": ("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration", CLUSTER_PROBE)}
 
 
-def _write_probes(work: Path, own_repo_url: str) -> None:
+def _workload_plane(image: str) -> dict[str, list[dict[str, Any]]]:
+    """Rows 16, 17, 19 and 20 through the tenant's repo: a folder each, applied by a nested
+    Kustomization, and the restricted pod that is their twin."""
+    restricted = tenancy.pod(PROBE_POD, None, image)
+    privileged = tenancy.pod(PROBE_POD + "-privileged", None, image)
+    privileged["spec"]["containers"][0]["securityContext"]["privileged"] = True
+    node_port = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "tenant-probe-node-port"},
+                 "spec": {"type": "NodePort", "selector": {"app": "x"}, "ports": [{"port": 80}]}}
+    everyone = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                "metadata": {"name": "tenant-probe-everyone"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+                "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:authenticated"}]}
+    depends = tenancy.kustomization("tenant-probe-depends-on", suspend=True,
+                                    dependsOn=[{"name": "tenants", "namespace": "flux-system"}])
+    return {"restricted-pod": [restricted], "privileged-pod": [privileged], "node-port-service": [node_port],
+            "everyone-binding": [everyone], "foreign-depends-on": [depends]}
+
+
+def _write_probes(work: Path, own_repo_url: str, image: str) -> None:
     probes = work / "probes"
     tenancy.write_kustomize_dir(probes / "configmap", [tenancy.config_map(PROBE_CONFIGMAP)])
+    for name, objects in _workload_plane(image).items():
+        for obj in objects:
+            obj["metadata"].pop("namespace", None)
+        tenancy.write_kustomize_dir(probes / name, objects)
     tenancy.write_kustomize_dir(probes / "configmap-foreign-account", [tenancy.config_map(FOREIGN_CONFIGMAP)])
     for name, obj in _cluster_scoped().items():
         tenancy.write_kustomize_dir(probes / name, [obj])
@@ -67,6 +91,7 @@ def _write_probes(work: Path, own_repo_url: str) -> None:
         tenancy.kustomization("probe-remote-base", path="./probes/remote-base"),
         tenancy.kustomization("probe-traversal", path="./probes/traversal"),
         tenancy.helm_release("probe-foreign-release", account="helm-controller"),
+        *(tenancy.kustomization(f"probe-{name}", path=f"./probes/{name}") for name in _workload_plane(image)),
     ]
     for obj in nested:
         obj["metadata"].pop("namespace")  # the overlays set it, as for every tenant object
@@ -80,8 +105,8 @@ def _write_probes(work: Path, own_repo_url: str) -> None:
 def probes(fleet: Fleet) -> Iterator[str]:
     """The probe commit, applied by the tenant's Kustomization on every cluster; reverted after."""
     original = publish.snapshot(fleet.server, TENANT_REPO)
-    own = fleet.server.repo_url(TENANT_REPO)
-    commit = publish.commit_change(fleet.server, TENANT_REPO, lambda w: _write_probes(w, own),
+    own, image = fleet.server.repo_url(TENANT_REPO), podinfo_tag(fleet.kit.versions)
+    commit = publish.commit_change(fleet.server, TENANT_REPO, lambda w: _write_probes(w, own, image),
                                    "e2e: probes (nested Kustomizations)")
     assert commit is not None
     tenant_ready_everywhere(fleet, commit)
@@ -150,6 +175,33 @@ def test_path_traversal_out_of_the_source_is_refused(fleet: Fleet, cluster: Clus
     """Row 14."""
     message = _failed(fleet, cluster, "probe-traversal", probes)
     assert "etc/passwd" in message and "is not in or below" in message, message
+
+
+def test_restricted_pod_from_the_tenant_repo_runs(fleet: Fleet, cluster: ClusterHandle, probes: str) -> None:
+    """The twin of rows 16, 17, 19 and 20 below: a pod that complies, through the same path."""
+    flux.wait_ready(cluster.kube, Ref("Kustomization", "apps", "probe-restricted-pod"), probes,
+                    fleet.config.timeout(180))
+    assert cluster.kube.get("v1", "Pod", PROBE_POD, "apps") is not None
+
+
+@pytest.mark.parametrize(("probe", "fragments"), [
+    pytest.param("privileged-pod", ('violates PodSecurity "restricted:', "privileged (container \"probe\""),
+                 id="privileged-pod"),
+    pytest.param("node-port-service", (tenancy.by_policy("flux-tenant-services"), "spec.type NodePort is not allowed"),
+                 id="node-port-service"),
+    pytest.param("everyone-binding", (tenancy.by_policy("flux-tenant-role-bindings"),
+                                      "binds Group system:authenticated"), id="everyone-binding"),
+    pytest.param("foreign-depends-on", (tenancy.by_policy("flux-tenant-depends-on"),
+                                        "spec.dependsOn names flux-system/tenants"), id="foreign-depends-on"),
+])
+def test_workload_plane_escape_from_the_tenant_repo_is_refused(fleet: Fleet, cluster: ClusterHandle, probes: str,
+                                                               probe: str, fragments: tuple[str, ...]) -> None:
+    """Rows 16, 17, 19, 20: the nested Kustomization fails with the refusal, and nothing is created."""
+    message = _failed(fleet, cluster, f"probe-{probe}", probes)
+    assert all(f in message for f in fragments), message
+    obj = _workload_plane("unused")[probe][0]
+    name = obj["metadata"]["name"]
+    assert cluster.kube.get(obj["apiVersion"], obj["kind"], name, "apps") is None, f"{obj['kind']} {name} was created"
 
 
 # Rows 2 and 13: objects the policies refuse outright, committed one at a time.

@@ -10,8 +10,17 @@ import pytest
 import yaml
 
 from harness.core.repo import SOURCE_ALLOWLIST
+from harness.core.versions import load_versions
 from harness.entry.cli import main
-from harness.manifests.tenants import PLAIN_URL, TenantError, add_tenant, allowlists, with_allowlist
+from harness.manifests.tenants import (
+    PLAIN_URL,
+    Quota,
+    TenantError,
+    add_tenant,
+    allowlists,
+    quantity,
+    with_allowlist,
+)
 
 
 @pytest.fixture
@@ -70,7 +79,7 @@ def test_generated_tenant_matches_the_committed_example(fleet: Path, repo_root: 
     policy.write_text(policy.read_text().replace(match.group(2), "        {}\n"))
     add_tenant(fleet, "dev-team", "apps", "https://git.example.com/dev-team/apps.git", allow=tuple(dev_team[1:]))
     assert policy.read_text() == (repo_root / SOURCE_ALLOWLIST).read_text()
-    for name in ("rbac.yaml", "sync.yaml"):
+    for name in ("rbac.yaml", "quota.yaml", "sync.yaml", "kustomization.yaml"):
         assert docs(fleet / "tenants/base/dev-team" / name) == docs(repo_root / "tenants/base/dev-team" / name)
     for env in ("staging", "production"):
         assert docs(fleet / f"tenants/{env}/dev-team-patch.yaml") == docs(
@@ -154,3 +163,52 @@ def test_cli_adds_tenant(fleet: Path, capsys: pytest.CaptureFixture[str]) -> Non
                  "--git-url", "https://git.example.com/web-team/apps.git"])
     assert code == 0
     assert "tenants/base/web-team/sync.yaml" in capsys.readouterr().out
+
+
+def test_tenant_namespace_runs_pods_under_restricted_pinned_to_the_clusters_kubernetes(fleet: Path) -> None:
+    add_tenant(fleet, "web-team", "web", "https://git.example.com/web-team/apps.git")
+    namespace = docs(fleet / "tenants/base/web-team/rbac.yaml")[0]
+    minor = load_versions().kubernetes_minor
+    assert minor.count(".") == 1 and minor.startswith("v1.")
+    labels = namespace["metadata"]["labels"]
+    for mode in ("enforce", "audit", "warn"):
+        assert labels[f"pod-security.kubernetes.io/{mode}"] == "restricted"
+        assert labels[f"pod-security.kubernetes.io/{mode}-version"] == minor
+
+
+def test_cli_writes_the_quota_it_is_given(fleet: Path) -> None:
+    code = main(["--repo", str(fleet), "tenant", "add", "web-team", "--namespace", "web",
+                 "--git-url", "https://git.example.com/web-team/apps.git", "--requests-cpu", "500m",
+                 "--limits-memory", "6Gi", "--pods", "10"])
+    assert code == 0
+    quota, limits = docs(fleet / "tenants/base/web-team/quota.yaml")
+    assert (quota["kind"], limits["kind"]) == ("ResourceQuota", "LimitRange")
+    hard = quota["spec"]["hard"]
+    assert (hard["requests.cpu"], hard["limits.memory"], hard["pods"]) == ("500m", "6Gi", "10")
+    assert (hard["requests.memory"], hard["limits.cpu"]) == (Quota.requests_memory, Quota.limits_cpu)
+    assert hard["services.nodeports"] == hard["services.loadbalancers"] == "0"
+    assert "quota.yaml" in yaml.safe_load((fleet / "tenants/base/web-team/kustomization.yaml").read_text())["resources"]
+
+
+@pytest.mark.parametrize(("flags", "expected"), [
+    pytest.param(["--requests-cpu", "two"], "--requests-cpu 'two' is not a quantity", id="not-a-quantity"),
+    pytest.param(["--pods", "2.5"], "--pods '2.5' must be a whole number", id="fractional-pods"),
+    pytest.param(["--requests-memory", "16Gi"], "--requests-memory 16Gi exceeds --limits-memory 8Gi",
+                 id="requests-above-limits"),
+    pytest.param(["--limits-memory", "128Mi", "--requests-memory", "64Mi"], "leave no room for one container",
+                 id="below-the-container-defaults"),
+])
+def test_cli_refuses_an_unusable_quota_and_writes_nothing(fleet: Path, capsys: pytest.CaptureFixture[str],
+                                                          flags: list[str], expected: str) -> None:
+    before = snapshot(fleet)
+    code = main(["--repo", str(fleet), "tenant", "add", "web-team", "--namespace", "web",
+                 "--git-url", "https://git.example.com/web-team/apps.git", *flags])
+    assert code == 2
+    assert expected in capsys.readouterr().err
+    assert snapshot(fleet) == before
+
+
+@pytest.mark.parametrize(("text", "value"), [("500m", 0.5), ("2", 2), ("4Gi", 4 * 2**30), ("1.5k", 1500),
+                                             ("256Mi", 256 * 2**20)])
+def test_quantities_read_as_kubernetes_reads_them(text: str, value: float) -> None:
+    assert quantity(text) == value

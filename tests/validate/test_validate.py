@@ -245,6 +245,59 @@ BROKEN = [
         "tenancy", ("ClusterRoleBinding dev-team-admin", "cluster-scoped object in a tenant repo"),
         id="cluster-scoped-object-in-tenant-repo",
     ),
+    pytest.param(
+        replace("tenants/base/dev-team/rbac.yaml", "    pod-security.kubernetes.io/enforce: restricted\n", ""),
+        "pod-security", ("tenants/base/dev-team/rbac.yaml", "Namespace apps",
+                         "metadata.labels.pod-security.kubernetes.io/enforce", "is None, must be 'restricted'"),
+        id="tenant-namespace-without-pod-security",
+    ),
+    pytest.param(
+        replace("tenants/base/dev-team/rbac.yaml", "pod-security.kubernetes.io/enforce-version: v1.34",
+                "pod-security.kubernetes.io/enforce-version: latest"),
+        "pod-security", ("Namespace apps", "metadata.labels.pod-security.kubernetes.io/enforce-version",
+                         "is 'latest', must be 'v1.34'"),
+        id="pod-security-not-pinned",
+    ),
+    pytest.param(
+        replace("tenants/base/dev-team/kustomization.yaml", "  - quota.yaml\n", ""),
+        "quota", ("Namespace apps", "no ResourceQuota in tenant namespace apps"),
+        id="tenant-without-quota",
+    ),
+    pytest.param(
+        append("tenant-repo-example/base/podinfo-repository.yaml",
+               "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: open\nspec:\n  type: NodePort\n"
+               "  ports:\n    - port: 80\n"),
+        "admission", ("Service apps/open", "flux-tenant-services", "spec.type NodePort is not allowed"),
+        id="tenant-node-port-service",
+    ),
+    pytest.param(
+        append("tenant-repo-example/base/podinfo-repository.yaml",
+               "---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: everyone\n"
+               "roleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: ClusterRole\n  name: view\n"
+               "subjects:\n  - apiGroup: rbac.authorization.k8s.io\n    kind: Group\n    name: system:authenticated\n"),
+        "admission", ("RoleBinding apps/everyone", "flux-tenant-role-bindings", "binds Group system:authenticated"),
+        id="tenant-binding-for-everyone",
+    ),
+    pytest.param(
+        append("tenant-repo-example/base/podinfo-repository.yaml",
+               "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: cached\nspec:\n  containers:\n"
+               "    - name: app\n      image: ghcr.io/stefanprodan/podinfo:6.9.2\n      imagePullPolicy: IfNotPresent\n"),
+        "admission", ("Pod apps/cached", "flux-tenant-image-pull", "containers app must set imagePullPolicy: Always"),
+        id="tenant-container-with-cached-image",
+    ),
+    pytest.param(
+        replace("tenant-repo-example/base/podinfo-release.yaml", "  releaseName: podinfo\n",
+                "  releaseName: podinfo\n  dependsOn:\n    - name: kyverno\n      namespace: flux-system\n"),
+        "admission", ("HelmRelease apps/podinfo", "flux-tenant-depends-on", "spec.dependsOn names flux-system/kyverno"),
+        id="release-depending-on-another-namespace",
+    ),
+    pytest.param(
+        replace("infrastructure/kyverno-policies/tenant-flux-status.yaml",
+                "name: flux-tenant-status", "name: flux-tenant-status-renamed"),
+        "policy-tests", ("policy flux-tenant-status-renamed", "matches subresources only",
+                         'prove it with a live test under tests/e2e/'),
+        id="subresource-policy-without-live-test",
+    ),
 ]
 
 

@@ -1,0 +1,392 @@
+"""The workload plane, through the API as the tenant's account: what a tenant's pods, Services,
+quota and role bindings may do (threat-model rows 16-19, the Multi-Tenancy Benchmarks' level 1).
+Every refusal is asserted by its reason (Pod Security's, the API server's, a policy's) and has a
+twin that the same call admits."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from kubernetes.client.exceptions import ApiException
+
+from harness.access.kube import Kube, refusal
+from harness.core.repo import API
+from harness.core.waits import wait_for
+from harness.e2e import tenancy
+from harness.e2e.handles import ClusterHandle, Fleet
+from harness.e2e.repos import TENANT_ACCOUNT
+from harness.kit.images import podinfo_tag
+
+pytestmark = pytest.mark.e2e
+
+NS = tenancy.TENANT_NAMESPACE
+FORBIDDEN = 403  # Pod Security, RBAC and ResourceQuota refuse with 403 Forbidden
+
+
+@pytest.fixture
+def image(fleet: Fleet) -> str:
+    return podinfo_tag(fleet.kit.versions)
+
+
+@pytest.fixture
+def pod_security(fleet: Fleet) -> str:
+    """How Pod Security Admission names the level a tenant namespace enforces."""
+    return f'violates PodSecurity "restricted:{fleet.kit.versions.kubernetes_minor}"'
+
+
+@pytest.fixture
+def cleanup(cluster: ClusterHandle) -> Iterator[Callable[[dict[str, Any]], None]]:
+    """Registers objects a test created (or tried to) for removal by the admin afterwards."""
+    created: list[dict[str, Any]] = []
+    yield created.append
+    for obj in reversed(created):
+        meta = obj["metadata"]
+        cluster.kube.delete(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
+
+
+# Row 16: a pod that reaches its node. Each variant changes one field of a pod `restricted`
+# admits, so each refusal is for that field alone.
+
+def _variant(name: str, image: str, how: str) -> dict[str, Any]:
+    pod = tenancy.pod(name, None, image)
+    spec, box = pod["spec"], pod["spec"]["containers"][0]
+    security = box["securityContext"]
+    if how == "privileged":
+        security["privileged"] = True
+    elif how == "added-capability":
+        security["capabilities"]["add"] = ["NET_ADMIN"]
+    elif how == "privilege-escalation":
+        security["allowPrivilegeEscalation"] = True
+    elif how == "root-user":
+        spec["securityContext"].update(runAsUser=0, runAsNonRoot=False)
+    elif how in ("host-pid", "host-ipc", "host-network"):
+        spec[{"host-pid": "hostPID", "host-ipc": "hostIPC", "host-network": "hostNetwork"}[how]] = True
+    elif how == "host-path":
+        spec["volumes"] = [{"name": "host", "hostPath": {"path": "/"}}]
+        box["volumeMounts"] = [{"name": "host", "mountPath": "/host"}]
+    elif how == "host-port":
+        box["ports"] = [{"containerPort": 9898, "hostPort": 9898}]
+    else:
+        raise ValueError(how)
+    return pod
+
+
+# Pod Security's own words for each check (k8s.io/pod-security-admission/policy).
+ESCAPES = {
+    "privileged": "privileged (container \"probe\" must not set securityContext.privileged=true)",
+    "added-capability": "must not include \"NET_ADMIN\" in securityContext.capabilities.add",
+    "privilege-escalation": "allowPrivilegeEscalation != false",
+    "root-user": "runAsUser=0",
+    "host-pid": "host namespaces (hostPID=true)",
+    "host-ipc": "host namespaces (hostIPC=true)",
+    "host-network": "host namespaces (hostNetwork=true)",
+    "host-path": "hostPath volumes (volume \"host\")",
+    "host-port": "hostPort (container \"probe\" uses hostPort 9898)",
+}
+
+
+def test_restricted_pod_is_admitted_and_runs(cluster: ClusterHandle, tenant: Kube, probe_name: str, image: str,
+                                             cleanup: Callable[[dict[str, Any]], None], fleet: Fleet) -> None:
+    """The twin of every pod refusal below: the same create, with nothing changed, runs."""
+    pod = tenancy.pod(probe_name, None, image)
+    cleanup(pod)
+    tenant.create(pod)
+
+    def running() -> tuple[bool, str, str]:
+        phase = ((cluster.kube.get("v1", "Pod", probe_name, NS) or {}).get("status") or {}).get("phase", "")
+        return phase == "Running", phase, f"phase {phase or '(none)'}"
+
+    wait_for(f"pod {NS}/{probe_name} to run", running, fleet.config.timeout(90))
+
+
+@pytest.mark.parametrize("how", list(ESCAPES))
+def test_pod_that_reaches_its_node_is_refused(tenant: Kube, probe_name: str, image: str, pod_security: str,
+                                              how: str) -> None:
+    tenancy.assert_refused(tenant, _variant(probe_name, image, how), FORBIDDEN, pod_security, ESCAPES[how])
+
+
+def _workload(kind: str, name: str, pod: dict[str, Any]) -> dict[str, Any]:
+    """`pod`'s spec as the template of a workload of `kind`, asking for one pod."""
+    labels = {"app": name}
+    template = {"metadata": {"labels": labels}, "spec": {**pod["spec"], "restartPolicy": "Always"}}
+    if kind == "Job":
+        template["spec"]["restartPolicy"] = "Never"
+        return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name, "namespace": NS},
+                "spec": {"backoffLimit": 0, "template": template}}
+    spec: dict[str, Any] = {"selector": {"matchLabels": labels}, "template": template}
+    if kind != "DaemonSet":
+        spec["replicas"] = 1
+    if kind == "StatefulSet":
+        spec["serviceName"] = name
+    return {"apiVersion": "apps/v1", "kind": kind, "metadata": {"name": name, "namespace": NS}, "spec": spec}
+
+
+def _pods_of(kube: Kube, name: str) -> list[str]:
+    return [p["metadata"]["name"] for p in kube.list("v1", "Pod", NS)
+            if (p["metadata"].get("labels") or {}).get("app") == name]
+
+
+WORKLOADS = ["Deployment", "StatefulSet", "DaemonSet", "Job"]
+
+
+@pytest.mark.parametrize("kind", WORKLOADS)
+def test_workload_with_a_restricted_template_gets_its_pod(fleet: Fleet, cluster: ClusterHandle, tenant: Kube,
+                                                          probe_name: str, image: str, kind: str,
+                                                          cleanup: Callable[[dict[str, Any]], None]) -> None:
+    """The twin: the workload's controller creates the pod the template describes."""
+    workload = _workload(kind, probe_name, tenancy.pod(probe_name, None, image))
+    cleanup(workload)
+    tenant.create(workload)
+
+    def created() -> tuple[bool, list[str], str]:
+        pods = _pods_of(cluster.kube, probe_name)
+        return bool(pods), pods, "no pod yet"
+
+    wait_for(f"{kind} {NS}/{probe_name} to create its pod", created, fleet.config.timeout(60))
+
+
+@pytest.mark.parametrize("kind", WORKLOADS)
+def test_workload_whose_template_is_refused_never_gets_a_pod(fleet: Fleet, cluster: ClusterHandle, tenant: Kube,
+                                                             probe_name: str, image: str, pod_security: str,
+                                                             kind: str,
+                                                             cleanup: Callable[[dict[str, Any]], None]) -> None:
+    """Pod Security only warns about templates; the pods the controller then asks for are refused,
+    and the controller says so in an event."""
+    workload = _workload(kind, probe_name, _variant(probe_name, image, "privileged"))
+    cleanup(workload)
+    tenant.create(workload)
+
+    def refused() -> tuple[bool, str, str]:
+        for event in cluster.kube.list("v1", "Event", NS):
+            involved = event.get("involvedObject") or {}
+            if (event.get("reason") == "FailedCreate" and involved.get("name", "").startswith(probe_name)
+                    and pod_security in (event.get("message") or "")):
+                return True, str(event["message"]), ""
+        return False, "", "no FailedCreate event naming Pod Security yet"
+
+    message = wait_for(f"{kind} {NS}/{probe_name}'s pod to be refused", refused, fleet.config.timeout(60))
+    assert ESCAPES["privileged"] in message, message
+    assert _pods_of(cluster.kube, probe_name) == [], f"{kind} {probe_name} got a pod"
+
+
+def _ephemeral(image: str, privileged: bool) -> dict[str, Any]:
+    box = tenancy.container("debugger", image)
+    if privileged:
+        box["securityContext"]["privileged"] = True
+    return {"spec": {"ephemeralContainers": [box]}}
+
+
+@pytest.fixture
+def running_pod(tenant: Kube, probe_name: str, image: str, cleanup: Callable[[dict[str, Any]], None]) -> str:
+    """A pod of the tenant's, to add containers to."""
+    pod = tenancy.pod(probe_name, None, image)
+    cleanup(pod)
+    tenant.create(pod)
+    return probe_name
+
+
+def test_restricted_container_can_be_added_to_a_running_pod(tenant: Kube, running_pod: str, image: str) -> None:
+    """The twin: the tenant may debug its pods with an ephemeral container that complies."""
+    patched = tenant.patch_subresource("v1", "Pod", running_pod, NS, "ephemeralcontainers", _ephemeral(image, False))
+    assert [c["name"] for c in patched["spec"]["ephemeralContainers"]] == ["debugger"]
+
+
+def test_privileged_container_added_to_a_running_pod_is_refused(tenant: Kube, running_pod: str, image: str,
+                                                                pod_security: str) -> None:
+    with pytest.raises(ApiException) as refused:
+        tenant.patch_subresource("v1", "Pod", running_pod, NS, "ephemeralcontainers", _ephemeral(image, True))
+    body = str(refused.value.body)
+    assert refused.value.status == FORBIDDEN and pod_security in body, refusal(refused.value)
+    assert 'container "debugger" must not set securityContext.privileged=true' in body, refusal(refused.value)
+
+
+def test_container_that_may_run_a_cached_image_is_refused(tenant: Kube, probe_name: str, image: str) -> None:
+    """MTB "always pull images": the twin is every admitted pod above (imagePullPolicy Always)."""
+    pod = tenancy.pod(probe_name, None, image)
+    pod["spec"]["containers"][0]["imagePullPolicy"] = "IfNotPresent"
+    tenancy.assert_refused(tenant, pod, tenancy.DENIED, tenancy.by_policy("flux-tenant-image-pull"),
+                           "containers probe must set imagePullPolicy: Always")
+
+
+# Row 17: Services that capture traffic that is not theirs, or open every node.
+
+def _service(name: str, **spec: Any) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": NS},
+            "spec": {"selector": {"app": name}, "ports": [{"port": 80, "targetPort": 9898}], **spec}}
+
+
+def test_tenant_cluster_ip_service_is_admitted(cluster: ClusterHandle, tenant: Kube, probe_name: str) -> None:
+    tenancy.assert_admitted(tenant, cluster.kube, _service(probe_name))
+
+
+@pytest.mark.parametrize(("case", "spec", "reason"), [
+    pytest.param("external-ips", {"externalIPs": ["10.96.0.1"]}, "spec.externalIPs is not allowed", id="external-ips"),
+    pytest.param("node-port", {"type": "NodePort"}, "spec.type NodePort is not allowed", id="node-port"),
+    pytest.param("load-balancer", {"type": "LoadBalancer"}, "spec.type LoadBalancer is not allowed",
+                 id="load-balancer"),
+])
+def test_tenant_service_beyond_its_namespace_is_refused(tenant: Kube, probe_name: str, case: str,
+                                                        spec: dict[str, Any], reason: str) -> None:
+    tenancy.assert_refused(tenant, _service(probe_name, **spec), tenancy.DENIED,
+                           tenancy.by_policy("flux-tenant-services"), reason)
+
+
+# Row 18: quotas. The namespace's LimitRange fills in what a container leaves out; its
+# ResourceQuota refuses what goes beyond; neither is the tenant's to change.
+
+def test_container_without_resources_gets_the_namespace_defaults(cluster: ClusterHandle, tenant: Kube,
+                                                                 probe_name: str, image: str) -> None:
+    pod = tenancy.pod(probe_name, None, image)
+    try:
+        created = tenant.create(pod)
+    finally:
+        cluster.kube.delete("v1", "Pod", probe_name, NS)
+    limits = cluster.kube.get("v1", "LimitRange", tenancy.TENANT_NAME, NS)
+    assert limits is not None, f"no LimitRange {NS}/{tenancy.TENANT_NAME}"
+    defaults = limits["spec"]["limits"][0]
+    assert created["spec"]["containers"][0]["resources"] == {
+        "requests": defaults["defaultRequest"], "limits": defaults["default"]}, created["spec"]["containers"][0]
+
+
+def test_pod_beyond_the_quota_is_refused(cluster: ClusterHandle, tenant: Kube, probe_name: str, image: str) -> None:
+    quota = cluster.kube.get("v1", "ResourceQuota", tenancy.TENANT_NAME, NS)
+    assert quota is not None, f"no ResourceQuota {NS}/{tenancy.TENANT_NAME}"
+    pod = tenancy.pod(probe_name, None, image)
+    # Two containers of the whole quota each: either alone would fit, together they cannot.
+    whole = quota["spec"]["hard"]["requests.cpu"]
+    pod["spec"]["containers"] = [
+        {**copy.deepcopy(pod["spec"]["containers"][0]), "name": name,
+         "resources": {"requests": {"cpu": whole}, "limits": {"cpu": whole}}} for name in ("one", "two")]
+    tenancy.assert_refused(tenant, pod, FORBIDDEN, "exceeded quota: dev-team", "requests.cpu")
+
+
+@pytest.mark.parametrize("kind", ["ResourceQuota", "LimitRange"])
+def test_tenant_cannot_change_its_quota(cluster: ClusterHandle, tenant: Kube, kind: str) -> None:
+    """MTB "block modification of resource quotas": RBAC refuses it (the onboarding policy would
+    too). The twin: the tenant can read them."""
+    before = tenant.get("v1", kind, tenancy.TENANT_NAME, NS)
+    assert before is not None, f"{TENANT_ACCOUNT} cannot read {kind} {NS}/{tenancy.TENANT_NAME}"
+    for change in (lambda: tenant.patch("v1", kind, tenancy.TENANT_NAME, NS, {"metadata": {"labels": {"x": "y"}}}),
+                   lambda: tenant.delete("v1", kind, tenancy.TENANT_NAME, NS)):
+        with pytest.raises(ApiException) as refused:
+            change()
+        assert refused.value.status == FORBIDDEN and TENANT_ACCOUNT in str(refused.value.body), refusal(refused.value)
+    after = cluster.kube.get("v1", kind, tenancy.TENANT_NAME, NS)
+    assert after is not None and after["spec"] == before["spec"], f"{kind} changed"
+    another = {"apiVersion": "v1", "kind": kind, "metadata": {"name": "e2e-more", "namespace": NS},
+               "spec": {"hard": {"pods": "100"}} if kind == "ResourceQuota" else {
+                   "limits": [{"type": "Container", "default": {"cpu": "64"}}]}}
+    tenancy.assert_refused(tenant, another, FORBIDDEN, TENANT_ACCOUNT, "cannot create resource")
+
+
+# Row 19: rights for everyone, tokens of the reconciler, and who counts as the platform.
+
+def _binding(name: str, kind: str, subject: str) -> dict[str, Any]:
+    entry: dict[str, Any] = {"kind": kind, "name": subject}
+    if kind == "ServiceAccount":
+        entry["namespace"] = NS
+    else:
+        entry["apiGroup"] = "rbac.authorization.k8s.io"
+    return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": name, "namespace": NS},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+            "subjects": [entry]}
+
+
+def test_tenant_can_bind_roles_and_write_network_policies(cluster: ClusterHandle, tenant: Kube,
+                                                          probe_name: str) -> None:
+    """MTB "create role bindings" and "create network policies", in its own namespace."""
+    tenancy.assert_admitted(tenant, cluster.kube, _binding(probe_name, "ServiceAccount", "default"))
+    tenancy.assert_admitted(tenant, cluster.kube, {
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": probe_name, "namespace": NS},
+        "spec": {"podSelector": {}, "policyTypes": ["Ingress"]}})
+
+
+@pytest.mark.parametrize(("kind", "subject"), [
+    ("User", "system:anonymous"), ("Group", "system:unauthenticated"), ("Group", "system:authenticated"),
+    ("Group", "system:serviceaccounts"),
+])
+def test_tenant_cannot_bind_rights_to_everyone(tenant: Kube, probe_name: str, kind: str, subject: str) -> None:
+    tenancy.assert_refused(tenant, _binding(probe_name, kind, subject), tenancy.DENIED,
+                           tenancy.by_policy("flux-tenant-role-bindings"), f"binds {kind} {subject}",
+                           "may not be granted to everyone")
+
+
+def _token_request() -> dict[str, Any]:
+    return {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": 600}}
+
+
+def test_tenant_may_mint_tokens_for_its_other_accounts(tenant: Kube) -> None:
+    """The twin: the same TokenRequest for the namespace's `default` account."""
+    token = tenant.create_subresource("v1", "ServiceAccount", "default", NS, "token", _token_request())
+    assert token["status"]["token"], token
+
+
+def test_tenant_cannot_mint_a_token_of_its_reconciler(tenant: Kube) -> None:
+    with pytest.raises(ApiException) as refused:
+        tenant.create_subresource("v1", "ServiceAccount", tenancy.TENANT_NAME, NS, "token", _token_request())
+    body = str(refused.value.body)
+    assert refused.value.status == tenancy.DENIED, refusal(refused.value)
+    assert tenancy.by_policy("flux-tenant-reconciler-token-request") in body, refusal(refused.value)
+    assert f"a token for the tenant reconciler account {NS}/{tenancy.TENANT_NAME}" in body, refusal(refused.value)
+
+
+@pytest.fixture
+def onboarding_writers(cluster: ClusterHandle, probe_name: str) -> Iterator[str]:
+    """A group that RBAC lets patch the tenant's onboarding GitRepository, so that only the
+    onboarding policy decides who may; the GitRepository is put back afterwards."""
+    kube = cluster.kube
+    before = kube.get(API["GitRepository"], "GitRepository", tenancy.TENANT_NAME, NS)
+    assert before is not None
+    kube.create({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                 "metadata": {"name": probe_name, "namespace": NS},
+                 "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "admin"},
+                 "subjects": [{"kind": "Group", "name": probe_name, "apiGroup": "rbac.authorization.k8s.io"}]})
+    try:
+        yield probe_name
+    finally:
+        kube.delete("rbac.authorization.k8s.io/v1", "RoleBinding", probe_name, NS)
+        kube.patch(API["GitRepository"], "GitRepository", tenancy.TENANT_NAME, NS,
+                   {"metadata": {"annotations": {"e2e.fleet/probe": None}}})
+
+
+def _touch_onboarding(kube: Kube) -> dict[str, Any]:
+    return kube.patch(API["GitRepository"], "GitRepository", tenancy.TENANT_NAME, NS,
+                      {"metadata": {"annotations": {"e2e.fleet/probe": "touched"}}})
+
+
+def test_cluster_admins_are_the_platform(cluster: ClusterHandle, onboarding_writers: str) -> None:
+    """The twin: a cluster admin (by group) changes the onboarding through the same call."""
+    admin = cluster.kube.as_user("e2e-cluster-admin", "kubeadm:cluster-admins")
+    assert _touch_onboarding(admin)["metadata"]["annotations"]["e2e.fleet/probe"] == "touched"
+
+
+@pytest.mark.parametrize("user", ["system:anonymous", "system:node:e2e-probe"])
+def test_anonymous_and_other_system_users_are_not_the_platform(cluster: ClusterHandle, onboarding_writers: str,
+                                                               user: str) -> None:
+    """RBAC lets the group through; the onboarding policy names the platform, and these are not it."""
+    with pytest.raises(ApiException) as refused:
+        _touch_onboarding(cluster.kube.as_user(user, onboarding_writers))
+    body = str(refused.value.body)
+    assert refused.value.status == tenancy.DENIED and tenancy.by_policy("flux-tenant-onboarding") in body, \
+        refusal(refused.value)
+    assert f"{user} may not update it" in body, refusal(refused.value)
+
+
+# MTB "block access to cluster resources" and "to other tenants' resources": reads, too.
+
+@pytest.mark.parametrize(("kind", "namespace"), [
+    pytest.param("Node", None, id="nodes"), pytest.param("Namespace", None, id="namespaces"),
+    pytest.param("ClusterRole", None, id="cluster-roles"),
+    pytest.param("Secret", "flux-system", id="secrets-of-flux-system"),
+    pytest.param("Pod", "kube-system", id="pods-of-kube-system"),
+])
+def test_tenant_cannot_list_beyond_its_namespace(tenant: Kube, kind: str, namespace: str | None) -> None:
+    api = "rbac.authorization.k8s.io/v1" if kind == "ClusterRole" else "v1"
+    tenant.list("v1", kind if namespace else "Pod", NS)  # the twin, in its own namespace: a 403 raises here
+    with pytest.raises(ApiException) as refused:
+        tenant.list(api, kind, namespace)
+    assert refused.value.status == FORBIDDEN and TENANT_ACCOUNT in str(refused.value.body), refusal(refused.value)
