@@ -41,7 +41,8 @@ e2e: $(PY)
 ## versions.yaml) under an isolation probe, checked, then the isolation suite on the upgraded fleet.
 UPGRADE_FROM ?= versions.previous.yaml
 ISOLATION_SUITE := tests/e2e/test_tenant_isolation.py tests/e2e/test_isolation_admission.py \
-                   tests/e2e/test_isolation_tenant_repo.py tests/e2e/test_isolation_fail_closed.py
+                   tests/e2e/test_isolation_tenant_repo.py tests/e2e/test_isolation_fail_closed.py \
+                   tests/e2e/test_isolation_workloads.py
 upgrade: $(PY)
 	$(PY) -m pytest -m e2e --e2e-upgrade-from=$(UPGRADE_FROM) --junitxml=artifacts/junit-upgrade.xml \
 		tests/upgrade $(ISOLATION_SUITE) $(PYTEST_ARGS)

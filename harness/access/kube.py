@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -159,4 +160,14 @@ class Kube:
 def refusal(exc: ApiException) -> str:
     """The API server's message for a refused request (Forbidden, admission denial)."""
     return f"HTTP {exc.status} {exc.reason}: {exc.body}"
+
+
+def refusal_message(exc: ApiException) -> str:
+    """The message of the API server's Status, as a person reads it (the body is JSON, where
+    every quote in the message is escaped); the raw body when it is not a Status."""
+    try:
+        status = json.loads(exc.body or "")
+    except (TypeError, ValueError):
+        return str(exc.body)
+    return str(status.get("message", exc.body)) if isinstance(status, dict) else str(exc.body)
 

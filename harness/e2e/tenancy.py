@@ -10,7 +10,7 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from harness.access.kube import Kube, refusal
+from harness.access.kube import Kube, refusal, refusal_message
 from harness.core import yamlio
 from harness.core.repo import API
 
@@ -88,6 +88,14 @@ def container(name: str, image: str) -> dict[str, Any]:
             "securityContext": copy.deepcopy(RESTRICTED_CONTAINER)}
 
 
+def make_privileged(box: dict[str, Any]) -> dict[str, Any]:
+    """The container, privileged (the API server refuses privileged with allowPrivilegeEscalation
+    false as contradictory, so that goes)."""
+    box["securityContext"].pop("allowPrivilegeEscalation", None)
+    box["securityContext"]["privileged"] = True
+    return box
+
+
 def pod_spec(account: str | None, image: str) -> dict[str, Any]:
     spec: dict[str, Any] = {"securityContext": copy.deepcopy(RESTRICTED_POD),
                             "containers": [container("probe", image)], "restartPolicy": "Never"}
@@ -144,7 +152,7 @@ def assert_refused(kube: Kube, obj: dict[str, Any], status: int, *fragments: str
     try:
         kube.create(obj)
     except ApiException as exc:
-        body = str(exc.body)
+        body = refusal_message(exc)
         if exc.status != status or not all(f in body for f in fragments):
             raise AssertionError(f"expected HTTP {status} mentioning {fragments}, got {refusal(exc)}") from None
         return body

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from harness.access.kube import Kube, refusal
+from harness.access.kube import Kube, refusal, refusal_message
 from harness.core.repo import API, TENANT_LABEL
 from harness.e2e import tenancy
 from harness.e2e.handles import ClusterHandle, Fleet
@@ -287,9 +287,55 @@ def test_tenant_cannot_write_the_status_of_its_flux_objects(fleet: Fleet, cluste
                              ("Kustomization", "dev-team", {"status": {"observedGeneration": 1}})):
         with pytest.raises(ApiException) as refused:
             tenant.patch_subresource(API[kind], kind, name, "apps", "status", body)
-        message = str(refused.value.body)
+        message = refusal_message(refused.value)
         assert refused.value.status == tenancy.DENIED, refusal(refused.value)
         assert tenancy.by_policy("flux-tenant-status") in message, refusal(refused.value)
         assert f"the status of {kind} apps/{name} is written by Flux only" in message, refusal(refused.value)
     source = cluster.kube.get(API["GitRepository"], "GitRepository", own_source, "apps") or {}
     assert "artifact" not in (source.get("status") or {}), source.get("status")
+
+
+@pytest.mark.parametrize(("field", "value", "reason"), [
+    pytest.param("recurseSubmodules", True, "spec.recurseSubmodules is not allowed", id="submodules"),
+    pytest.param("proxySecretRef", {"name": "proxy"}, "spec.proxySecretRef is not allowed", id="proxy"),
+])
+def test_tenant_git_source_fetching_beyond_its_url_is_refused(fleet: Fleet, tenant: Kube, probe_name: str,
+                                                              field: str, value: Any, reason: str) -> None:
+    """The twin: test_tenant_source_of_its_own_repository_is_admitted (same URL, neither field)."""
+    source = tenancy.source("GitRepository", probe_name, fleet.server.repo_url(TENANT_REPO), **{field: value})
+    tenancy.assert_refused(tenant, source, tenancy.DENIED, tenancy.by_policy("flux-tenant-source-fetch"), reason)
+
+
+def _release_of(name: str, chart: str, kind: str = "HelmRepository") -> dict[str, Any]:
+    release = tenancy.helm_release(name, suspend=True)
+    release["spec"]["chart"]["spec"].update(chart=chart, sourceRef={"kind": kind, "name": "dev-team"})
+    return release
+
+
+@pytest.mark.parametrize(("chart", "kind", "reason"), [
+    pytest.param("./charts/podinfo", "GitRepository", "charts from a GitRepository are not allowed", id="from-git"),
+    pytest.param("../web-team/podinfo", "HelmRepository", "chart ../web-team/podinfo is not a chart name",
+                 id="path-in-chart-name"),
+])
+def test_tenant_release_of_an_unpackaged_or_pathed_chart_is_refused(tenant: Kube, probe_name: str, chart: str,
+                                                                    kind: str, reason: str) -> None:
+    """The twin: test_tenant_release_with_own_repository_is_admitted (chart podinfo, HelmRepository)."""
+    tenancy.assert_refused(tenant, _release_of(probe_name, chart, kind), tenancy.DENIED,
+                           tenancy.by_policy("flux-tenant-charts"), reason)
+
+
+def _helm_chart(name: str) -> dict[str, Any]:
+    return {"apiVersion": API["HelmChart"], "kind": "HelmChart", "metadata": {"name": name, "namespace": "apps"},
+            "spec": {"interval": "5m", "suspend": True, "chart": "./", "sourceRef": {"kind": "GitRepository",
+                                                                                  "name": "dev-team"}}}
+
+
+def test_helm_controller_writes_helm_charts_in_tenant_namespaces(cluster: ClusterHandle, probe_name: str) -> None:
+    """The twin: the same create, as helm-controller."""
+    helm_controller = cluster.kube.as_user("system:serviceaccount:flux-system:helm-controller")
+    tenancy.assert_admitted(helm_controller, cluster.kube, _helm_chart(probe_name))
+
+
+def test_tenant_cannot_write_helm_charts(tenant: Kube, probe_name: str) -> None:
+    tenancy.assert_refused(tenant, _helm_chart(probe_name), tenancy.DENIED, tenancy.by_policy("flux-tenant-helm-charts"),
+                           "HelmCharts in tenant namespaces are written by helm-controller only")

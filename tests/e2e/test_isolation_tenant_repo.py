@@ -56,7 +56,7 @@ def _workload_plane(image: str) -> dict[str, list[dict[str, Any]]]:
     Kustomization, and the restricted pod that is their twin."""
     restricted = tenancy.pod(PROBE_POD, None, image)
     privileged = tenancy.pod(PROBE_POD + "-privileged", None, image)
-    privileged["spec"]["containers"][0]["securityContext"]["privileged"] = True
+    tenancy.make_privileged(privileged["spec"]["containers"][0])
     node_port = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "tenant-probe-node-port"},
                  "spec": {"type": "NodePort", "selector": {"app": "x"}, "ports": [{"port": 80}]}}
     everyone = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from harness.access.kube import Kube, refusal
+from harness.access.kube import Kube, refusal, refusal_message
 from harness.core.repo import API
 from harness.core.waits import wait_for
 from harness.e2e import tenancy
@@ -55,7 +55,7 @@ def _variant(name: str, image: str, how: str) -> dict[str, Any]:
     spec, box = pod["spec"], pod["spec"]["containers"][0]
     security = box["securityContext"]
     if how == "privileged":
-        security["privileged"] = True
+        tenancy.make_privileged(box)
     elif how == "added-capability":
         security["capabilities"]["add"] = ["NET_ADMIN"]
     elif how == "privilege-escalation":
@@ -175,7 +175,7 @@ def test_workload_whose_template_is_refused_never_gets_a_pod(fleet: Fleet, clust
 def _ephemeral(image: str, privileged: bool) -> dict[str, Any]:
     box = tenancy.container("debugger", image)
     if privileged:
-        box["securityContext"]["privileged"] = True
+        tenancy.make_privileged(box)
     return {"spec": {"ephemeralContainers": [box]}}
 
 
@@ -188,19 +188,49 @@ def running_pod(tenant: Kube, probe_name: str, image: str, cleanup: Callable[[di
     return probe_name
 
 
-def test_restricted_container_can_be_added_to_a_running_pod(tenant: Kube, running_pod: str, image: str) -> None:
-    """The twin: the tenant may debug its pods with an ephemeral container that complies."""
-    patched = tenant.patch_subresource("v1", "Pod", running_pod, NS, "ephemeralcontainers", _ephemeral(image, False))
+def test_tenant_cannot_add_containers_to_running_pods(tenant: Kube, running_pod: str, image: str) -> None:
+    """`admin` grants no write on pods/ephemeralcontainers: RBAC refuses even a restricted one."""
+    with pytest.raises(ApiException) as refused:
+        tenant.patch_subresource("v1", "Pod", running_pod, NS, "ephemeralcontainers", _ephemeral(image, False))
+    message = refusal_message(refused.value)
+    assert refused.value.status == FORBIDDEN, refusal(refused.value)
+    assert f'User "{TENANT_ACCOUNT}" cannot patch resource "pods/ephemeralcontainers"' in message, message
+
+
+@pytest.fixture
+def debugger(cluster: ClusterHandle, probe_name: str) -> Iterator[Kube]:
+    """The tenant's account, granted what a platform that lets tenants debug would grant:
+    patching pods/ephemeralcontainers in its namespace."""
+    kube = cluster.kube
+    rbac = "rbac.authorization.k8s.io/v1"
+    kube.create({"apiVersion": rbac, "kind": "Role", "metadata": {"name": probe_name, "namespace": NS},
+                 "rules": [{"apiGroups": [""], "resources": ["pods/ephemeralcontainers"], "verbs": ["patch"]}]})
+    try:
+        kube.create({"apiVersion": rbac, "kind": "RoleBinding", "metadata": {"name": probe_name, "namespace": NS},
+                     "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": probe_name},
+                     "subjects": [{"kind": "ServiceAccount", "name": tenancy.TENANT_NAME, "namespace": NS}]})
+        yield kube.as_user(TENANT_ACCOUNT)
+    finally:
+        kube.delete(rbac, "RoleBinding", probe_name, NS)
+        kube.delete(rbac, "Role", probe_name, NS)
+
+
+def test_restricted_container_can_be_added_where_debugging_is_granted(debugger: Kube, running_pod: str,
+                                                                      image: str) -> None:
+    """The twin of the refusal below: the same patch, with a container that complies."""
+    patched = debugger.patch_subresource("v1", "Pod", running_pod, NS, "ephemeralcontainers", _ephemeral(image, False))
     assert [c["name"] for c in patched["spec"]["ephemeralContainers"]] == ["debugger"]
 
 
-def test_privileged_container_added_to_a_running_pod_is_refused(tenant: Kube, running_pod: str, image: str,
+def test_privileged_container_added_to_a_running_pod_is_refused(debugger: Kube, running_pod: str, image: str,
                                                                 pod_security: str) -> None:
+    """Pod Security checks containers added to a running pod too, should a platform let tenants
+    add them."""
     with pytest.raises(ApiException) as refused:
-        tenant.patch_subresource("v1", "Pod", running_pod, NS, "ephemeralcontainers", _ephemeral(image, True))
-    body = str(refused.value.body)
-    assert refused.value.status == FORBIDDEN and pod_security in body, refusal(refused.value)
-    assert 'container "debugger" must not set securityContext.privileged=true' in body, refusal(refused.value)
+        debugger.patch_subresource("v1", "Pod", running_pod, NS, "ephemeralcontainers", _ephemeral(image, True))
+    message = refusal_message(refused.value)
+    assert refused.value.status == FORBIDDEN and pod_security in message, refusal(refused.value)
+    assert 'container "debugger" must not set securityContext.privileged=true' in message, refusal(refused.value)
 
 
 def test_container_that_may_run_a_cached_image_is_refused(tenant: Kube, probe_name: str, image: str) -> None:
@@ -263,6 +293,23 @@ def test_pod_beyond_the_quota_is_refused(cluster: ClusterHandle, tenant: Kube, p
     tenancy.assert_refused(tenant, pod, FORBIDDEN, "exceeded quota: dev-team", "requests.cpu")
 
 
+def test_objects_beyond_the_quota_are_refused(cluster: ClusterHandle, tenant: Kube, probe_name: str) -> None:
+    """MTB "configure namespace object quotas": ConfigMaps up to the quota are admitted (the
+    twin), the next one is refused."""
+    quota = cluster.kube.get("v1", "ResourceQuota", tenancy.TENANT_NAME, NS)
+    assert quota is not None, f"no ResourceQuota {NS}/{tenancy.TENANT_NAME}"
+    room = int(quota["spec"]["hard"]["configmaps"]) - int(quota["status"]["used"]["configmaps"])
+    names = [f"{probe_name}-{i}" for i in range(room)]
+    try:
+        for name in names:
+            tenant.create(tenancy.config_map(name, NS))
+        tenancy.assert_refused(tenant, tenancy.config_map(f"{probe_name}-over", NS), FORBIDDEN,
+                               "exceeded quota: dev-team", "configmaps=1")
+    finally:
+        for name in names:
+            cluster.kube.delete("v1", "ConfigMap", name, NS)
+
+
 @pytest.mark.parametrize("kind", ["ResourceQuota", "LimitRange"])
 def test_tenant_cannot_change_its_quota(cluster: ClusterHandle, tenant: Kube, kind: str) -> None:
     """MTB "block modification of resource quotas": RBAC refuses it (the onboarding policy would
@@ -273,7 +320,7 @@ def test_tenant_cannot_change_its_quota(cluster: ClusterHandle, tenant: Kube, ki
                    lambda: tenant.delete("v1", kind, tenancy.TENANT_NAME, NS)):
         with pytest.raises(ApiException) as refused:
             change()
-        assert refused.value.status == FORBIDDEN and TENANT_ACCOUNT in str(refused.value.body), refusal(refused.value)
+        assert refused.value.status == FORBIDDEN and TENANT_ACCOUNT in refusal_message(refused.value), refusal(refused.value)
     after = cluster.kube.get("v1", kind, tenancy.TENANT_NAME, NS)
     assert after is not None and after["spec"] == before["spec"], f"{kind} changed"
     another = {"apiVersion": "v1", "kind": kind, "metadata": {"name": "e2e-more", "namespace": NS},
@@ -328,7 +375,7 @@ def test_tenant_may_mint_tokens_for_its_other_accounts(tenant: Kube) -> None:
 def test_tenant_cannot_mint_a_token_of_its_reconciler(tenant: Kube) -> None:
     with pytest.raises(ApiException) as refused:
         tenant.create_subresource("v1", "ServiceAccount", tenancy.TENANT_NAME, NS, "token", _token_request())
-    body = str(refused.value.body)
+    body = refusal_message(refused.value)
     assert refused.value.status == tenancy.DENIED, refusal(refused.value)
     assert tenancy.by_policy("flux-tenant-reconciler-token-request") in body, refusal(refused.value)
     assert f"a token for the tenant reconciler account {NS}/{tenancy.TENANT_NAME}" in body, refusal(refused.value)
@@ -370,7 +417,7 @@ def test_anonymous_and_other_system_users_are_not_the_platform(cluster: ClusterH
     """RBAC lets the group through; the onboarding policy names the platform, and these are not it."""
     with pytest.raises(ApiException) as refused:
         _touch_onboarding(cluster.kube.as_user(user, onboarding_writers))
-    body = str(refused.value.body)
+    body = refusal_message(refused.value)
     assert refused.value.status == tenancy.DENIED and tenancy.by_policy("flux-tenant-onboarding") in body, \
         refusal(refused.value)
     assert f"{user} may not update it" in body, refusal(refused.value)
@@ -389,4 +436,4 @@ def test_tenant_cannot_list_beyond_its_namespace(tenant: Kube, kind: str, namesp
     tenant.list("v1", kind if namespace else "Pod", NS)  # the twin, in its own namespace: a 403 raises here
     with pytest.raises(ApiException) as refused:
         tenant.list(api, kind, namespace)
-    assert refused.value.status == FORBIDDEN and TENANT_ACCOUNT in str(refused.value.body), refusal(refused.value)
+    assert refused.value.status == FORBIDDEN and TENANT_ACCOUNT in refusal_message(refused.value), refusal(refused.value)
