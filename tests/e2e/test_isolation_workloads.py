@@ -83,7 +83,7 @@ ESCAPES = {
     "host-pid": "host namespaces (hostPID=true)",
     "host-ipc": "host namespaces (hostIPC=true)",
     "host-network": "host namespaces (hostNetwork=true)",
-    "host-path": "hostPath volumes (volume \"host\")",
+    "host-path": 'restricted volume types (volume "host" uses restricted volume type "hostPath")',
     "host-port": "hostPort (container \"probe\" uses hostPort 9898)",
 }
 
@@ -294,19 +294,31 @@ def test_pod_beyond_the_quota_is_refused(cluster: ClusterHandle, tenant: Kube, p
 
 
 def test_objects_beyond_the_quota_are_refused(cluster: ClusterHandle, tenant: Kube, probe_name: str) -> None:
-    """MTB "configure namespace object quotas": ConfigMaps up to the quota are admitted (the
-    twin), the next one is refused."""
+    """MTB "configure namespace object quotas": the tenant creates ConfigMaps until the quota
+    refuses one (those before are the twin), and never holds more than its quota."""
     quota = cluster.kube.get("v1", "ResourceQuota", tenancy.TENANT_NAME, NS)
     assert quota is not None, f"no ResourceQuota {NS}/{tenancy.TENANT_NAME}"
-    room = int(quota["spec"]["hard"]["configmaps"]) - int(quota["status"]["used"]["configmaps"])
-    names = [f"{probe_name}-{i}" for i in range(room)]
+    hard = int(quota["spec"]["hard"]["configmaps"])
+    created: list[str] = []
     try:
-        for name in names:
-            tenant.create(tenancy.config_map(name, NS))
-        tenancy.assert_refused(tenant, tenancy.config_map(f"{probe_name}-over", NS), FORBIDDEN,
-                               "exceeded quota: dev-team", "configmaps=1")
+        for i in range(hard + 1):
+            name = f"{probe_name}-{i}"
+            try:
+                tenant.create(tenancy.config_map(name, NS))
+            except ApiException as exc:
+                message = refusal_message(exc)
+                assert exc.status == FORBIDDEN and "exceeded quota: dev-team" in message, refusal(exc)
+                assert "requested: configmaps=1" in message, refusal(exc)
+                break
+            created.append(name)
+        else:
+            pytest.fail(f"{hard + 1} ConfigMaps admitted in {NS}, over its quota of {hard}")
+        assert created, "no ConfigMap admitted at all: the twin failed"
+        # Never more than the quota (fewer when the quota still counts objects just deleted).
+        held = len(cluster.kube.list("v1", "ConfigMap", NS))
+        assert held <= hard, f"{NS} holds {held} ConfigMaps, over its quota of {hard}"
     finally:
-        for name in names:
+        for name in created:
             cluster.kube.delete("v1", "ConfigMap", name, NS)
 
 
