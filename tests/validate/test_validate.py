@@ -150,8 +150,9 @@ BROKEN = [
         id="source-url-encoded-dot-segments",
     ),
     pytest.param(
-        replace("tenants/base/dev-team/rbac.yaml", "toolkit.fluxcd.io/tenant: dev-team\n---\napiVersion: v1\nkind: ServiceAccount",
-                "toolkit.fluxcd.io/tenant: ops-team\n---\napiVersion: v1\nkind: ServiceAccount"),
+        replace("tenants/base/dev-team/rbac.yaml",
+                "toolkit.fluxcd.io/tenant: dev-team\n    pod-security.kubernetes.io/enforce: restricted",
+                "toolkit.fluxcd.io/tenant: ops-team\n    pod-security.kubernetes.io/enforce: restricted"),
         "admission", ("HelmRepository apps/podinfo",
                       "tenant ops-team has no source allowlist"),
         id="tenant-without-allowlist",
