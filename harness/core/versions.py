@@ -52,6 +52,7 @@ class Versions:
     kubernetes: str
     kind: str
     node: NodeVersions
+    kube_router: str
     kustomize: str
     flux: FluxVersions
     kyverno: str
@@ -138,6 +139,7 @@ def load_versions(path: Path = VERSIONS_FILE) -> Versions:
             key: _text(node, key, f"{where}: node")
             for key in ("containerd", "crictl", "etcd", "coredns", "pause", "debian")
         }),
+        kube_router=_text(data, "kube-router", where),
         kustomize=_text(data, "kustomize", where),
         flux=FluxVersions(
             cli=_text(flux, "cli", f"{where}: flux"),

@@ -18,7 +18,7 @@ from harness.core.progress import say
 from harness.core.repo import Environment
 from harness.core.runs import Run
 from harness.core.teardown import best_effort
-from harness.e2e import diagnostics, flux, publish
+from harness.e2e import diagnostics, enforcer, flux, publish
 from harness.e2e.clusters import Cluster, ExistingCluster, KitCluster
 from harness.e2e.converge import wait_fleet
 from harness.e2e.gitserver import GitServer, serve, serve_detached
@@ -65,6 +65,13 @@ def fleet_up(config: E2EConfig, kit: Kit, workdir: Path, run: Run, keep: bool = 
                     kind_cluster.create_with_mirror(reg)
             fleet.clusters[env] = ClusterHandle(env, cluster, Kube(Path(cluster.kubeconfig_path)), workdir / env)
         try:
+            # Every kind cluster's enforcer starts before any waits: their image pulls overlap.
+            created = {env: h for env, h in fleet.clusters.items() if isinstance(h.cluster, KitCluster)}
+            for handle in created.values():
+                enforcer.start(handle.kube, kit.versions)
+            for env, handle in created.items():
+                with timings.measure(f"{env}: NetworkPolicy enforcer running"):
+                    enforcer.wait_running(handle.kube, kit.versions, handle.cluster.name)
             for env, handle in fleet.clusters.items():
                 with timings.measure(f"{env}: flux bootstrap git --path=clusters/{env}"):
                     flux.bootstrap(kit.binary("flux"), handle.kubeconfig, server, FLEET_REPO,

@@ -1,8 +1,9 @@
 """`make kit-check`: a throwaway kind cluster proves the kit works, then leaves nothing behind.
 
 Creates a cluster from the kit's node image with the registry mirror, checks the reported
-Kubernetes version, runs a pod whose image only the mirror has, runs a privileged pod, runs
-`flux check --pre`, deletes the cluster and verifies no container, volume, network or process
+Kubernetes version, runs a pod whose image only the mirror has, runs a privileged pod, starts
+the NetworkPolicy enforcer and proves a deny policy refuses a connection that worked without it,
+runs `flux check --pre`, deletes the cluster and verifies no container, volume, network or process
 of it remains.
 """
 
@@ -15,16 +16,19 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from harness.access import registry
+from harness.access.kube import Kube
 from harness.core import commands
-from harness.core.errors import HarnessError
+from harness.core.errors import CommandError, HarnessError
 from harness.core.progress import say
 from harness.core.runs import Run
 from harness.core.teardown import best_effort
 from harness.core.versions import Versions
 from harness.core.waits import wait_for
+from harness.e2e import enforcer
 from harness.e2e.clusters import KitCluster, node_containers
 from harness.e2e.sweep import inventory_of_run
 from harness.kit.build import Kit
+from harness.kit.images import kube_router_tag
 
 
 class SmokeError(HarnessError):
@@ -74,11 +78,13 @@ class Smoke:
                           None, "not created yet"),
                  timeout_s=120.0)
 
-    def run_pod(self, name: str, image: str, privileged: bool) -> None:
+    def run_pod(self, name: str, image: str, privileged: bool, command: tuple[str, ...] = ()) -> None:
         pod = {
-            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "default"},
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "default", "labels": {"smoke": name}},
             "spec": {"restartPolicy": "Never", "containers": [{
                 "name": "main", "image": image, "imagePullPolicy": "IfNotPresent",
+                **({"command": list(command)} if command else {}),
                 # Listing iptables rules needs NET_ADMIN: it only works privileged.
                 **({"command": ["/bin/sh", "-c", "iptables -L >/dev/null && sleep 3600"],
                     "securityContext": {"privileged": True}} if privileged else {}),
@@ -99,6 +105,50 @@ class Smoke:
 
         wait_for(f"pod {name} ({image}) to run", probe, timeout_s=180.0)
         say(f"smoke: pod {name} is running ({image}{', privileged' if privileged else ''})")
+
+    def pod_ip(self, name: str) -> str:
+        return str(json.loads(self.kubectl_run("get", "pod", name, "-o", "json"))["status"]["podIP"])
+
+    def connect(self, client: str, url: str) -> tuple[int | None, str]:
+        """curl from the client pod: (curl's exit code, what it printed)."""
+        try:
+            out = self.kubectl_run("exec", client, "--", "curl", "-sS", "-m", "3", "-o", "/dev/null",
+                                   "-w", "%{http_code}", url, timeout_s=30.0)
+            return 0, out
+        except CommandError as exc:
+            return exc.exit_code, (exc.stdout + exc.stderr).strip()
+
+    def prove_network_policy(self, server_image: str, client_image: str) -> None:
+        """The enforcer starts, a connection between two pods works, and a NetworkPolicy that
+        denies the server's ingress refuses it."""
+        enforcer.install(Kube(self.kubeconfig), self.v, self.name)
+        self.run_pod("np-server", server_image, privileged=False)
+        self.run_pod("np-client", client_image, privileged=False, command=("sleep", "3600"))
+        url = f"http://{self.pod_ip('np-server')}:9898/healthz"
+
+        def answered() -> tuple[bool, None, str]:
+            code, out = self.connect("np-client", url)
+            return code == 0 and out == "200", None, f"curl exit {code}: {out}"
+
+        wait_for(f"np-client to reach {url} without a NetworkPolicy", answered, timeout_s=60.0)
+        deny = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                "metadata": {"name": "deny-np-server", "namespace": "default"},
+                "spec": {"podSelector": {"matchLabels": {"smoke": "np-server"}}, "policyTypes": ["Ingress"]}}
+        self.kubectl_run("apply", "-f", "-", stdin=json.dumps(deny))
+
+        def refused() -> tuple[bool, str, str]:
+            code, out = self.connect("np-client", url)
+            if code == 0:
+                return False, "", f"still answered {out}"
+            # kube-router rejects (curl 7, connection refused) or the packet is dropped (28).
+            if code not in (7, 28):
+                raise SmokeError(f"np-client -> {url} failed for another reason (curl exit {code}): {out}")
+            reason = next((line for line in out.splitlines() if line.startswith("curl:")), out)
+            return True, reason, out
+
+        how = wait_for(f"the NetworkPolicy deny-np-server to refuse np-client -> {url}", refused, timeout_s=60.0)
+        say(f"smoke: NetworkPolicy enforced (kube-router {self.v.kube_router}): np-client -> np-server "
+            f"answered 200 without a policy, then was refused: {how}")
 
     def flux_check_pre(self) -> None:
         out = commands.run([self.kit.binary("flux"), "check", "--pre", "--kubeconfig", str(self.kubeconfig)],
@@ -125,6 +175,7 @@ def run_smoke(v: Versions, kit: Kit) -> float:
             smoke.run_pod("from-mirror", podinfo, privileged=False)
             proxy = next(t for t in kit.upstream_tags if "/kube-proxy:" in t)
             smoke.run_pod("privileged", proxy, privileged=True)
+            smoke.prove_network_policy(podinfo, kube_router_tag(v))
             smoke.flux_check_pre()
         left = leftovers(run, smoke.name)
         if left:

@@ -60,7 +60,7 @@ def go_recipes(v: Versions, source: Source) -> list[gomod.GoBuild]:
         recipes.kind(v), recipes.kubernetes(v),
         *(recipes.flux_controller(n, ver) for n, ver in v.flux.controllers().items()),
         recipes.containerd(v.node.containerd), recipes.crictl(v.node.crictl),
-        recipes.etcd(v.node.etcd), recipes.coredns(v.node.coredns), recipes.podinfo(v),
+        recipes.etcd(v.node.etcd), recipes.coredns(v.node.coredns), recipes.kube_router(v), recipes.podinfo(v),
     ]
 
 
@@ -96,7 +96,7 @@ def _build_kit(v: Versions, source: Source) -> Kit:
         go = images.GoArtifacts(
             kubernetes=by_name["kubernetes"], etcd=by_name["etcd"], coredns=by_name["coredns"],
             flux={n: by_name[n] for n in v.flux.controllers()}, kyverno=by_name["kyverno"],
-            podinfo=by_name["podinfo"],
+            podinfo=by_name["podinfo"], kube_router=by_name["kube-router"],
         )
         kind_module = gomod.download("sigs.k8s.io/kind", v.kind)
         pause_tag = node.sandbox_image(kind_module.dir).rsplit(":", 1)[1]

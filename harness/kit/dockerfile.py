@@ -46,13 +46,16 @@ def _instructions(text: str) -> list[tuple[str, str]]:
     return result
 
 
-def _apk_packages(command: str, origin: str) -> list[str]:
-    """The packages of `apk add` steps; any other command is refused (the kit cannot run it)."""
+def _apk_packages(command: str, origin: str, skipped: tuple[tuple[str, ...], ...] = ()) -> list[str]:
+    """The packages of `apk add` steps; any other command is refused (the kit cannot run it)
+    unless it starts with one of the `skipped` word sequences the caller knowingly leaves out."""
     packages = []
     for part in (p.strip() for p in command.split("&&")):
         words = shlex.split(part)
         if words == ["update-ca-certificates"]:
             continue  # Debian's ca-certificates does this when installed
+        if any(tuple(words[:len(prefix)]) == prefix for prefix in skipped):
+            continue
         if words[:1] == ["apk"] and "add" in words:
             packages += [w for w in words[words.index("add") + 1:] if not w.startswith("-")]
             continue
@@ -61,8 +64,9 @@ def _apk_packages(command: str, origin: str) -> list[str]:
     return packages
 
 
-def final_stage(text: str, origin: str) -> FinalStage:
-    """Parse the last stage of a Dockerfile; `origin` names it in errors."""
+def final_stage(text: str, origin: str, skipped: tuple[tuple[str, ...], ...] = ()) -> FinalStage:
+    """Parse the last stage of a Dockerfile; `origin` names it in errors. `skipped`: RUN commands
+    (by their first words) the caller's image knowingly does without."""
     stages: list[list[tuple[str, str]]] = []
     for word, args in _instructions(text):
         if word == "FROM":
@@ -76,7 +80,7 @@ def final_stage(text: str, origin: str) -> FinalStage:
         if word == "FROM":
             stage.base = args.split()[-1] if args else ""
         elif word == "RUN":
-            stage.packages += _apk_packages(args, origin)
+            stage.packages += _apk_packages(args, origin, skipped)
         elif word == "COPY":
             stage.copies.append(args.split()[-1])
         elif word == "USER":
@@ -96,7 +100,7 @@ def final_stage(text: str, origin: str) -> FinalStage:
     return stage
 
 
-def read(path: Path) -> FinalStage:
+def read(path: Path, skipped: tuple[tuple[str, ...], ...] = ()) -> FinalStage:
     if not path.is_file():
         raise KitError(f"{path} is missing: the module should ship its Dockerfile")
-    return final_stage(path.read_text(), str(path))
+    return final_stage(path.read_text(), str(path), skipped)

@@ -44,6 +44,31 @@ KYVERNO_IMAGES = {
 }
 
 
+# kube-router's image (Alpine): each package its Dockerfile adds, as the Debian package the kit
+# installs instead, and the program upstream's image has from it (the image test runs each).
+KUBE_ROUTER_PACKAGES: dict[str, tuple[str, str]] = {
+    "iptables": ("iptables", "iptables"), "ip6tables": ("iptables", "ip6tables"),
+    "ipset": ("ipset", "ipset"), "iproute2": ("iproute2", "ip"), "ipvsadm": ("ipvsadm", "ipvsadm"),
+    "conntrack-tools": ("conntrack", "conntrack"), "curl": ("curl", "curl"), "bash": ("bash", "bash"),
+}
+# Steps of kube-router's final stage the kit's image does without, and why:
+KUBE_ROUTER_SKIPPED = (
+    ("mkdir", "-p", "/var/lib/gobgp"),  # BGP state: the kit runs the firewall only
+    ("mkdir", "-p", "/usr/local/share/bash-completion"),  # shell completion for people in the pod
+    ("curl", "-L", "-o", "/usr/local/share/bash-completion/bash-completion"),  # a GitHub download
+    # Picks iptables-legacy or -nft from the rules the node already has. The kit's node writes
+    # nft rules (kube-proxy and kubelet, Debian's default), which is also Debian's default here.
+    ("/iptables-wrapper-installer.sh",),
+    ("echo", "hosts: files dns"),  # Debian's /etc/nsswitch.conf already says so
+)
+# What the final stage copies: the kit reproduces the binary; the rest is the pod's shell
+# comfort and kube-router's CNI mode (cni-install, the CNI plugins), which the kit does not use.
+KUBE_ROUTER_COPIES = {
+    "/usr/local/bin/": "binary", "/root/.bashrc": "", "/root/.profile": "", "/root/.vimrc": "",
+    "/etc/motd-kube-router.sh": "", "/usr/local/bin/cni-install": "", "/usr/libexec/cni": "", "/": "",
+}
+
+
 @dataclass(frozen=True)
 class GoArtifacts:
     """The compiled inputs of the images."""
@@ -54,6 +79,7 @@ class GoArtifacts:
     flux: dict[str, cache.Artifact]
     kyverno: cache.Artifact
     podinfo: cache.Artifact
+    kube_router: cache.Artifact
 
 
 def _ca() -> File:
@@ -135,10 +161,43 @@ def podinfo_tag(v: Versions) -> str:
     return f"ghcr.io/stefanprodan/podinfo:{v.podinfo}"
 
 
+def kube_router_tag(v: Versions) -> str:
+    return f"docker.io/cloudnativelabs/kube-router:{v.kube_router}"
+
+
 def workload_tags(v: Versions) -> list[str]:
-    """Images the fleet runs on top of Kubernetes (Flux, Kyverno, podinfo), by upstream name."""
-    return [*(flux_tag(n, ver) for n, ver in v.flux.controllers().items()),
+    """Images that run on top of Kubernetes (the NetworkPolicy enforcer, Flux, Kyverno, podinfo),
+    by upstream name."""
+    return [kube_router_tag(v), *(flux_tag(n, ver) for n, ver in v.flux.controllers().items()),
             *(t for image in KYVERNO_IMAGES.values() for t in kyverno_tags(v, image)), podinfo_tag(v)]
+
+
+def kube_router_stage(v: Versions) -> dockerfile.FinalStage:
+    """The final stage of kube-router's Dockerfile at the pinned version, as the kit reproduces it."""
+    module = gomod.download("github.com/cloudnativelabs/kube-router/v2", v.kube_router)
+    stage = dockerfile.read(module.dir / "Dockerfile", KUBE_ROUTER_SKIPPED)
+    unknown = [p for p in stage.packages if p not in KUBE_ROUTER_PACKAGES]
+    if unknown:
+        raise KitError(f"kube-router {v.kube_router}: upstream's image adds Alpine packages {unknown} that the "
+                       "kit has no Debian equivalent for; add them to KUBE_ROUTER_PACKAGES in harness/kit/images.py")
+    copies = [c for c in stage.copies if c not in KUBE_ROUTER_COPIES]
+    if copies:
+        raise KitError(f"kube-router {v.kube_router}: upstream's image copies {copies}, which the kit does not "
+                       "know; decide in KUBE_ROUTER_COPIES (harness/kit/images.py) whether the image needs them")
+    return stage
+
+
+def kube_router_image(v: Versions, go: GoArtifacts) -> ImageSpec:
+    """As upstream's Dockerfile: its packages (from Debian), the binary in /usr/local/bin, its
+    entrypoint, run as root in /root (it programs the node's iptables)."""
+    stage = kube_router_stage(v)
+    packages = tuple(sorted({KUBE_ROUTER_PACKAGES[p][0] for p in stage.packages} | {"ca-certificates"}))
+    base = debian.rootfs("kube-router", v.node.debian, packages).path / "rootfs.tar"
+    return ImageSpec(
+        tags=(kube_router_tag(v),), base=base,
+        files=(File("/usr/local/bin/kube-router", go.kube_router.path / "bin" / "kube-router", 0o755),),
+        entrypoint=tuple(stage.entrypoint), workdir="/root",
+    )
 
 
 def flux_stage(name: str, version: str) -> dockerfile.FinalStage:
@@ -216,5 +275,5 @@ def podinfo_image(v: Versions, go: GoArtifacts) -> ImageSpec:
 
 
 def all_images(v: Versions, go: GoArtifacts, pause_tag: str) -> list[ImageSpec]:
-    return [*kubernetes_images(v, go, pause_tag), *flux_images(v, go), *kyverno_images(v, go),
-            podinfo_image(v, go)]
+    return [*kubernetes_images(v, go, pause_tag), kube_router_image(v, go), *flux_images(v, go),
+            *kyverno_images(v, go), podinfo_image(v, go)]

@@ -159,3 +159,16 @@ def actionlint(v: Versions) -> GoBuild:
         packages=(f"{module}/cmd/actionlint",),
         ldflags=("-s", "-w", f"-X {module}.version={v.actionlint}"), binaries=("actionlint",),
     )
+
+
+def kube_router(v: Versions) -> GoBuild:
+    """The NetworkPolicy enforcer. Upstream's image also ships the gobgp CLI, a BGP debugging
+    client: the kit runs kube-router's firewall only (no BGP), so it is left out."""
+    module = "github.com/cloudnativelabs/kube-router/v2"
+    return GoBuild(
+        name="kube-router", module=module, version=v.kube_router,
+        packages=(f"{module}/cmd/kube-router",),
+        ldflags=("-s", "-w", f"-X {module}/pkg/version.Version={v.kube_router}",
+                 f"-X {module}/pkg/version.BuildDate=1970-01-01T00:00:00Z"),
+        binaries=("kube-router",),
+    )

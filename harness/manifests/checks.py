@@ -235,7 +235,10 @@ def check_tenant_namespaces(renders: list[Render], versions: Versions) -> list[F
             if item.obj.get("kind") == "Namespace" and TENANT_LABEL in (meta.get("labels") or {}):
                 namespaces.setdefault(meta["name"], item)
             elif render.tenant is None and meta.get("namespace"):
-                kinds.setdefault(meta["namespace"], set()).add(str(item.obj.get("kind")))
+                kind = str(item.obj.get("kind"))
+                if kind == "NetworkPolicy" and _closes_namespace(item.obj):
+                    kind = "default-deny NetworkPolicy"
+                kinds.setdefault(meta["namespace"], set()).add(kind)
     findings = []
     for name, item in sorted(namespaces.items()):
         labels = item.obj["metadata"].get("labels") or {}
@@ -250,4 +253,15 @@ def check_tenant_namespaces(renders: list[Render], versions: Versions) -> list[F
                 findings.append(Finding("quota", item.file, describe(item.obj), "",
                                         f"no {kind} in tenant namespace {name}: every tenant gets one from the "
                                         "platform (quota.yaml, as python -m harness tenant add writes it)"))
+        if "default-deny NetworkPolicy" not in kinds.get(name, set()):
+            findings.append(Finding("network", item.file, describe(item.obj), "",
+                                    f"no NetworkPolicy of the platform closes tenant namespace {name} (every pod, "
+                                    "ingress and egress): every tenant gets one (network.yaml, as python -m "
+                                    "harness tenant add writes it)"))
     return findings
+
+
+def _closes_namespace(policy: dict[str, Any]) -> bool:
+    """Does this NetworkPolicy select every pod of its namespace for both ingress and egress?"""
+    spec = policy.get("spec") or {}
+    return not spec.get("podSelector") and {"Ingress", "Egress"} <= set(spec.get("policyTypes") or [])

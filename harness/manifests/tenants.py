@@ -105,6 +105,12 @@ class Quota:
                 **OBJECT_COUNTS}
 
 
+# The one peer beyond its namespace a tenant's pods may reach (the network-policies policy names
+# the same labels): the cluster DNS.
+CLUSTER_DNS = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+               "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}
+
+
 def _docs(*objects: dict[str, Any]) -> str:
     return "---\n".join(yamlio.dump(o) for o in objects)
 
@@ -142,11 +148,21 @@ def tenant_files(name: str, namespace: str, git_url: str, branch: str, quota: Qu
          "spec": {"limits": [{"type": "Container", "defaultRequest": dict(DEFAULT_REQUEST),
                               "default": dict(DEFAULT_LIMIT)}]}},
     )
+    network = yamlio.dump(
+        {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+         "metadata": {"name": name, "namespace": namespace, "labels": labels},
+         "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"],
+                  "ingress": [{"from": [{"podSelector": {}}]}],
+                  "egress": [{"to": [{"podSelector": {}}]},
+                             {"to": [dict(CLUSTER_DNS)], "ports": [{"protocol": "UDP", "port": 53},
+                                                                   {"protocol": "TCP", "port": 53}]}]}},
+    )
     kustomization = yamlio.dump(
         {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
-         "resources": ["rbac.yaml", "quota.yaml", "sync.yaml"]},
+         "resources": ["rbac.yaml", "quota.yaml", "network.yaml", "sync.yaml"]},
     )
-    return {"rbac.yaml": rbac, "quota.yaml": quotas, "sync.yaml": sync, "kustomization.yaml": kustomization}
+    return {"rbac.yaml": rbac, "quota.yaml": quotas, "network.yaml": network, "sync.yaml": sync,
+            "kustomization.yaml": kustomization}
 
 
 def overlay_patch(name: str, namespace: str, env: str) -> str:

@@ -12,7 +12,15 @@ import pytest
 from harness.core import commands
 from harness.core.errors import CommandError
 from harness.kit.build import Kit
-from harness.kit.images import ALPINE_TO_DEBIAN, FLUX_BINARY_DIR, flux_stage, flux_tag
+from harness.kit.images import (
+    ALPINE_TO_DEBIAN,
+    FLUX_BINARY_DIR,
+    KUBE_ROUTER_PACKAGES,
+    flux_stage,
+    flux_tag,
+    kube_router_stage,
+    kube_router_tag,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -66,3 +74,21 @@ def test_upstream_kustomize_controller_packages_are_read(kit: Kit) -> None:
     stage = flux_stage("kustomize-controller", kit.versions.flux.controllers()["kustomize-controller"])
     assert {"git", "openssh-client", "gnupg", "tini"} <= set(stage.packages), stage.packages
     assert stage.entrypoint[:2] == ["/sbin/tini", "--"]
+
+
+def test_kube_router_image_matches_upstream_dockerfile(kit: Kit) -> None:
+    """The NetworkPolicy enforcer's image: upstream's entrypoint, and every program its Alpine
+    packages bring (kube-router shells out to iptables, ipset and ip), each run as it is there."""
+    stage = kube_router_stage(kit.versions)
+    tag = kube_router_tag(kit.versions)
+    config = _config(tag)
+    assert config["Entrypoint"] == stage.entrypoint == ["/usr/local/bin/kube-router"], config["Entrypoint"]
+    assert {"iptables", "ipset", "iproute2"} <= set(stage.packages), stage.packages
+    programs = {KUBE_ROUTER_PACKAGES[p][1] for p in stage.packages}
+    script = " && ".join(f"command -v {p} >/dev/null" for p in sorted(programs))
+    script += " && kube-router --version && iptables --version | grep -q nf_tables && ipset --help >/dev/null"
+    try:
+        commands.run(["docker", "run", "--rm", "--network", "none", "--entrypoint", "/bin/sh", tag, "-c", script],
+                     timeout_s=60.0)
+    except CommandError as exc:
+        pytest.fail(f"{tag}: a program of upstream's image is missing or does not run:\n{exc}")

@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 
 from harness.core import yamlio
-from harness.e2e import flux, publish, tenancy
+from harness.e2e import flux, network, publish, tenancy
 from harness.e2e.converge import platform_ready
 from harness.e2e.flux import Ref
 from harness.e2e.handles import Fleet
 from harness.e2e.repos import FLEET_REPO, TENANT_ACCOUNT, TENANT_REPO
+from harness.kit.images import podinfo_tag
 from harness.manifests.tenants import add_tenant
 
 pytestmark = pytest.mark.e2e
@@ -108,3 +109,26 @@ def test_one_tenants_repository_is_refused_to_the_other(fleet: Fleet, web_tenant
         tenancy.assert_refused(web, tenancy.source("GitRepository", probe_name, dev_url, "web"), tenancy.DENIED,
                                tenancy.by_policy("flux-tenant-source-allowlist"), f"{dev_url} is not on the allowlist of tenant web-team")
         tenancy.assert_admitted(web, handle.kube, tenancy.source("GitRepository", probe_name, web_url, "web"))
+
+
+def test_neighbours_pods_cannot_reach_each_other(fleet: Fleet, web_tenant: str) -> None:
+    """Row 21 across tenants: web-team's pod and dev-team's podinfo are refused to each other,
+    and web-team's pod cannot fetch dev-team's artifact; the twins: each reaches what is its own
+    (the cluster DNS, its own Service)."""
+    kubectl, image = fleet.kit.binary("kubectl"), podinfo_tag(fleet.kit.versions)
+    for handle in fleet.clusters.values():
+        try:
+            web = network.start_prober(handle.kube, kubectl, handle.kubeconfig, "web", "e2e-net-probe", image)
+            podinfo = network.prober_of(kubectl, handle.kubeconfig,
+                                        network.running_pod(handle.kube, "apps", "app.kubernetes.io/name", "podinfo"))
+            network.wait_refused(web, "tcp", f"{podinfo.ip}:{network.PODINFO_PORT}", 20.0)
+            artifact = (handle.kube.get("source.toolkit.fluxcd.io/v1", "GitRepository", "dev-team", "apps")
+                        or {})["status"]["artifact"]["url"]
+            for outcome in (web.tcp(f"{podinfo.ip}:{network.PODINFO_PORT}"),
+                            podinfo.tcp(f"{web.ip}:{network.PODINFO_PORT}"), web.http(artifact)):
+                assert outcome.refused, f"{handle.env}: expected refused by a network policy: {outcome}"
+            for outcome in (web.tcp("kube-dns.kube-system.svc.cluster.local:53"),
+                            podinfo.http(f"http://podinfo.apps:{network.PODINFO_PORT}/healthz")):
+                assert outcome.connected, f"{handle.env}: twin failed: {outcome}"
+        finally:
+            handle.kube.delete("v1", "Pod", "e2e-net-probe", "web")

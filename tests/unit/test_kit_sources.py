@@ -21,7 +21,8 @@ def test_upstream_source_compiles_only_the_clis_the_harness_runs(versions: Versi
 
 def test_build_source_compiles_what_every_image_is_made_of(versions: Versions) -> None:
     names = {r.name for r in build.go_recipes(versions, "build")}
-    assert {"kubernetes", "containerd", "etcd", "coredns", "podinfo", *versions.flux.controllers()} <= names
+    assert {"kubernetes", "containerd", "etcd", "coredns", "kube-router", "podinfo",
+            *versions.flux.controllers()} <= names
     # The CLI rides along with Kyverno's controllers: one build, shared packages compiled once.
     assert "kubectl-kyverno" in recipes.kyverno(versions).binaries
 
@@ -30,9 +31,11 @@ def test_build_source_compiles_what_every_image_is_made_of(versions: Versions) -
 def test_upstream_pulls_exactly_the_images_the_kit_would_build(versions: Versions, tmp_path: Path) -> None:
     fake = cache.Artifact("fake", "v0", tmp_path, "test", built=False, seconds=0.0)
     go = images.GoArtifacts(kubernetes=fake, etcd=fake, coredns=fake,
-                            flux={n: fake for n in versions.flux.controllers()}, kyverno=fake, podinfo=fake)
-    built = [t for spec in (*images.flux_images(versions, go), *images.kyverno_images(versions, go),
-                            images.podinfo_image(versions, go)) for t in spec.tags]
+                            flux={n: fake for n in versions.flux.controllers()}, kyverno=fake, podinfo=fake,
+                            kube_router=fake)
+    built = [t for spec in (images.kube_router_image(versions, go), *images.flux_images(versions, go),
+                            *images.kyverno_images(versions, go), images.podinfo_image(versions, go))
+             for t in spec.tags]
     assert images.workload_tags(versions) == built
 
 

@@ -79,7 +79,7 @@ def test_generated_tenant_matches_the_committed_example(fleet: Path, repo_root: 
     policy.write_text(policy.read_text().replace(match.group(2), "        {}\n"))
     add_tenant(fleet, "dev-team", "apps", "https://git.example.com/dev-team/apps.git", allow=tuple(dev_team[1:]))
     assert policy.read_text() == (repo_root / SOURCE_ALLOWLIST).read_text()
-    for name in ("rbac.yaml", "quota.yaml", "sync.yaml", "kustomization.yaml"):
+    for name in ("rbac.yaml", "quota.yaml", "network.yaml", "sync.yaml", "kustomization.yaml"):
         assert docs(fleet / "tenants/base/dev-team" / name) == docs(repo_root / "tenants/base/dev-team" / name)
     for env in ("staging", "production"):
         assert docs(fleet / f"tenants/{env}/dev-team-patch.yaml") == docs(

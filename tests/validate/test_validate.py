@@ -265,6 +265,24 @@ BROKEN = [
         id="tenant-without-quota",
     ),
     pytest.param(
+        replace("tenants/base/dev-team/kustomization.yaml", "  - network.yaml\n", ""),
+        "network", ("Namespace apps", "no NetworkPolicy of the platform closes tenant namespace apps"),
+        id="tenant-without-network-policy",
+    ),
+    pytest.param(
+        replace("tenants/base/dev-team/network.yaml", "    - Egress\n", ""),
+        "network", ("Namespace apps", "no NetworkPolicy of the platform closes tenant namespace apps"),
+        id="tenant-network-policy-ingress-only",
+    ),
+    pytest.param(
+        append("tenant-repo-example/base/podinfo-repository.yaml",
+               "---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: open\nspec:\n"
+               "  podSelector: {}\n  egress:\n    - to:\n        - namespaceSelector: {}\n"),
+        "admission", ("NetworkPolicy apps/open", "flux-tenant-network-policies",
+                      "egress may only go to pods of its own namespace"),
+        id="tenant-network-policy-opening-egress",
+    ),
+    pytest.param(
         append("tenant-repo-example/base/podinfo-repository.yaml",
                "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: open\nspec:\n  type: NodePort\n"
                "  ports:\n    - port: 80\n"),
