@@ -1,7 +1,8 @@
 """A tenant's pods reach their own namespace and the cluster DNS, and nothing else: not Flux's
 artifacts (the platform's repository or its own), not the Flux controllers' ports, and no one
 outside the namespace reaches them. Each refusal is kube-router rejecting the connection (podcli
-reads "connection refused"), and each has its twin: the same connection from a pod the tenant's
+reads "connection refused"; for the artifacts, Flux's own flux-system policy refuses them too,
+so they stay closed even without the tenant's policy), and each has its twin: the same connection from a pod the tenant's
 policy does not cover (in flux-system, under Flux's own policies) is made. A tenant's own
 NetworkPolicy may segment its namespace but not open it.
 """
