@@ -25,7 +25,7 @@ class KubeError(HarnessError):
     """A request to the API server could not be made or answered in time."""
 
 
-def _with_deadline(rest: Any) -> None:
+def _with_deadline(rest: Any, timeout_s: float) -> None:
     """Every request of this client (discovery included) gets a deadline, and no silent
     retries: a hung API server must not outlast the wait that called it. The client passes
     `_request_timeout=None` (no deadline) unless told otherwise, so the default goes here."""
@@ -34,7 +34,7 @@ def _with_deadline(rest: Any) -> None:
 
     def with_deadline(*args: Any, **kwargs: Any) -> Any:
         if kwargs.get("_request_timeout") is None:
-            kwargs["_request_timeout"] = (REQUEST_TIMEOUT_S, REQUEST_TIMEOUT_S)
+            kwargs["_request_timeout"] = (timeout_s, timeout_s)
         return request(*args, **kwargs)
 
     rest.request = with_deadline
@@ -47,13 +47,16 @@ class Kube:
     kubeconfig: Path
     impersonate: str | None = None
     impersonate_group: str | None = None
+    # Each request's deadline: a caller that samples (the upgrade probe) takes a short one, so
+    # a silent API server reads as no answer instead of holding the sampler.
+    timeout_s: float = REQUEST_TIMEOUT_S
     _dynamic: DynamicClient | None = field(default=None, repr=False)
 
     @property
     def dynamic(self) -> DynamicClient:
         if self._dynamic is None:
             api = kube_config.new_client_from_config(config_file=str(self.kubeconfig))
-            _with_deadline(api.rest_client)
+            _with_deadline(api.rest_client, self.timeout_s)
             if self.impersonate:
                 api.set_default_header("Impersonate-User", self.impersonate)
             if self.impersonate_group:
@@ -61,10 +64,15 @@ class Kube:
             self._dynamic = DynamicClient(api)
         return self._dynamic
 
+    def server_version(self) -> str:
+        """The API server's gitVersion (v1.34.4)."""
+        with self._request("get the server version"):
+            return str(self.dynamic.version["kubernetes"]["gitVersion"])
+
     def as_user(self, user: str, group: str | None = None) -> Kube:
         """The same cluster, impersonating `user` (e.g. system:serviceaccount:apps:dev-team), and
         with `group` as the one group it claims (the API server adds the ones it always adds)."""
-        return Kube(self.kubeconfig, impersonate=user, impersonate_group=group)
+        return Kube(self.kubeconfig, impersonate=user, impersonate_group=group, timeout_s=self.timeout_s)
 
     def _resource(self, api_version: str, kind: str) -> Any:
         return self.dynamic.resources.get(api_version=api_version, kind=kind)
@@ -77,7 +85,7 @@ class Kube:
             yield
         except urllib3.exceptions.HTTPError as exc:
             raise KubeError(f"{what} on the cluster of {self.kubeconfig} failed: {exc} "
-                            f"(each API request has {REQUEST_TIMEOUT_S:.0f}s)") from exc
+                            f"(each API request has {self.timeout_s:.0f}s)") from exc
 
     def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
         """The object as a dict, or None if it does not exist."""
@@ -92,40 +100,44 @@ class Kube:
             result = self._resource(api_version, kind).get(namespace=namespace)
         return [dict(item) for item in result.to_dict().get("items", [])]
 
-    def create(self, obj: dict[str, Any]) -> dict[str, Any]:
-        """Create obj; raises ApiException (e.g. 403 Forbidden, admission denial) on refusal."""
+    def create(self, obj: dict[str, Any], dry_run: bool = False) -> dict[str, Any]:
+        """Create obj; raises ApiException (e.g. 403 Forbidden, admission denial) on refusal.
+        `dry_run`: the server's dry run, judged by admission (policies included), stored nowhere."""
         namespace = (obj.get("metadata") or {}).get("namespace")
         with self._request(f"create {obj['kind']} {namespace or ''}/{obj['metadata'].get('name')}"):
             resource = self._resource(obj["apiVersion"], obj["kind"])
-            return dict(resource.create(body=obj, namespace=namespace).to_dict())
+            return dict(resource.create(body=obj, namespace=namespace, **_dry(dry_run)).to_dict())
 
-    def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> None:
+    def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None,
+               dry_run: bool = False) -> None:
         with self._request(f"delete {kind} {namespace or ''}/{name}"):
             try:
-                self._resource(api_version, kind).delete(name=name, namespace=namespace)
+                self._resource(api_version, kind).delete(name=name, namespace=namespace, **_dry(dry_run))
             except NotFoundError:
                 pass
 
-    def patch(self, api_version: str, kind: str, name: str, namespace: str | None, body: dict[str, Any]) -> dict[str, Any]:
+    def patch(self, api_version: str, kind: str, name: str, namespace: str | None, body: dict[str, Any],
+              dry_run: bool = False) -> dict[str, Any]:
         """A JSON merge patch; raises ApiException on refusal."""
         with self._request(f"patch {kind} {namespace or ''}/{name}"):
             return dict(self._resource(api_version, kind).patch(
-                body=body, name=name, namespace=namespace, content_type="application/merge-patch+json").to_dict())
+                body=body, name=name, namespace=namespace, content_type="application/merge-patch+json",
+                **_dry(dry_run)).to_dict())
 
     def patch_subresource(self, api_version: str, kind: str, name: str, namespace: str | None, subresource: str,
-                          body: dict[str, Any]) -> dict[str, Any]:
+                          body: dict[str, Any], dry_run: bool = False) -> dict[str, Any]:
         """A JSON merge patch of a subresource (status, ephemeralcontainers); raises ApiException."""
         with self._request(f"patch {kind} {namespace or ''}/{name}/{subresource}"):
             resource = self._resource(api_version, kind).subresources[subresource]
             return dict(resource.patch(body=body, name=name, namespace=namespace,
-                                       content_type="application/merge-patch+json").to_dict())
+                                       content_type="application/merge-patch+json", **_dry(dry_run)).to_dict())
 
     def create_subresource(self, api_version: str, kind: str, name: str, namespace: str | None, subresource: str,
-                           body: dict[str, Any]) -> dict[str, Any]:
+                           body: dict[str, Any], dry_run: bool = False) -> dict[str, Any]:
         """POST to a subresource (a TokenRequest to serviceaccounts/token); raises ApiException."""
         with self._request(f"create {kind} {namespace or ''}/{name}/{subresource}"):
             resource = self._resource(api_version, kind).subresources[subresource]
-            return dict(resource.create(body=body, name=name, namespace=namespace).to_dict())
+            return dict(resource.create(body=body, name=name, namespace=namespace, **_dry(dry_run)).to_dict())
 
     def annotate(self, api_version: str, kind: str, name: str, namespace: str | None, annotations: dict[str, str]) -> None:
         self.patch(api_version, kind, name, namespace, {"metadata": {"annotations": annotations}})
@@ -155,6 +167,11 @@ class Kube:
             if getattr(r, "namespaced", False) and "/" not in r.name and not r.kind.endswith("List"):
                 kinds.setdefault(r.kind, r.group_version)
         return tuple(sorted((version, kind) for kind, version in kinds.items()))
+
+
+def _dry(dry_run: bool) -> dict[str, str]:
+    """The dry-run query parameter, when asked for."""
+    return {"dry_run": "All"} if dry_run else {}
 
 
 def refusal(exc: ApiException) -> str:

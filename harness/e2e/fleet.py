@@ -65,17 +65,19 @@ def fleet_up(config: E2EConfig, kit: Kit, workdir: Path, run: Run, keep: bool = 
                     kind_cluster.create_with_mirror(reg)
             fleet.clusters[env] = ClusterHandle(env, cluster, Kube(Path(cluster.kubeconfig_path)), workdir / env)
         try:
-            # Every kind cluster's enforcer starts before any waits: their image pulls overlap.
+            # Each kind cluster's NetworkPolicy enforcer is created before Flux; it starts while
+            # Flux bootstraps and runs before any tenant pod does (it filters pods that exist
+            # when it starts as well as new ones).
             created = {env: h for env, h in fleet.clusters.items() if isinstance(h.cluster, KitCluster)}
             for handle in created.values():
                 enforcer.start(handle.kube, kit.versions)
-            for env, handle in created.items():
-                with timings.measure(f"{env}: NetworkPolicy enforcer running"):
-                    enforcer.wait_running(handle.kube, kit.versions, handle.cluster.name)
             for env, handle in fleet.clusters.items():
                 with timings.measure(f"{env}: flux bootstrap git --path=clusters/{env}"):
                     flux.bootstrap(kit.binary("flux"), handle.kubeconfig, server, FLEET_REPO,
                                    f"clusters/{env}", handle.workdir / "bootstrap.log")
+            for env, handle in created.items():
+                with timings.measure(f"{env}: NetworkPolicy enforcer running"):
+                    enforcer.wait_running(handle.kube, kit.versions, handle.cluster.name)
             for handle in fleet.clusters.values():
                 wait_fleet(fleet, handle)
         except Exception:

@@ -89,13 +89,17 @@ def _last_log(text: str) -> str:
     return text.strip()[-300:]
 
 
-def start_prober(kube: Kube, kubectl: str, kubeconfig: Path, namespace: str, name: str, image: str) -> Prober:
-    """A probe pod in `namespace` (labelled app=<name>), running and ready."""
+def create_prober(kube: Kube, namespace: str, name: str, image: str) -> None:
+    """Create a probe pod in `namespace` (labelled app=<name>); `ready_prober` waits for it."""
     pod = tenancy.pod(name, None, image, namespace)
     pod["metadata"]["labels"] = {"app": name}
     pod["spec"]["restartPolicy"] = "Always"
     pod["spec"]["containers"][0]["readinessProbe"] = {"tcpSocket": {"port": PODINFO_PORT}, "periodSeconds": 1}
     kube.create(pod)
+
+
+def ready_prober(kube: Kube, kubectl: str, kubeconfig: Path, namespace: str, name: str) -> Prober:
+    """The probe pod, once it is ready."""
 
     def ready() -> tuple[bool, str, str]:
         status = (kube.get("v1", "Pod", name, namespace) or {}).get("status") or {}
@@ -103,8 +107,14 @@ def start_prober(kube: Kube, kubectl: str, kubeconfig: Path, namespace: str, nam
         return (conditions.get("Ready") == "True", str(status.get("podIP")),
                 f"phase {status.get('phase')}, conditions {conditions}")
 
-    ip = wait_for(f"probe pod {namespace}/{name} ready", ready, timeout_s=START_TIMEOUT_S)
+    ip = wait_for(f"probe pod {namespace}/{name} ready", ready, timeout_s=START_TIMEOUT_S, interval_s=1.0)
     return Prober(kubectl, kubeconfig, namespace, name, ip)
+
+
+def start_prober(kube: Kube, kubectl: str, kubeconfig: Path, namespace: str, name: str, image: str) -> Prober:
+    """A probe pod in `namespace` (labelled app=<name>), running and ready."""
+    create_prober(kube, namespace, name, image)
+    return ready_prober(kube, kubectl, kubeconfig, namespace, name)
 
 
 def wait_refused(prober: Prober, kind: str, target: str, settle_s: float) -> Outcome:

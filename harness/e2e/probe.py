@@ -1,7 +1,16 @@
-"""The isolation probe: while something changes the platform (an upgrade), threads on each
-cluster try, every period, a policy-violating tenant object (it must be refused), a compliant
-one (it should be admitted) and podinfo over HTTP (it should answer), and record each answer
-with its time. Phases cut that record into the rows of the report."""
+"""The isolation probe: while something changes the platform (an upgrade), a thread per cluster
+tries every case of every tenant policy on every tick (`cases.py`: the violating request and its
+compliant twin, as server-side dry runs), another checks podinfo over HTTP, and a watcher notes
+every admission policy and binding that disappears or comes back. Each answer is recorded with
+its time and classified; phases cut the record into the rows of the report.
+
+An answer to a violating request is one of: refused by its own policy (HTTP 422 naming the
+policy's ValidatingAdmissionPolicy), refused otherwise (any other refusal: RBAC, a webhook, an
+error), admitted, or no answer (the API server did not reply in time). The verdict fails on an
+admission, on a policy that went longer than GAP_LIMIT_S without its own refusal while the API
+server answered, on a refused compliant twin, and on podinfo unavailable longer than
+PODINFO_LIMIT_S at a stretch.
+"""
 
 from __future__ import annotations
 
@@ -9,71 +18,65 @@ import itertools
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from kubernetes.client.exceptions import ApiException
 
-from harness.access.kube import Kube, KubeError
+from harness.access.kube import Kube, KubeError, refusal_message
 from harness.core.progress import format_duration, say
-from harness.core.repo import API
 from harness.e2e import tenancy
+from harness.e2e.cases import Actors, Case, Request
 from harness.e2e.handles import ClusterHandle
 
 PERIOD_S = 2.0
+# A policy that answers "no" to its violating request by anything but its own admission policy
+# for longer than this, while the API server answers, fails the run (a tick is PERIOD_S, so two
+# missed ticks are allowed; three are not).
+GAP_LIMIT_S = 5.0
+# podinfo does not depend on Flux or Kyverno running: an upgrade of either must not take it down.
+# This much unavailability at a stretch is allowed for a node busy with the upgrade; more fails.
+PODINFO_LIMIT_S = 10.0
+WATCH_PERIOD_S = 1.0
+# Each probe request's deadline: a request unanswered this long is "no answer".
+REQUEST_TIMEOUT_S = 5.0
 PROBE_LOG = "upgrade-probe.jsonl"  # in the artifacts folder
 Check = Literal["violating", "compliant", "podinfo"]
-
-
-@dataclass(frozen=True)
-class Case:
-    """One kind of tenant escape: a violating object its policy refuses, and the compliant twin
-    that goes through the same admission path."""
-
-    policy: str
-    reason: str
-    violating: Callable[[str], dict[str, Any]]
-    compliant: Callable[[str], dict[str, Any]]
-
-
-def cases(image: str, own_repository: str) -> tuple[Case, ...]:
-    """A case per tenant policy that a tenant can trip through the API with one create;
-    `own_repository` is the tenant repo's URL as the clusters reach it (on its allowlist)."""
-    return (
-        Case("flux-tenant-service-account", "spec.serviceAccountName is required",
-             lambda n: tenancy.kustomization(n, account=None, suspend=True),
-             lambda n: tenancy.kustomization(n, suspend=True)),
-        Case("flux-tenant-source-ref", "cross-namespace source references are not allowed",
-             lambda n: tenancy.helm_release(n, repository_namespace="flux-system", suspend=True),
-             lambda n: tenancy.helm_release(n, suspend=True)),
-        Case("flux-tenant-target-namespace", "spec.targetNamespace kube-system is not allowed",
-             lambda n: tenancy.kustomization(n, suspend=True, targetNamespace="kube-system"),
-             lambda n: tenancy.kustomization(n, suspend=True, targetNamespace=tenancy.TENANT_NAMESPACE)),
-        Case("flux-tenant-no-kubeconfig", "spec.kubeConfig is not allowed",
-             lambda n: tenancy.helm_release(n, suspend=True, kubeConfig={"secretRef": {"name": "admin-kubeconfig"}}),
-             lambda n: tenancy.helm_release(n, suspend=True)),
-        Case("flux-tenant-source-allowlist", "is not on the allowlist of tenant dev-team",
-             lambda n: tenancy.source("GitRepository", n, "https://github.com/attacker/x"),
-             lambda n: tenancy.source("GitRepository", n, own_repository)),
-        Case("flux-tenant-reconciler-account", "service account dev-team is the tenant reconciler account",
-             lambda n: tenancy.pod(n, tenancy.TENANT_NAME, image),
-             lambda n: tenancy.pod(n, None, image)),
-        Case("flux-tenant-reconciler-token", "a token Secret for the tenant reconciler account dev-team",
-             lambda n: tenancy.token_secret(n, tenancy.TENANT_NAME),
-             lambda n: tenancy.token_secret(n, "default")),
-    )
+Answer = Literal["own", "other", "admitted", "none", "up", "down"]
+ADMISSION = "admissionregistration.k8s.io/v1"
 
 
 @dataclass(frozen=True)
 class Event:
-    at: float  # epoch seconds
+    at: float  # epoch seconds, when the request was made
     env: str
     check: Check
-    ok: bool
+    case: str  # the case's name ("" for podinfo)
+    answer: Answer
     detail: str
+
+    @property
+    def ok(self) -> bool:
+        """What the check wants: the own policy's refusal, the twin admitted, podinfo up."""
+        return self.answer == {"violating": "own", "compliant": "admitted", "podinfo": "up"}[self.check]
+
+
+@dataclass(frozen=True)
+class Change:
+    """An admission policy or binding that disappeared, appeared, or was replaced."""
+
+    at: float
+    env: str
+    kind: str
+    name: str
+    what: Literal["deleted", "created", "recreated"]
+
+    def __str__(self) -> str:
+        stamp = time.strftime("%H:%M:%S", time.gmtime(self.at))
+        return f"{self.env} {stamp} UTC: {self.kind} {self.name} {self.what}"
 
 
 @dataclass(frozen=True)
@@ -85,15 +88,21 @@ class Phase:
 
 @dataclass
 class Record:
-    """Every probe answer, and the phases of the window they were taken in."""
+    """Every probe answer and admission-policy change, and the phases of the window."""
 
     events: list[Event] = field(default_factory=list)
+    changes: list[Change] = field(default_factory=list)
     phases: list[Phase] = field(default_factory=list)
+    ticks: list[tuple[str, float]] = field(default_factory=list)  # (env, seconds one tick of every case took)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, event: Event) -> None:
         with self.lock:
             self.events.append(event)
+
+    def note(self, change: Change) -> None:
+        with self.lock:
+            self.changes.append(change)
 
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
@@ -110,40 +119,78 @@ class Record:
         with self.lock:
             return [e for e in self.events if start <= e.at < end]
 
+    def all(self) -> list[Event]:
+        return self.within(0.0, float("inf"))
+
     def write(self, path: Path) -> Path:
-        """Every answer, one JSON object a line (time, cluster, check, verdict, detail)."""
+        """Every answer and change, one JSON object a line, in time order."""
         path.parent.mkdir(parents=True, exist_ok=True)
         with self.lock:
-            lines = [json.dumps(asdict(e)) for e in sorted(self.events, key=lambda e: e.at)]
-        path.write_text("".join(line + "\n" for line in lines))
+            items = [{"type": "answer", **asdict(e)} for e in self.events]
+            items += [{"type": "change", **asdict(c)} for c in self.changes]
+        items.sort(key=lambda item: float(item["at"]))
+        path.write_text("".join(json.dumps(item) + "\n" for item in items))
         return path
 
     def admissions(self) -> list[Event]:
-        """Violating objects that were admitted: each one is an isolation failure."""
-        with self.lock:
-            return [e for e in self.events if e.check == "violating" and not e.ok]
+        """Violating requests that were admitted: each one is an isolation failure."""
+        return [e for e in self.all() if e.check == "violating" and e.answer == "admitted"]
 
 
-def assert_none_admitted(record: Record) -> None:
-    """The probe's verdict: fails naming every violating object that was admitted, and when."""
-    __tracebackhide__ = True
-    admitted = record.admissions()
-    if admitted:
-        raise AssertionError(f"{len(admitted)} policy-violating tenant object(s) admitted:\n  "
-                             + "\n  ".join(e.detail for e in admitted))
+def classify(policy: str, request: Request, actors: Actors, name: str) -> tuple[Answer, str]:
+    """Make one request and say how it was answered."""
+    try:
+        request(actors, name)
+    except ApiException as exc:
+        message = refusal_message(exc)
+        if exc.status == tenancy.DENIED and tenancy.by_policy(policy) in message:
+            return "own", f"HTTP {exc.status}"
+        return "other", f"HTTP {exc.status} {message[:240]}"
+    except KubeError as exc:
+        return "none", str(exc)[:240]
+    return "admitted", ""
 
 
-def unavailable_seconds(events: list[Event]) -> float:
-    """Seconds podinfo did not answer: from each failed check to the cluster's next check."""
-    total = 0.0
-    for env in {e.env for e in events}:
+def longest_gap(events: list[Event]) -> tuple[float, float]:
+    """For one case's violating answers on one cluster: the longest time from one refusal by its
+    own policy to the next (or past the last answer), and the longest such time in which the API
+    server answered (something other than the own refusal, rather than only silence)."""
+    longest = longest_answered = 0.0
+    ordered = sorted(events, key=lambda e: e.at)
+    start: float | None = ordered[0].at if ordered else None  # of the current stretch
+    answered = False
+    for event in ordered:
+        if event.answer == "own":
+            if start is not None and (event.at > start or answered):
+                longest = max(longest, event.at - start)
+                if answered:
+                    longest_answered = max(longest_answered, event.at - start)
+            start, answered = event.at, False
+        elif event.answer in ("other", "admitted"):
+            answered = True
+    if ordered and start is not None and answered:
+        # Still without its own refusal at the end: the stretch runs one period past the last answer.
+        gap = ordered[-1].at + PERIOD_S - start
+        longest, longest_answered = max(longest, gap), max(longest_answered, gap)
+    return longest, longest_answered
+
+
+def unavailable_stretches(events: list[Event]) -> list[tuple[str, float, float]]:
+    """(env, start, seconds) of each stretch podinfo did not answer: from the first failed
+    check to the next answered one (one period when it was still down at the end)."""
+    stretches = []
+    for env in sorted({e.env for e in events}):
         checks = sorted((e for e in events if e.env == env and e.check == "podinfo"), key=lambda e: e.at)
-        for current, following in itertools.pairwise(checks):
-            if not current.ok:
-                total += following.at - current.at
-        if checks and not checks[-1].ok:
-            total += PERIOD_S
-    return total
+        start: float | None = None
+        for event in checks:
+            if event.answer == "down" and start is None:
+                start = event.at
+            elif event.answer == "up" and start is not None:
+                stretches.append((env, start, event.at - start))
+                start = None
+        if start is not None:
+            stretches.append((env, start, checks[-1].at + PERIOD_S - start))
+    return stretches
 
 
 @dataclass(frozen=True)
@@ -151,6 +198,8 @@ class Row:
     phase: str
     seconds: float
     violations_admitted: int
+    refused_otherwise: int
+    no_answer: int
     compliant_refused: int
     podinfo_unavailable_s: float
 
@@ -159,54 +208,122 @@ def rows(record: Record) -> list[Row]:
     """One row per phase, then the whole window."""
     spans = [(p.name, p.start, p.end, record.within(p.start, p.end)) for p in record.phases]
     if record.phases:
-        # The total counts every answer, also one recorded after the last phase (sweep_objects).
-        spans.append(("total", record.phases[0].start, record.phases[-1].end, record.within(0.0, float("inf"))))
+        # The total counts every answer, also one recorded after the last phase.
+        spans.append(("total", record.phases[0].start, record.phases[-1].end, record.all()))
     result = []
     for name, start, end, events in spans:
+        violating = [e for e in events if e.check == "violating"]
         result.append(Row(name, end - start,
-                          sum(1 for e in events if e.check == "violating" and not e.ok),
-                          sum(1 for e in events if e.check == "compliant" and not e.ok),
-                          unavailable_seconds(events)))
+                          sum(1 for e in violating if e.answer == "admitted"),
+                          sum(1 for e in violating if e.answer == "other"),
+                          sum(1 for e in events if e.answer == "none"),
+                          sum(1 for e in events if e.check == "compliant" and e.answer in ("own", "other")),
+                          sum(s for _, _, s in unavailable_stretches(events))))
     return result
 
 
-def table(result: list[Row]) -> str:
-    header = ("phase", "duration", "violating objects admitted", "compliant objects refused",
-              "podinfo unavailable")
-    lines = [header] + [(r.phase, format_duration(r.seconds), str(r.violations_admitted),
-                         str(r.compliant_refused), f"{r.podinfo_unavailable_s:.0f} s") for r in result]
+def _render(header: tuple[str, ...], body: list[tuple[str, ...]]) -> str:
+    lines = [header, *body]
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines)
 
 
+def table(result: list[Row]) -> str:
+    header = ("phase", "duration", "violating admitted", "violating refused otherwise", "no answer",
+              "compliant refused", "podinfo unavailable")
+    return _render(header, [(r.phase, format_duration(r.seconds), str(r.violations_admitted), str(r.refused_otherwise),
+                             str(r.no_answer), str(r.compliant_refused), f"{r.podinfo_unavailable_s:.0f} s")
+                            for r in result])
+
+
+@dataclass(frozen=True)
+class CaseRow:
+    env: str
+    case: str
+    own: int
+    other: int
+    admitted: int
+    none: int
+    compliant_refused: int
+    gap_s: float
+    answered_gap_s: float
+
+
+def case_rows(record: Record) -> list[CaseRow]:
+    """Per cluster and case: how each violating answer was classified, the twin's refusals, the
+    longest gap between two refusals by the case's own policy."""
+    events = record.all()
+    result = []
+    for env, case in sorted({(e.env, e.case) for e in events if e.check != "podinfo"}):
+        mine = [e for e in events if (e.env, e.case) == (env, case)]
+        violating = [e for e in mine if e.check == "violating"]
+        gap, answered = longest_gap(violating)
+        counts = {a: sum(1 for e in violating if e.answer == a) for a in ("own", "other", "admitted", "none")}
+        refused = sum(1 for e in mine if e.check == "compliant" and e.answer in ("own", "other"))
+        result.append(CaseRow(env, case, counts["own"], counts["other"], counts["admitted"], counts["none"],
+                              refused, gap, answered))
+    return result
+
+
+def case_table(result: list[CaseRow]) -> str:
+    header = ("cluster", "case", "refused by its policy", "refused otherwise", "admitted", "no answer",
+              "compliant refused", "longest gap", "longest gap, API answering")
+    return _render(header, [(r.env, r.case, str(r.own), str(r.other), str(r.admitted), str(r.none),
+                             str(r.compliant_refused), f"{r.gap_s:.1f} s", f"{r.answered_gap_s:.1f} s")
+                            for r in result])
+
+
 def summary_line(result: list[Row]) -> str:
     """The last line of an upgrade run, for scripts."""
-    total = next((r for r in result if r.phase == "total"), Row("total", 0.0, 0, 0, 0.0))
+    total = next((r for r in result if r.phase == "total"), Row("total", 0.0, 0, 0, 0, 0, 0.0))
     return (f"upgrade summary: violations admitted {total.violations_admitted}, compliant refused "
             f"{total.compliant_refused}, podinfo unavailable {total.podinfo_unavailable_s:.0f} s")
 
 
-class Probe:
-    """One check on one cluster, in a thread of its own (so a slow answer to one check does not
-    delay the others); `running` starts the probes and stops them when its block ends."""
+def failures(record: Record) -> list[str]:
+    """Everything that fails the probe's verdict, each naming what, where and when."""
+    found = []
+    for event in record.admissions():
+        stamp = time.strftime("%H:%M:%S", time.gmtime(event.at))
+        found.append(f"{event.case}: violating request ADMITTED on {event.env} at {stamp} UTC")
+    for row in case_rows(record):
+        if row.answered_gap_s > GAP_LIMIT_S:
+            found.append(f"{row.case}: no refusal by its own policy for {row.answered_gap_s:.1f} s on {row.env} while the "
+                         f"API server answered (limit {GAP_LIMIT_S:.0f} s)")
+    for event in record.all():
+        if event.check == "compliant" and event.answer in ("own", "other"):
+            stamp = time.strftime("%H:%M:%S", time.gmtime(event.at))
+            found.append(f"{event.case}: compliant twin refused on {event.env} at {stamp} UTC: {event.detail}")
+    for env, start, seconds in unavailable_stretches(record.all()):
+        if seconds > PODINFO_LIMIT_S:
+            stamp = time.strftime("%H:%M:%S", time.gmtime(start))
+            found.append(f"podinfo unavailable on {env} for {seconds:.0f} s from {stamp} UTC "
+                         f"(limit {PODINFO_LIMIT_S:.0f} s)")
+    return found
 
-    def __init__(self, handle: ClusterHandle, check: Check, tenant_user: str, probe_cases: tuple[Case, ...],
-                 record: Record, prefix: str) -> None:
-        self.env, self.check = handle.env, check
-        # Clients of its own: the kubernetes client is not shared across threads.
-        self.admin = Kube(handle.kubeconfig)
-        self.tenant = self.admin.as_user(tenant_user)
-        self.cases = probe_cases
-        self.record = record
-        self.prefix = prefix
+
+def assert_held(record: Record) -> None:
+    """The probe's verdict: fails listing every failure."""
+    __tracebackhide__ = True
+    found = failures(record)
+    if found:
+        raise AssertionError(f"{len(found)} isolation probe failure(s):\n  " + "\n  ".join(found))
+
+
+class Worker:
+    """A thread of its own (the kubernetes client is not shared across threads) that runs
+    `once` every PERIOD_S until stopped; `running` starts and stops the workers."""
+
+    def __init__(self, name: str) -> None:
         self.stop = threading.Event()
         self.error: Exception | None = None
-        self.started = 0.0  # when the current check started
-        self.thread = threading.Thread(target=self._run, name=f"probe-{self.env}-{check}", daemon=True)
+        self.name = name
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
 
-    def _event(self, ok: bool, detail: str) -> None:
-        # Stamped with the time the check started: that is when the request was made.
-        self.record.add(Event(self.started, self.env, self.check, ok, detail))
+    def once(self, number: int) -> None:
+        raise NotImplementedError
+
+    period_s = PERIOD_S
 
     def _run(self) -> None:
         started = time.monotonic()
@@ -215,124 +332,148 @@ class Probe:
             while not self.stop.is_set():
                 self.once(number)
                 number += 1
-                # Sampling period, not a wait for a condition: the next check starts on its tick
+                # Sampling period, not a wait for a condition: the next round starts on its tick
                 # (at once when this one took longer than the period).
-                self.stop.wait(max(0.0, started + number * PERIOD_S - time.monotonic()))
+                self.stop.wait(max(0.0, started + number * self.period_s - time.monotonic()))
         except Exception as exc:  # noqa: BLE001 - reported by `running`: a dead probe must not pass silently
             self.error = exc
 
+
+class CaseProbe(Worker):
+    """Every case, violating then compliant, on every tick, on one cluster."""
+
+    def __init__(self, handle: ClusterHandle, tenant_user: str, probe_cases: tuple[Case, ...], record: Record,
+                 prefix: str) -> None:
+        super().__init__(f"probe-{handle.env}-cases")
+        self.env, self.cases, self.record, self.prefix = handle.env, probe_cases, record, prefix
+        admin = Kube(handle.kubeconfig, timeout_s=REQUEST_TIMEOUT_S)
+        self.actors = Actors(admin.as_user(tenant_user),
+                             admin.as_user("system:serviceaccount:flux-system:source-controller"),
+                             admin.as_user("system:serviceaccount:flux-system:helm-controller"))
+
     def once(self, number: int) -> None:
-        self.started = time.time()
-        case = self.cases[number % len(self.cases)]
-        name = f"{self.prefix}-{number}"
-        if self.check == "violating":
-            self._violating(case, case.violating(f"{name}-bad"))
-        elif self.check == "compliant":
-            self._compliant(case.compliant(f"{name}-ok"))
-        else:
-            self._podinfo()
+        tick = time.time()
+        for index, case in enumerate(self.cases):
+            name = f"{self.prefix}-{number}-{index}"
+            for check, request in (("violating", case.violating), ("compliant", case.compliant)):
+                at = time.time()
+                answer, detail = classify(case.policy, request, self.actors, name)
+                self.record.add(Event(at, self.env, check, case.name, answer, detail))  # type: ignore[arg-type]
+        with self.record.lock:
+            self.record.ticks.append((self.env, time.time() - tick))
 
-    def _exists(self, obj: dict[str, Any]) -> bool:
-        meta = obj["metadata"]
-        return self.admin.get(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace")) is not None
 
-    def _remove(self, obj: dict[str, Any]) -> None:
-        meta = obj["metadata"]
-        try:
-            self.admin.delete(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
-        except (ApiException, KubeError):
-            pass  # removed with the namespace's probe objects at the end (sweep_objects)
+class PodinfoProbe(Worker):
+    def __init__(self, handle: ClusterHandle, record: Record) -> None:
+        super().__init__(f"probe-{handle.env}-podinfo")
+        self.env, self.record, self.admin = handle.env, record, Kube(handle.kubeconfig, timeout_s=REQUEST_TIMEOUT_S)
 
-    def _violating(self, case: Case, obj: dict[str, Any]) -> None:
-        what = f"{obj['kind']} {obj['metadata']['namespace']}/{obj['metadata']['name']} ({case.policy})"
-        try:
-            self.tenant.create(obj)
-        except ApiException as exc:
-            self._event(True, f"{what}: HTTP {exc.status}")
-            return
-        except KubeError as exc:
-            # No answer: the request may still have been applied. Only its absence is a refusal.
-            try:
-                created = self._exists(obj)
-            except KubeError:
-                created = False  # the API server is unreachable: nothing is being admitted either
-            if not created:
-                self._event(True, f"{what}: no answer ({exc})")
-                return
-        stamp = time.strftime("%H:%M:%S", time.gmtime(self.started))
-        self._event(False, f"{what} ADMITTED on {self.env} at {stamp} UTC")
-        self._remove(obj)
-
-    def _compliant(self, obj: dict[str, Any]) -> None:
-        what = f"{obj['kind']} {obj['metadata']['namespace']}/{obj['metadata']['name']}"
-        try:
-            self.tenant.create(obj)
-        except ApiException as exc:
-            self._event(False, f"{what}: HTTP {exc.status} {str(exc.body)[:300]}")
-            return
-        except KubeError as exc:
-            self._event(False, f"{what}: no answer ({exc})")
-            return
-        self._event(True, what)
-        self._remove(obj)
-
-    def _podinfo(self) -> None:
+    def once(self, number: int) -> None:
+        at = time.time()
         try:
             body = json.loads(self.admin.service_get(tenancy.TENANT_NAMESPACE, "podinfo", 9898, "version"))
-            self._event("version" in body, json.dumps(body)[:200])
+            self.record.add(Event(at, self.env, "podinfo", "", "up" if "version" in body else "down",
+                                  json.dumps(body)[:200]))
         except (ApiException, KubeError, ValueError) as exc:
-            self._event(False, str(exc)[:300])
+            self.record.add(Event(at, self.env, "podinfo", "", "down", str(exc)[:300]))
 
 
-CHECKS: tuple[Check, ...] = ("violating", "compliant", "podinfo")
+class PolicyWatch(Worker):
+    """Notes each ValidatingAdmissionPolicy and binding that is deleted, created or replaced."""
+
+    period_s = WATCH_PERIOD_S
+
+    def __init__(self, handle: ClusterHandle, record: Record) -> None:
+        super().__init__(f"probe-{handle.env}-watch")
+        self.env, self.record, self.admin = handle.env, record, Kube(handle.kubeconfig, timeout_s=REQUEST_TIMEOUT_S)
+        self.seen: dict[tuple[str, str], str] | None = None
+
+    def once(self, number: int) -> None:
+        try:
+            now = {(kind, o["metadata"]["name"]): o["metadata"]["uid"]
+                   for kind in ("ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding")
+                   for o in self.admin.list(ADMISSION, kind)}
+        except (ApiException, KubeError):
+            return  # the API server is away: the case probe records that
+        at = time.time()
+        if self.seen is not None:
+            for key in self.seen.keys() - now.keys():
+                self.record.note(Change(at, self.env, key[0], key[1], "deleted"))
+            for key in now.keys() - self.seen.keys():
+                self.record.note(Change(at, self.env, key[0], key[1], "created"))
+            for key in now.keys() & self.seen.keys():
+                if now[key] != self.seen[key]:
+                    self.record.note(Change(at, self.env, key[0], key[1], "recreated"))
+        self.seen = now
 
 
 @contextmanager
 def running(handles: list[ClusterHandle], tenant_user: str, probe_cases: tuple[Case, ...], record: Record,
-            prefix: str) -> Iterator[list[Probe]]:
-    """Every check on every cluster for the duration of the block; a probe that died fails it."""
-    probes = [Probe(h, check, tenant_user, probe_cases, record, prefix) for h in handles for check in CHECKS]
-    for probe in probes:
-        probe.thread.start()
-    say(f"isolation probe running on {', '.join(h.env for h in handles)}: each check every {PERIOD_S:.0f}s")
+            prefix: str) -> Iterator[list[Worker]]:
+    """Every case, podinfo and the policy watch on every cluster for the duration of the block;
+    a worker that died fails it."""
+    workers: list[Worker] = []
+    for handle in handles:
+        workers += [CaseProbe(handle, tenant_user, probe_cases, record, prefix), PodinfoProbe(handle, record),
+                    PolicyWatch(handle, record)]
+    for worker in workers:
+        worker.thread.start()
+    say(f"isolation probe running on {', '.join(h.env for h in handles)}: {len(probe_cases)} cases, each "
+        f"violating request and its twin every {PERIOD_S:.0f}s")
     try:
-        yield probes
+        yield workers
     finally:
-        for probe in probes:
-            probe.stop.set()
-        for probe in probes:
-            probe.thread.join(timeout=120)
-    for probe in probes:
-        if probe.error is not None:
-            raise RuntimeError(f"the {probe.check} probe on {probe.env} died: {probe.error!r}") from probe.error
-        if probe.thread.is_alive():
-            raise RuntimeError(f"the {probe.check} probe on {probe.env} did not stop within 120 s")
+        for worker in workers:
+            worker.stop.set()
+        for worker in workers:
+            worker.thread.join(timeout=120)
+    for worker in workers:
+        if worker.error is not None:
+            raise RuntimeError(f"{worker.name} died: {worker.error!r}") from worker.error
+        if worker.thread.is_alive():
+            raise RuntimeError(f"{worker.name} did not stop within 120 s")
 
 
 def largest_gap(record: Record) -> float:
-    """The longest time between the starts of two consecutive checks of one kind on one
-    cluster (a check waiting on a slow API server delays the next one past the period)."""
-    events = record.within(0.0, float("inf"))
+    """The longest time between two consecutive answers of one check of one case on one cluster
+    (a slow API server delays the next tick past the period)."""
+    events = record.all()
     gaps = [0.0]
-    for key in {(e.env, e.check) for e in events}:
-        times = sorted(e.at for e in events if (e.env, e.check) == key)
+    for key in {(e.env, e.check, e.case) for e in events}:
+        times = sorted(e.at for e in events if (e.env, e.check, e.case) == key)
         gaps += [b - a for a, b in itertools.pairwise(times)]
     return max(gaps)
 
 
-def sweep_objects(handle: ClusterHandle, prefix: str, record: Record | None = None) -> None:
-    """Remove what the probe created and could not remove at once (the API was away). A
-    violating object found here that the probe did not report (its create went unanswered
-    and the API server could not say whether it existed) is an admission, recorded as such."""
-    reported = {e.detail.split(" ")[1] for e in (record.admissions() if record else [])}
-    for api_version, kind in (("v1", "Pod"), ("v1", "Secret"), (API["Kustomization"], "Kustomization"),
-                              (API["HelmRelease"], "HelmRelease"), (API["GitRepository"], "GitRepository")):
-        for obj in handle.kube.list(api_version, kind, tenancy.TENANT_NAMESPACE):
-            name = obj["metadata"]["name"]
-            if not name.startswith(prefix):
-                continue
-            where = f"{tenancy.TENANT_NAMESPACE}/{name}"
-            if record is not None and name.endswith("-bad") and where not in reported:
-                record.add(Event(time.time(), handle.env, "violating", False,
-                                 f"{kind} {where} ADMITTED on {handle.env} (found after the window)"))
-            handle.kube.delete(api_version, kind, name, tenancy.TENANT_NAMESPACE)
+def create_fixtures(handle: ClusterHandle, tenant_user: str, probe_cases: tuple[Case, ...]) -> None:
+    """The compliant objects the UPDATE cases turn violating (dry run), created by the tenant."""
+    tenant = handle.kube.as_user(tenant_user)
+    for case in probe_cases:
+        meta = (case.fixture or {}).get("metadata") or {}
+        if case.fixture and handle.kube.get(case.fixture["apiVersion"], case.fixture["kind"], meta["name"],
+                                            meta.get("namespace")) is None:
+            tenant.create(case.fixture)
+
+
+def remove_fixtures(handle: ClusterHandle, probe_cases: tuple[Case, ...]) -> None:
+    for case in probe_cases:
+        if case.fixture:
+            meta = case.fixture["metadata"]
+            handle.kube.delete(case.fixture["apiVersion"], case.fixture["kind"], meta["name"], meta.get("namespace"))
+
+
+def baseline_problems(handle: ClusterHandle, tenant_user: str, probe_cases: tuple[Case, ...]) -> list[str]:
+    """Each case once, outside any window: its violating request refused by its own policy and
+    its twin admitted. A case that fails here is a wrong case, not an upgrade problem."""
+    admin = Kube(handle.kubeconfig)
+    actors = Actors(admin.as_user(tenant_user), admin.as_user("system:serviceaccount:flux-system:source-controller"),
+                    admin.as_user("system:serviceaccount:flux-system:helm-controller"))
+    problems = []
+    for index, case in enumerate(probe_cases):
+        bad = classify(case.policy, case.violating, actors, f"baseline-{index}-bad")
+        good = classify(case.policy, case.compliant, actors, f"baseline-{index}-ok")
+        if bad[0] != "own":
+            problems.append(f"{handle.env} {case.name}: violating request {bad[0]} {bad[1]}")
+        if good[0] != "admitted":
+            problems.append(f"{handle.env} {case.name}: compliant twin {good[0]} {good[1]}")
+    return problems

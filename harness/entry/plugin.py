@@ -19,7 +19,16 @@ from harness.core.versions import load_versions
 from harness.e2e.environment import e2e_fleet
 from harness.e2e.fleet import collect_diagnostics
 from harness.e2e.handles import ClusterHandle, Fleet
-from harness.e2e.probe import PERIOD_S, PROBE_LOG, largest_gap, rows, summary_line, table
+from harness.e2e.probe import (
+    PERIOD_S,
+    PROBE_LOG,
+    case_rows,
+    case_table,
+    largest_gap,
+    rows,
+    summary_line,
+    table,
+)
 from harness.e2e.upgrade import UpgradeRun
 from harness.kit.build import Kit, build_kit
 from harness.kit.charts import merged_repos
@@ -201,12 +210,15 @@ def fleet(request: pytest.FixtureRequest, e2e_config: E2EConfig, kit: Kit,
             record_testsuite_property(f"upgrade-from.{key}", value)
     v = kit.versions
     record_testsuite_property("version-set", v.name)
-    for key, value in (("kubernetes", kit.node_kubernetes), ("flux", v.flux.cli), ("kyverno", v.kyverno),
+    for key, value in (("kubernetes", start.node_kubernetes), ("flux", v.flux.cli), ("kyverno", v.kyverno),
                        ("kind", v.kind), ("podinfo", v.podinfo), ("kit-source", kit.source),
                        ("node-image", kit.node_image)):
         record_testsuite_property(f"version.{key}", value)
     with e2e_fleet(e2e_config, start, tmp_path_factory.mktemp("e2e")) as fleet:
         request.session.stash[FLEET_KEY] = fleet
+        # What the clusters run, as their API servers say (an upgrade run never upgrades nodes).
+        for env, handle in fleet.clusters.items():
+            record_testsuite_property(f"version.kubernetes.{env}", handle.kube.server_version())
         for name, seconds in fleet.timings.steps:
             record_testsuite_property(f"time.{name}", f"{seconds:.1f}s")
         for hit in fleet.rewrites:
@@ -241,10 +253,16 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
     if run is not None and run.record.phases:
         terminalreporter.write_sep("=", "in-place upgrade")
         terminalreporter.write_line(table(rows(run.record)))
-        checks = len(run.record.within(0.0, float("inf")))
+        terminalreporter.write_line("")
+        terminalreporter.write_line(case_table(case_rows(run.record)))
+        for change in run.record.changes:
+            terminalreporter.write_line(f"admission policy change: {change}")
+        checks = len(run.record.all())
+        ticks = [seconds for _, seconds in run.record.ticks]
+        slowest = f"{max(ticks):.1f}s" if ticks else "none"
         terminalreporter.write_line(
-            f"probe: {checks} checks, each kind every {PERIOD_S:.0f}s on each cluster; largest gap between two "
-            f"checks of a kind: {largest_gap(run.record):.1f}s; every answer in "
+            f"probe: {checks} answers, every case every {PERIOD_S:.0f}s on each cluster (slowest round {slowest}); "
+            f"largest gap between two answers of one check: {largest_gap(run.record):.1f}s; every answer in "
             f"{_config(config).artifacts / PROBE_LOG}")
 
 

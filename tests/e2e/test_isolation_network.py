@@ -42,15 +42,16 @@ class Probers:
 def probers(fleet: Fleet, env: str) -> Iterator[Probers]:
     handle = fleet.clusters[env]  # type: ignore[index]
     kubectl, image = fleet.kit.binary("kubectl"), podinfo_tag(fleet.kit.versions)
-    started: list[Prober] = []
+    namespaces = (tenancy.TENANT_NAMESPACE, "flux-system")
     try:
-        for namespace in (tenancy.TENANT_NAMESPACE, "flux-system"):
-            started.append(network.start_prober(handle.kube, kubectl, handle.kubeconfig, namespace, PROBER, image))
+        for namespace in namespaces:
+            network.create_prober(handle.kube, namespace, PROBER, image)
+        started = [network.ready_prober(handle.kube, kubectl, handle.kubeconfig, ns, PROBER) for ns in namespaces]
         # The tenant prober's own rules are in place once a connection out of the namespace is refused.
         network.wait_refused(started[0], "tcp", f"{started[1].ip}:{network.PODINFO_PORT}", SETTLE_S)
         yield Probers(*started)
     finally:
-        for namespace in (tenancy.TENANT_NAMESPACE, "flux-system"):
+        for namespace in namespaces:
             handle.kube.delete("v1", "Pod", PROBER, namespace)
 
 

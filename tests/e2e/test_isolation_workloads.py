@@ -299,6 +299,18 @@ def test_objects_beyond_the_quota_are_refused(cluster: ClusterHandle, tenant: Ku
     quota = cluster.kube.get("v1", "ResourceQuota", tenancy.TENANT_NAME, NS)
     assert quota is not None, f"no ResourceQuota {NS}/{tenancy.TENANT_NAME}"
     hard = int(quota["spec"]["hard"]["configmaps"])
+
+    def settled() -> tuple[bool, None, str]:
+        # Objects that earlier tests' reconcilers just created or pruned make the quota
+        # controller recount from its cache while this test fills the quota; a recount that
+        # misses the newest ConfigMaps lets one more in (kubernetes/kubernetes#123434). Start
+        # from a quota whose count matches the namespace.
+        used = (cluster.kube.get("v1", "ResourceQuota", tenancy.TENANT_NAME, NS) or {}).get("status", {})
+        counted = int((used.get("used") or {}).get("configmaps", -1))
+        held = len(cluster.kube.list("v1", "ConfigMap", NS))
+        return counted == held, None, f"quota counts {counted} ConfigMaps, the namespace holds {held}"
+
+    wait_for(f"the quota of {NS} to count its ConfigMaps", settled, timeout_s=60.0)
     created: list[str] = []
     try:
         for i in range(hard + 1):

@@ -1,19 +1,28 @@
-"""The upgrade probe catches what it is there to catch: an upgrade whose Kyverno policies fail
-open while the admission controller restarts. The weakening is done by hand here (a policy
-moved back to Kyverno's webhook with failurePolicy Ignore, then the admission controller
-scaled to zero); the probe must turn red naming the admitted object. This tests the probe;
-the fleet itself never runs that way (test_isolation_fail_closed.py)."""
+"""The upgrade probe catches what it is there to catch, one weakening per failure class, each
+done by hand on one cluster (this tests the probe; the fleet never runs that way):
+
+- a policy that fails open while the admission controller restarts: the admitted request is
+  named, with its time;
+- an admission policy binding missing for 3 s: the probe, trying every case every tick, sees
+  the policy admit in the gap, and its watch reports the binding deleted and created again;
+- an API server that stops answering: reported as no answer, never as a refusal, and not as a
+  gap of the policy's.
+"""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 
 import pytest
 
+from harness.access.kube import Kube
+from harness.core import commands
 from harness.core.repo import API
 from harness.core.waits import wait_for
 from harness.e2e import kyverno, probe, publish
+from harness.e2e.cases import Case, cases
 from harness.e2e.converge import platform_ready, policies_not_ready
 from harness.e2e.handles import ClusterHandle, Fleet
 from harness.e2e.repos import FLEET_REPO, TENANT_ACCOUNT, TENANT_REPO
@@ -22,6 +31,13 @@ from harness.kit.images import podinfo_tag
 pytestmark = pytest.mark.e2e
 
 POLICY = "flux-tenant-service-account"
+CASE = "service-account/create"
+BINDING = f"vpol-{POLICY}-binding"
+ADMISSION = "admissionregistration.k8s.io/v1"
+# How long the binding stays away: more than one tick of the probe, less than its gap limit.
+BINDING_GAP_S = 3.0
+# How long the API server is frozen: longer than one probe request's deadline.
+SILENCE_S = probe.REQUEST_TIMEOUT_S + 4.0
 
 
 @pytest.fixture
@@ -30,56 +46,146 @@ def cluster(fleet: Fleet) -> ClusterHandle:
     return next(iter(fleet.clusters.values()))
 
 
-@pytest.fixture
-def weakened(fleet: Fleet, cluster: ClusterHandle) -> Iterator[None]:
-    """Undoes the weakening after the test: admission controller back, the fleet's policy
-    re-applied by Flux (it owns those fields), every policy enforced again."""
+def _case(fleet: Fleet) -> tuple[Case, ...]:
+    found = tuple(c for c in cases(podinfo_tag(fleet.kit.versions), fleet.server.repo_url(TENANT_REPO), "weak")
+                  if c.name == CASE)
+    assert len(found) == 1, CASE
+    return found
+
+
+def _enforced_again(fleet: Fleet, cluster: ClusterHandle) -> None:
     kube = cluster.kube
-    replicas = kyverno.replicas(kube)
-    yield
-    kyverno.scale(kube, replicas)
     platform_ready(fleet, cluster, publish.head(fleet.server, FLEET_REPO))
 
     def back() -> tuple[bool, object, str]:
         waiting = policies_not_ready(kube)
-        vap = kube.get("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy", f"vpol-{POLICY}")
-        return not waiting and vap is not None, waiting, f"not ready: {waiting}, vpol-{POLICY}: {vap is not None}"
+        binding = kube.get(ADMISSION, "ValidatingAdmissionPolicyBinding", BINDING)
+        return not waiting and binding is not None, waiting, f"not ready: {waiting}, {BINDING}: {binding is not None}"
 
     wait_for("every policy enforced again after the weakening", back, fleet.config.timeout(240))
 
 
-def test_probe_names_the_object_a_failing_open_policy_admitted(fleet: Fleet, cluster: ClusterHandle,
-                                                               weakened: None) -> None:
+@pytest.fixture
+def restore(fleet: Fleet, cluster: ClusterHandle) -> Iterator[None]:
+    """Undoes a weakening: admission controller back, the fleet's policy re-applied by Flux (it
+    owns those fields), every policy enforced again."""
+    replicas = kyverno.replicas(cluster.kube)
+    yield
+    kyverno.scale(cluster.kube, replicas)
+    _enforced_again(fleet, cluster)
+
+
+def _own_refusal_seen(record: probe.Record, after: float) -> tuple[bool, object, str]:
+    own = [e for e in record.all() if e.check == "violating" and e.answer == "own" and e.at > after]
+    return bool(own), None, "no refusal by the policy since"
+
+
+def test_probe_names_the_request_a_failing_open_policy_admitted(fleet: Fleet, cluster: ClusterHandle,
+                                                                restore: None) -> None:
     kube = cluster.kube
-    case = next(c for c in probe.cases(podinfo_tag(fleet.kit.versions), fleet.server.repo_url(TENANT_REPO))
-                if c.policy == POLICY)
-    record, prefix = probe.Record(), f"weak-probe-{uuid.uuid4().hex[:6]}"
-    try:
-        with (probe.running([cluster], TENANT_ACCOUNT, (case,), record, prefix),
-              record.phase("policy fails open, admission controller restarting")):
-            kube.patch(API["ValidatingPolicy"], "ValidatingPolicy", POLICY, None, {"spec": {
-                "failurePolicy": "Ignore", "autogen": {"validatingAdmissionPolicy": {"enabled": False}}}})
+    record = probe.Record()
+    with (probe.running([cluster], TENANT_ACCOUNT, _case(fleet), record, f"weak-{uuid.uuid4().hex[:6]}"),
+          record.phase("policy fails open, admission controller restarting")):
+        wait_for("the probe's first refusal", lambda: _own_refusal_seen(record, 0.0), fleet.config.timeout(30))
+        kube.patch(API["ValidatingPolicy"], "ValidatingPolicy", POLICY, None, {"spec": {
+            "failurePolicy": "Ignore", "autogen": {"validatingAdmissionPolicy": {"enabled": False}}}})
 
-            def moved() -> tuple[bool, object, str]:
-                vap = kube.get("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy", f"vpol-{POLICY}")
-                return vap is None, vap, "the generated ValidatingAdmissionPolicy still exists"
+        def moved() -> tuple[bool, object, str]:
+            vap = kube.get(ADMISSION, "ValidatingAdmissionPolicy", f"vpol-{POLICY}")
+            return vap is None, vap, "the generated ValidatingAdmissionPolicy still exists"
 
-            wait_for(f"Kyverno to take {POLICY} back into its webhook", moved, fleet.config.timeout(120))
-            refused_before = [e for e in record.within(0.0, float("inf")) if e.check == "violating"]
-            kyverno.scale(kube, 0)
+        wait_for(f"Kyverno to take {POLICY} back into its webhook", moved, fleet.config.timeout(120))
+        kyverno.scale(kube, 0)
 
-            def caught() -> tuple[bool, object, str]:
-                return bool(record.admissions()), record.admissions(), "no admission seen by the probe yet"
+        def caught() -> tuple[bool, object, str]:
+            return bool(record.admissions()), None, "no admission seen by the probe yet"
 
-            wait_for("the probe to see a violating object admitted", caught, fleet.config.timeout(180))
-    finally:
-        probe.sweep_objects(cluster, prefix)
-    # Before the admission controller went, the same violating object was refused.
-    assert refused_before and all(e.ok for e in refused_before), refused_before
-    with pytest.raises(AssertionError, match=rf"Kustomization apps/{prefix}-\d+-bad \({POLICY}\) ADMITTED "
-                                             rf"on {cluster.env} at \d\d:\d\d:\d\d UTC"):
-        probe.assert_none_admitted(record)
+        wait_for("the probe to see a violating request admitted", caught, fleet.config.timeout(180))
+    with pytest.raises(AssertionError, match=rf"{CASE}: violating request ADMITTED on {cluster.env} at "
+                                             r"\d\d:\d\d:\d\d UTC"):
+        probe.assert_held(record)
     assert probe.summary_line(probe.rows(record)).startswith("upgrade summary: violations admitted ")
     assert probe.rows(record)[-1].violations_admitted == len(record.admissions()) > 0
-    podinfo = [e for e in record.within(0.0, float("inf")) if e.check == "podinfo"]
-    assert any(e.ok for e in podinfo), f"the probe never reached podinfo: {podinfo[-1:]}"
+    assert any(c.what == "deleted" and c.name == f"vpol-{POLICY}" for c in record.changes), record.changes
+    assert any(e.ok for e in record.all() if e.check == "podinfo"), "the probe never reached podinfo"
+
+
+def test_probe_catches_a_binding_missing_for_three_seconds(fleet: Fleet, cluster: ClusterHandle,
+                                                          restore: None) -> None:
+    """Kyverno's admission controller is scaled to zero first, so the binding stays away exactly
+    as long as this test keeps it away (Kyverno would write it back at once)."""
+    kube = cluster.kube
+    kyverno.scale(kube, 0)
+    wait_for("Kyverno's admission controller gone", lambda: (kyverno.available(kube) == 0, None, "still running"),
+             fleet.config.timeout(120))
+    binding = kube.get(ADMISSION, "ValidatingAdmissionPolicyBinding", BINDING)
+    assert binding is not None, f"{BINDING} is missing before the test"
+    copy = {"apiVersion": ADMISSION, "kind": "ValidatingAdmissionPolicyBinding",
+            "metadata": {"name": BINDING, "labels": binding["metadata"].get("labels") or {},
+                         "ownerReferences": binding["metadata"].get("ownerReferences") or []},
+            "spec": binding["spec"]}
+    record = probe.Record()
+    with (probe.running([cluster], TENANT_ACCOUNT, _case(fleet), record, f"weak-{uuid.uuid4().hex[:6]}"),
+          record.phase("admission policy binding missing")):
+        wait_for("the probe's first refusal", lambda: _own_refusal_seen(record, 0.0), fleet.config.timeout(30))
+        kube.delete(ADMISSION, "ValidatingAdmissionPolicyBinding", BINDING)
+        removed = time.time()
+        # The gap itself: its length is what the probe must catch, so it is held, not waited on.
+        time.sleep(BINDING_GAP_S)
+        kube.create(copy)
+        wait_for("the policy refusing again", lambda: _own_refusal_seen(record, time.time() + 0.5),
+                 fleet.config.timeout(30))
+    admitted = [e for e in record.admissions() if e.at >= removed]
+    assert admitted, f"the probe saw no admission in the {BINDING_GAP_S:.0f} s gap: {record.all()}"
+    row = next(r for r in probe.case_rows(record) if r.case == CASE)
+    assert row.answered_gap_s >= probe.PERIOD_S, row
+    changes = [(c.what, c.name) for c in record.changes if c.name == BINDING]
+    assert changes[:2] == [("deleted", BINDING), ("created", BINDING)], record.changes
+    with pytest.raises(AssertionError, match=rf"{CASE}: violating request ADMITTED on {cluster.env}"):
+        probe.assert_held(record)
+
+
+def _node(cluster: ClusterHandle) -> str:
+    return f"{cluster.cluster.name}-control-plane"
+
+
+@pytest.fixture
+def silenced(fleet: Fleet, cluster: ClusterHandle) -> Iterator[str]:
+    """The cluster's node container, unpaused after the test whatever happened."""
+    node = _node(cluster)
+    if not commands.succeeds(["docker", "inspect", node], timeout_s=30.0):
+        pytest.fail(f"{node} is not a container of this host: this test freezes a kind node", pytrace=False)
+    yield node
+    commands.succeeds(["docker", "unpause", node], timeout_s=60.0)
+    wait_for("the API server answering again", lambda: (_answers(cluster.kube), None, "no answer"),
+             fleet.config.timeout(120))
+    _enforced_again(fleet, cluster)
+
+
+def _answers(kube: Kube) -> bool:
+    try:
+        kube.server_version()
+        return True
+    except Exception:  # noqa: BLE001 - any failure means "not yet"
+        return False
+
+
+def test_probe_reports_a_silent_api_server_as_no_answer(fleet: Fleet, cluster: ClusterHandle, silenced: str) -> None:
+    record = probe.Record()
+    with (probe.running([cluster], TENANT_ACCOUNT, _case(fleet), record, f"weak-{uuid.uuid4().hex[:6]}"),
+          record.phase("API server frozen")):
+        wait_for("the probe's first refusal", lambda: _own_refusal_seen(record, 0.0), fleet.config.timeout(30))
+        commands.run(["docker", "pause", silenced], timeout_s=60.0)
+        frozen = time.time()
+        # The silence itself: held for longer than one request's deadline, then ended.
+        time.sleep(SILENCE_S)
+        commands.run(["docker", "unpause", silenced], timeout_s=60.0)
+        wait_for("the policy refusing again", lambda: _own_refusal_seen(record, time.time() + 0.5),
+                 fleet.config.timeout(60))
+    during = [e for e in record.all() if e.check == "violating" and e.at >= frozen]
+    assert any(e.answer == "none" for e in during), f"no unanswered request recorded while frozen: {during}"
+    assert not record.admissions(), record.admissions()
+    assert probe.rows(record)[-1].no_answer > 0
+    row = next(r for r in probe.case_rows(record) if r.case == CASE)
+    assert row.none > 0 and row.answered_gap_s <= probe.GAP_LIMIT_S, row
+    assert not any("no refusal by its own policy" in f for f in probe.failures(record)), probe.failures(record)

@@ -12,7 +12,8 @@ import pytest
 
 from harness.core.lockdown import LOCKDOWN_FLAGS, lockdown_problems
 from harness.core.teardown import best_effort
-from harness.e2e import flux, probe, publish, tenancy
+from harness.e2e import flux, probe, publish
+from harness.e2e.cases import Case, cases
 from harness.e2e.converge import tenant_ready_everywhere
 from harness.e2e.handles import Fleet
 from harness.e2e.repos import TENANT_ACCOUNT, TENANT_REPO
@@ -33,8 +34,11 @@ from harness.kit.images import podinfo_tag
 pytestmark = [pytest.mark.e2e, pytest.mark.upgrade]
 
 
-def _cases(fleet: Fleet) -> tuple[probe.Case, ...]:
-    return probe.cases(podinfo_tag(fleet.kit.versions), fleet.server.repo_url(TENANT_REPO))
+PREFIX = f"upgrade-probe-{uuid.uuid4().hex[:6]}"
+
+
+def _cases(fleet: Fleet) -> tuple[Case, ...]:
+    return cases(podinfo_tag(fleet.kit.versions), fleet.server.repo_url(TENANT_REPO), PREFIX)
 
 
 def test_fleet_starts_at_the_previous_set(fleet: Fleet, upgrade: UpgradeRun) -> None:
@@ -45,16 +49,15 @@ def test_fleet_starts_at_the_previous_set(fleet: Fleet, upgrade: UpgradeRun) -> 
 
 
 def test_isolation_holds_at_the_previous_set(fleet: Fleet, upgrade: UpgradeRun) -> None:
-    """The baseline: each tenant policy refuses its violating object for its reason, and admits
-    the compliant twin through the same call."""
+    """The baseline: every probe case once, before the window, on each cluster: each violating
+    request refused by its own policy, each compliant twin admitted (a case failing here is a
+    wrong case, not an upgrade problem). The UPDATE cases' objects are created here."""
+    problems = []
     for env, handle in fleet.clusters.items():
-        tenant = handle.kube.as_user(TENANT_ACCOUNT)
-        for number, case in enumerate(_cases(fleet)):
-            name = f"baseline-{uuid.uuid4().hex[:6]}-{number}"
-            tenancy.assert_refused(tenant, case.violating(f"{name}-bad"), tenancy.DENIED,
-                                   tenancy.by_policy(case.policy), case.reason)
-            tenancy.assert_admitted(tenant, handle.kube, case.compliant(f"{name}-ok"))
+        probe.create_fixtures(handle, TENANT_ACCOUNT, _cases(fleet))
+        problems += probe.baseline_problems(handle, TENANT_ACCOUNT, _cases(fleet))
         upgrade.tenant_releases[env] = helm_release_revision(handle.kube, TENANT_RELEASE)
+    assert not problems, "\n".join(problems)
 
 
 def test_in_place_upgrade_admits_no_violating_object(
@@ -62,10 +65,10 @@ def test_in_place_upgrade_admits_no_violating_object(
 ) -> None:
     start, target = upgrade.start.versions, upgrade.target.versions
     flux_cli = upgrade.target.binary("flux")
-    record, prefix = upgrade.record, f"upgrade-probe-{uuid.uuid4().hex[:6]}"
+    record = upgrade.record
     handles = list(fleet.clusters.values())
     try:
-        with probe.running(handles, TENANT_ACCOUNT, _cases(fleet), record, prefix):
+        with probe.running(handles, TENANT_ACCOUNT, _cases(fleet), record, PREFIX):
             with record.phase("flux migrate -f (fleet repo)"):
                 migrate_fleet_manifests(fleet, flux_cli, handles[0].workdir / "flux-migrate-fleet.log")
             for handle in handles:
@@ -81,18 +84,28 @@ def test_in_place_upgrade_admits_no_violating_object(
         upgrade.done = True
     finally:
         for handle in handles:
-            best_effort(f"remove the probe's objects on {handle.env}", probe.sweep_objects, handle, prefix, record)
+            best_effort(f"remove the probe's objects on {handle.env}", probe.remove_fixtures, handle, _cases(fleet))
         for row in probe.rows(record):
             record_testsuite_property(f"upgrade.{row.phase}", f"{row.seconds:.1f}s, violating admitted "
-                                      f"{row.violations_admitted}, compliant refused {row.compliant_refused}, "
+                                      f"{row.violations_admitted}, refused otherwise {row.refused_otherwise}, "
+                                      f"no answer {row.no_answer}, compliant refused {row.compliant_refused}, "
                                       f"podinfo unavailable {row.podinfo_unavailable_s:.0f}s")
+        for case_row in probe.case_rows(record):
+            record_testsuite_property(f"upgrade.case.{case_row.env}.{case_row.case}",
+                                      f"own {case_row.own}, otherwise {case_row.other}, admitted {case_row.admitted}, "
+                                      f"no answer {case_row.none}, compliant refused {case_row.compliant_refused}, "
+                                      f"longest gap {case_row.gap_s:.1f}s")
+        for change in record.changes:
+            record_testsuite_property("upgrade.admission-policy-change", str(change))
         record_testsuite_property("upgrade.summary", probe.summary_line(probe.rows(record)))
         record_testsuite_property("upgrade.probe-largest-gap", f"{probe.largest_gap(record):.1f}s")
         record_testsuite_property("upgrade.probe-log", str(record.write(fleet.config.artifacts / probe.PROBE_LOG)))
-    probe.assert_none_admitted(record)
+    probe.assert_held(record)
     for env in fleet.clusters:
-        answered = [e for e in record.within(0.0, float("inf")) if e.env == env and e.check == "podinfo"]
+        answered = [e for e in record.all() if e.env == env and e.check == "podinfo"]
         assert any(e.ok for e in answered), f"{env}: the probe never reached podinfo: {answered[-1:]}"
+        tried = {e.case for e in record.all() if e.env == env and e.check == "violating"}
+        assert tried == {c.name for c in _cases(fleet)}, f"{env}: cases never tried: {tried ^ {c.name for c in _cases(fleet)}}"
 
 
 def _upgraded(upgrade: UpgradeRun) -> None:

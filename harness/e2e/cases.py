@@ -1,0 +1,214 @@
+"""Every tenant policy as probe cases: a request its policy must refuse and a compliant twin
+through the same call, both made as the API server's dry run (admission judges them, admission
+policies included; nothing is stored, so nothing is left to sweep).
+
+Three shapes: a CREATE of a new object; an UPDATE that turns one of the probe's own compliant
+objects (created once, before the window) into a violating one, with an harmless UPDATE of the
+same object as its twin; and the onboarding policy's UPDATE and DELETE of the platform's objects
+in the tenant namespace, with the same calls on the tenant's own objects as twins.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from harness.access.kube import Kube
+from harness.core.repo import API
+from harness.e2e import tenancy
+
+NS = tenancy.TENANT_NAMESPACE
+Request = Callable[["Actors", str], object]  # makes one dry-run request; the str makes names unique
+
+
+@dataclass(frozen=True)
+class Actors:
+    """Who makes the requests: the tenant's account, and Flux's controller where the compliant
+    twin of a request is the same write made by Flux (status, HelmCharts)."""
+
+    tenant: Kube
+    source_controller: Kube
+    helm_controller: Kube
+
+
+@dataclass(frozen=True)
+class Case:
+    """One way a tenant trips a policy: `violating` must be refused by `policy` (HTTP 422 naming
+    its admission policy), `compliant` must be admitted."""
+
+    policy: str
+    name: str  # policy short name and shape, e.g. "services/create"
+    violating: Request
+    compliant: Request
+    # For UPDATE cases: the compliant object the probe creates before the window.
+    fixture: dict[str, Any] | None = None
+
+
+def _create(build: Callable[[str], dict[str, Any]]) -> Request:
+    return lambda actors, name: actors.tenant.create(build(name), dry_run=True)
+
+
+def _create_as(who: str, build: Callable[[str], dict[str, Any]]) -> Request:
+    return lambda actors, name: getattr(actors, who).create(build(name), dry_run=True)
+
+
+def _patch(obj: dict[str, Any], body: dict[str, Any], who: str = "tenant") -> Request:
+    meta = obj["metadata"]
+    return lambda actors, _: getattr(actors, who).patch(obj["apiVersion"], obj["kind"], meta["name"],
+                                                        meta.get("namespace"), body, dry_run=True)
+
+
+def _delete(api_version: str, kind: str, name: str) -> Request:
+    return lambda actors, _: actors.tenant.delete(api_version, kind, name, NS, dry_run=True)
+
+
+def _status(kind: str, name: str, body: dict[str, Any], who: str) -> Request:
+    return lambda actors, _: getattr(actors, who).patch_subresource(API[kind], kind, name, NS, "status", body,
+                                                                    dry_run=True)
+
+
+def _token(account: str) -> Request:
+    request = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": 600}}
+    return lambda actors, _: actors.tenant.create_subresource("v1", "ServiceAccount", account, NS, "token",
+                                                              request, dry_run=True)
+
+
+ANNOTATE = {"metadata": {"annotations": {"fleet.e2e/probe": "touched"}}}
+
+
+def _service(name: str, kind: str = "ClusterIP") -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": NS},
+            "spec": {"type": kind, "selector": {"app": name}, "ports": [{"port": 80}]}}
+
+
+def _network_policy(name: str, peer: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": name, "namespace": NS},
+            "spec": {"podSelector": {"matchLabels": {"app": name}}, "policyTypes": ["Egress"],
+                     "egress": [{"to": [peer]}]}}
+
+
+def _binding(name: str, subject: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": name, "namespace": NS},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+            "subjects": [subject]}
+
+
+def _helm_chart(name: str) -> dict[str, Any]:
+    return {"apiVersion": API["HelmChart"], "kind": "HelmChart", "metadata": {"name": name, "namespace": NS},
+            "spec": {"interval": "5m", "suspend": True, "chart": "podinfo",
+                     "sourceRef": {"kind": "HelmRepository", "name": "podinfo"}}}
+
+
+def _release_of(name: str, chart: str, kind: str) -> dict[str, Any]:
+    release = tenancy.helm_release(name, suspend=True)
+    release["spec"]["chart"]["spec"].update(chart=chart, sourceRef={"kind": kind, "name": "dev-team"})
+    return release
+
+
+def _deployment(name: str, image: str, account: str | None, pull: str = "Always") -> dict[str, Any]:
+    deployment = tenancy.deployment(name, account, image)
+    deployment["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] = pull
+    return deployment
+
+
+SELF = {"kind": "ServiceAccount", "name": "default", "namespace": NS}
+EVERYONE = {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:authenticated"}
+OWN_PEER = {"podSelector": {"matchLabels": {"app": "db"}}}
+OPEN_PEER: dict[str, Any] = {"namespaceSelector": {}}
+FORGED_ARTIFACT = {"status": {"artifact": {
+    "path": "gitrepository/flux-system/flux-system/latest.tar.gz",
+    "url": "http://source-controller.flux-system.svc.cluster.local./gitrepository/flux-system/flux-system/latest.tar.gz",
+    "revision": "main@sha1:" + "0" * 40, "digest": "sha256:" + "0" * 64, "lastUpdateTime": "2026-01-01T00:00:00Z"}}}
+
+
+def cases(image: str, own_repository: str, prefix: str) -> tuple[Case, ...]:
+    """Every tenant policy's cases. `own_repository` is the tenant repo's URL as the clusters
+    reach it (on its allowlist); `prefix` names the fixtures of the UPDATE cases."""
+    attacker = "https://github.com/attacker/x"
+    kustomization = tenancy.kustomization(f"{prefix}-ks", suspend=True)
+    release = tenancy.helm_release(f"{prefix}-hr", suspend=True)
+    source = tenancy.source("GitRepository", f"{prefix}-src", own_repository)
+    token_secret = tenancy.token_secret(f"{prefix}-tok", "default")
+    service = _service(f"{prefix}-svc")
+    policy = _network_policy(f"{prefix}-np", OWN_PEER)
+    binding = _binding(f"{prefix}-rb", SELF)
+    deployment = _deployment(f"{prefix}-dp", image, None)
+    # The HelmChart helm-controller made for the tenant's podinfo release (<namespace>-<release>).
+    podinfo_chart = {"apiVersion": API["HelmChart"], "kind": "HelmChart", "metadata": {"name": f"{NS}-podinfo", "namespace": NS}}
+    cached = copy.deepcopy(deployment["spec"]["template"]["spec"]["containers"][0])
+    cached["imagePullPolicy"] = "IfNotPresent"
+
+    def create(policy_name: str, bad: Callable[[str], dict[str, Any]], good: Callable[[str], dict[str, Any]]) -> Case:
+        return Case(policy_name, f"{policy_name.removeprefix('flux-tenant-')}/create", _create(bad), _create(good))
+
+    def update(policy_name: str, fixture: dict[str, Any], bad: dict[str, Any]) -> Case:
+        return Case(policy_name, f"{policy_name.removeprefix('flux-tenant-')}/update", _patch(fixture, bad),
+                    _patch(fixture, ANNOTATE), fixture)
+
+    return (
+        create("flux-tenant-service-account", lambda n: tenancy.kustomization(n, account=None, suspend=True),
+               lambda n: tenancy.kustomization(n, suspend=True)),
+        update("flux-tenant-service-account", kustomization, {"spec": {"serviceAccountName": None}}),
+        create("flux-tenant-source-ref", lambda n: tenancy.helm_release(n, repository_namespace="flux-system", suspend=True),
+               lambda n: tenancy.helm_release(n, suspend=True)),
+        update("flux-tenant-source-ref", release,
+               {"spec": {"chart": {"spec": {"sourceRef": {"namespace": "flux-system"}}}}}),
+        create("flux-tenant-target-namespace",
+               lambda n: tenancy.kustomization(n, suspend=True, targetNamespace="kube-system"),
+               lambda n: tenancy.kustomization(n, suspend=True, targetNamespace=NS)),
+        update("flux-tenant-target-namespace", kustomization, {"spec": {"targetNamespace": "kube-system"}}),
+        create("flux-tenant-no-kubeconfig",
+               lambda n: tenancy.helm_release(n, suspend=True, kubeConfig={"secretRef": {"name": "admin-kubeconfig"}}),
+               lambda n: tenancy.helm_release(n, suspend=True)),
+        update("flux-tenant-no-kubeconfig", release, {"spec": {"kubeConfig": {"secretRef": {"name": "admin"}}}}),
+        create("flux-tenant-source-allowlist", lambda n: tenancy.source("GitRepository", n, attacker),
+               lambda n: tenancy.source("GitRepository", n, own_repository)),
+        update("flux-tenant-source-allowlist", source, {"spec": {"url": attacker}}),
+        create("flux-tenant-source-fetch",
+               lambda n: tenancy.source("GitRepository", n, own_repository, recurseSubmodules=True),
+               lambda n: tenancy.source("GitRepository", n, own_repository)),
+        update("flux-tenant-source-fetch", source, {"spec": {"proxySecretRef": {"name": "proxy"}}}),
+        create("flux-tenant-depends-on",
+               lambda n: tenancy.kustomization(n, suspend=True, dependsOn=[{"name": "kyverno", "namespace": "flux-system"}]),
+               lambda n: tenancy.kustomization(n, suspend=True, dependsOn=[{"name": "dev-team"}])),
+        update("flux-tenant-depends-on", kustomization,
+               {"spec": {"dependsOn": [{"name": "kyverno", "namespace": "flux-system"}]}}),
+        create("flux-tenant-charts", lambda n: _release_of(n, "./charts/podinfo", "GitRepository"),
+               lambda n: tenancy.helm_release(n, suspend=True)),
+        update("flux-tenant-charts", release, {"spec": {"chart": {"spec": {"chart": "../web-team/podinfo"}}}}),
+        create("flux-tenant-reconciler-account", lambda n: _deployment(n, image, tenancy.TENANT_NAME),
+               lambda n: _deployment(n, image, None)),
+        update("flux-tenant-reconciler-account", deployment,
+               {"spec": {"template": {"spec": {"serviceAccountName": tenancy.TENANT_NAME}}}}),
+        create("flux-tenant-image-pull", lambda n: _deployment(n, image, None, pull="IfNotPresent"),
+               lambda n: _deployment(n, image, None)),
+        update("flux-tenant-image-pull", deployment, {"spec": {"template": {"spec": {"containers": [cached]}}}}),
+        create("flux-tenant-reconciler-token", lambda n: tenancy.token_secret(n, tenancy.TENANT_NAME),
+               lambda n: tenancy.token_secret(n, "default")),
+        update("flux-tenant-reconciler-token", token_secret,
+               {"metadata": {"annotations": {"kubernetes.io/service-account.name": tenancy.TENANT_NAME}}}),
+        create("flux-tenant-services", lambda n: _service(n, "NodePort"), lambda n: _service(n)),
+        update("flux-tenant-services", service, {"spec": {"externalIPs": ["10.0.0.1"]}}),
+        create("flux-tenant-network-policies", lambda n: _network_policy(n, OPEN_PEER),
+               lambda n: _network_policy(n, OWN_PEER)),
+        update("flux-tenant-network-policies", policy, {"spec": {"egress": [{"to": [OPEN_PEER]}]}}),
+        create("flux-tenant-role-bindings", lambda n: _binding(n, EVERYONE), lambda n: _binding(n, SELF)),
+        update("flux-tenant-role-bindings", binding, {"subjects": [EVERYONE]}),
+        Case("flux-tenant-helm-charts", "helm-charts/create", _create(_helm_chart),
+             _create_as("helm_controller", _helm_chart)),
+        Case("flux-tenant-helm-charts", "helm-charts/update", _patch(podinfo_chart, ANNOTATE),
+             _patch(podinfo_chart, ANNOTATE, who="helm_controller")),
+        Case("flux-tenant-status", "status/update",
+             _status("GitRepository", "dev-team", FORGED_ARTIFACT, "tenant"),
+             _status("GitRepository", "dev-team", FORGED_ARTIFACT, "source_controller")),
+        Case("flux-tenant-reconciler-token-request", "reconciler-token-request/create",
+             _token(tenancy.TENANT_NAME), _token("default")),
+        Case("flux-tenant-onboarding", "onboarding/update",
+             _patch(tenancy.source("GitRepository", "dev-team", own_repository), ANNOTATE),
+             _patch(tenancy.helm_release("podinfo"), ANNOTATE)),
+        Case("flux-tenant-onboarding", "onboarding/delete",
+             _delete("v1", "ServiceAccount", tenancy.TENANT_NAME),
+             _delete(API["HelmRelease"], "HelmRelease", "podinfo")),
+    )
