@@ -11,6 +11,10 @@ endif
 ifdef VERSIONS
 export FLEET_E2E_VERSIONS := $(VERSIONS)
 endif
+# UPGRADE_PATH=bootstrap: make upgrade moves Flux with the new CLI's flux bootstrap instead of a commit.
+ifdef UPGRADE_PATH
+export FLEET_E2E_UPGRADE_PATH := $(UPGRADE_PATH)
+endif
 # UP=1: make e2e runs against the environment `make up` left running.
 ifdef UP
 export FLEET_E2E_UP := $(UP)
@@ -42,7 +46,7 @@ e2e: $(PY)
 UPGRADE_FROM ?= versions.previous.yaml
 ISOLATION_SUITE := tests/e2e/test_tenant_isolation.py tests/e2e/test_isolation_admission.py \
                    tests/e2e/test_isolation_tenant_repo.py tests/e2e/test_isolation_fail_closed.py \
-                   tests/e2e/test_isolation_workloads.py
+                   tests/e2e/test_isolation_workloads.py tests/e2e/test_isolation_network.py
 upgrade: $(PY)
 	$(PY) -m pytest -m e2e --e2e-upgrade-from=$(UPGRADE_FROM) --junitxml=artifacts/junit-upgrade.xml \
 		tests/upgrade $(ISOLATION_SUITE) $(PYTEST_ARGS)

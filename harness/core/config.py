@@ -59,7 +59,10 @@ OPTIONS: tuple[Option, ...] = (
            "e.g. versions.previous.yaml)", "FILE"),
     Option("upgrade-from", "bring the fleet up at this version set, then upgrade it in place to --e2e-versions "
            "(make upgrade; new clusters only)", "FILE"),
+    Option("upgrade-path", "how the upgrade run moves Flux: gitops (default: a commit of the new CLI's "
+           "gotk-components.yaml, applied by Flux itself) or bootstrap (the new CLI's flux bootstrap)", "PATH"),
 )
+UPGRADE_PATHS = ("gitops", "bootstrap")
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,7 @@ class E2EConfig:
     existing: tuple[tuple[Environment, Path], ...] = ()
     versions_file: Path = VERSIONS_FILE
     upgrade_from: Path | None = None  # the version set an upgrade run starts at
+    upgrade_path: str = "gitops"  # how an upgrade run moves Flux (UPGRADE_PATHS)
 
     def existing_kubeconfig(self, env: Environment) -> Path | None:
         return dict(self.existing).get(env)
@@ -178,6 +182,10 @@ def build_config(cli: Mapping[str, object] | None = None, ini: Mapping[str, str]
             raise _bad(by_name["upgrade-from"], str(start), "an upgrade run creates its own clusters at the "
                        "starting set; drop --e2e-up / --e2e-kubeconfigs")
 
+    upgrade_path = text["upgrade-path"] or UPGRADE_PATHS[0]
+    if upgrade_path not in UPGRADE_PATHS:
+        raise _bad(by_name["upgrade-path"], upgrade_path, f"use one of {', '.join(UPGRADE_PATHS)}")
+
     artifacts = Path(text["artifacts"] or REPO_ROOT / "artifacts")
     return E2EConfig(
         environments=chosen,  # type: ignore[arg-type]
@@ -188,4 +196,5 @@ def build_config(cli: Mapping[str, object] | None = None, ini: Mapping[str, str]
         existing=parse_existing(text["kubeconfigs"]),
         versions_file=target,
         upgrade_from=start,
+        upgrade_path=upgrade_path,
     )

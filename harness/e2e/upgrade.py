@@ -4,6 +4,7 @@ and the checks that tell a finished upgrade from a half-done one."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,11 @@ from harness.kit.build import Kit
 from harness.kit.images import flux_tag
 
 MIGRATE_TIMEOUT_S = 300.0
+# How long every generated admission policy and binding must stay unchanged, under the new
+# Kyverno's leader, before the upgrade window closes.
+SETTLE_S = 20.0
+KYVERNO_LEASE = "kyverno"  # the admission controller's leader election
+ADMISSION = "admissionregistration.k8s.io/v1"
 KYVERNO_RELEASE = Ref("HelmRelease", "flux-system", "kyverno")
 KYVERNO_RELEASE_FILE = "infrastructure/kyverno/release.yaml"
 TENANT_RELEASE = Ref("HelmRelease", "apps", "podinfo")
@@ -80,6 +86,40 @@ def upgrade_flux(fleet: Fleet, handle: ClusterHandle, target: Versions, flux_cli
     migrate_cluster(handle, flux_cli)
     flux.bootstrap(flux_cli, handle.kubeconfig, fleet.server, FLEET_REPO, f"clusters/{handle.env}",
                    handle.workdir / "bootstrap-upgrade.log")
+    wait_images(fleet, handle, target, "Flux", stale_flux)
+
+
+COMPONENTS = "clusters/{env}/flux-system/gotk-components.yaml"
+
+
+def commit_components(fleet: Fleet, flux_cli: str, envs: list[str], log: Path, what: str) -> str:
+    """The Flux bump as a pull request brings it: the new CLI's components (`flux install
+    --export`, the manifests `flux bootstrap` writes) committed over each cluster's
+    gotk-components.yaml, for Flux to apply to itself."""
+    def edit(work: Path) -> None:
+        try:
+            with step(f"flux install --export (log: {log})"):
+                components = commands.run([flux_cli, "install", "--export"], timeout_s=MIGRATE_TIMEOUT_S).stdout
+        except CommandError as exc:
+            raise UpgradeError(f"flux install --export failed\n{exc}") from exc
+        log.write_text(components)
+        for env in envs:
+            path = work / COMPONENTS.format(env=env)
+            if not path.is_file():
+                raise UpgradeError(f"{COMPONENTS.format(env=env)} is missing from the fleet repo: was the "
+                                   "cluster bootstrapped from it?")
+            path.write_text(components)
+
+    commit = publish.commit_change(fleet.server, FLEET_REPO, edit, what)
+    if commit is None:
+        raise UpgradeError(f"{what}: the new components equal the committed ones; nothing to upgrade")
+    return commit
+
+
+def upgrade_flux_gitops(fleet: Fleet, handle: ClusterHandle, target: Versions, commit: str) -> None:
+    """Flux applied the components commit to itself: flux-system Ready at it, every controller
+    at the new image."""
+    platform_ready(fleet, handle, commit)
     wait_images(fleet, handle, target, "Flux", stale_flux)
 
 
@@ -203,3 +243,45 @@ def helm_release_revision(kube: Kube, ref: Ref) -> tuple[int, str]:
     if not history:
         raise UpgradeError(f"{ref}: no release in status.history")
     return int(history[0]["version"]), str(history[0].get("digest", ""))
+
+
+def _leader_version(kube: Kube) -> tuple[str, str]:
+    """The admission controller's leader (its Lease's holder) and the Kyverno image it runs."""
+    lease = kube.get("coordination.k8s.io/v1", "Lease", KYVERNO_LEASE, KYVERNO_NAMESPACE) or {}
+    holder = str((lease.get("spec") or {}).get("holderIdentity") or "")
+    pod = kube.get("v1", "Pod", holder, KYVERNO_NAMESPACE) if holder else None
+    images = [c["image"] for c in (pod or {}).get("spec", {}).get("containers", [])]
+    return holder, next((i for i in images if "/kyverno/" in i), "")
+
+
+def _admission_policies(kube: Kube) -> dict[str, str]:
+    """Every ValidatingAdmissionPolicy and binding, by kind and name, with its resourceVersion."""
+    return {f"{kind} {o['metadata']['name']}": o["metadata"]["resourceVersion"]
+            for kind in ("ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding")
+            for o in kube.list(ADMISSION, kind)}
+
+
+def wait_settled(fleet: Fleet, handle: ClusterHandle, versions: Versions, settle_s: float = SETTLE_S) -> None:
+    """The new Kyverno leads (its admission controller, at the new image, holds the leader
+    Lease), every tenant policy is enforced, and no generated admission policy or binding has
+    changed for `settle_s` under that leader. (Kyverno leaves a generated policy it would write
+    identically as it is, so "rewritten by the new version" shows as "unchanged under it".)"""
+    since = time.monotonic()
+    last: dict[str, str] = {}
+
+    def probe() -> tuple[bool, None, str]:
+        nonlocal since, last
+        holder, image = _leader_version(handle.kube)
+        snapshot = _admission_policies(handle.kube)
+        waiting = policies_not_ready(handle.kube)
+        now = time.monotonic()
+        if not image.endswith(f":{versions.kyverno}") or waiting or snapshot != last:
+            since, last = now, snapshot
+        elif now - since >= settle_s:
+            return True, None, ""
+        return False, None, (f"leader {holder or 'none'} ({image or 'no Kyverno image'}), policies not enforced "
+                             f"{sorted(waiting)}, {len(snapshot)} admission policies and bindings, unchanged for "
+                             f"{now - since:.0f} s of {settle_s:.0f} s")
+
+    wait_for(f"{handle.env}: Kyverno {versions.kyverno} leading, admission policies unchanged for {settle_s:.0f} s",
+             probe, fleet.config.timeout(300), interval_s=1.0)

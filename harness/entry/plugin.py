@@ -24,7 +24,7 @@ from harness.e2e.probe import (
     PROBE_LOG,
     case_rows,
     case_table,
-    largest_gap,
+    interval_summary,
     rows,
     summary_line,
     table,
@@ -257,13 +257,9 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
         terminalreporter.write_line(case_table(case_rows(run.record)))
         for change in run.record.changes:
             terminalreporter.write_line(f"admission policy change: {change}")
-        checks = len(run.record.all())
-        ticks = [seconds for _, seconds in run.record.ticks]
-        slowest = f"{max(ticks):.1f}s" if ticks else "none"
         terminalreporter.write_line(
-            f"probe: {checks} answers, every case every {PERIOD_S:.0f}s on each cluster (slowest round {slowest}); "
-            f"largest gap between two answers of one check: {largest_gap(run.record):.1f}s; every answer in "
-            f"{_config(config).artifacts / PROBE_LOG}")
+            f"probe: {len(run.record.all())} answers, a tick every {PERIOD_S:.0f}s on each cluster; "
+            f"{interval_summary(run.record)}; every answer in {_config(config).artifacts / PROBE_LOG}")
 
 
 @pytest.fixture

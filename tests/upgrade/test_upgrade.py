@@ -18,16 +18,21 @@ from harness.e2e.converge import tenant_ready_everywhere
 from harness.e2e.handles import Fleet
 from harness.e2e.repos import TENANT_ACCOUNT, TENANT_REPO
 from harness.e2e.upgrade import (
+    SETTLE_S,
     TENANT_RELEASE,
     UpgradeRun,
     bump_kyverno_chart,
+    commit_components,
     helm_release_revision,
+    migrate_cluster,
     migrate_fleet_manifests,
     release_chart,
     stale_images,
     unserved_stored_versions,
     upgrade_flux,
+    upgrade_flux_gitops,
     wait_kyverno,
+    wait_settled,
 )
 from harness.kit.images import podinfo_tag
 
@@ -71,13 +76,27 @@ def test_in_place_upgrade_admits_no_violating_object(
         with probe.running(handles, TENANT_ACCOUNT, _cases(fleet), record, PREFIX):
             with record.phase("flux migrate -f (fleet repo)"):
                 migrate_fleet_manifests(fleet, flux_cli, handles[0].workdir / "flux-migrate-fleet.log")
-            for handle in handles:
-                with record.phase(f"{handle.env}: Flux {start.flux.cli} -> {target.flux.cli}"):
-                    upgrade_flux(fleet, handle, target, flux_cli)
+            if fleet.config.upgrade_path == "bootstrap":
+                for handle in handles:
+                    with record.phase(f"{handle.env}: Flux {start.flux.cli} -> {target.flux.cli} (flux bootstrap)"):
+                        upgrade_flux(fleet, handle, target, flux_cli)
+            else:
+                with record.phase(f"flux migrate, Flux {start.flux.cli} -> {target.flux.cli} committed"):
+                    for handle in handles:
+                        migrate_cluster(handle, flux_cli)
+                    commit = commit_components(fleet, flux_cli, [h.env for h in handles],
+                                               handles[0].workdir / "gotk-components-new.yaml",
+                                               f"Flux {start.flux.cli} -> {target.flux.cli}: regenerated components")
+                for handle in handles:
+                    with record.phase(f"{handle.env}: Flux applies {target.flux.cli} to itself"):
+                        upgrade_flux_gitops(fleet, handle, target, commit)
             with record.phase(f"Kyverno chart {start.kyverno_chart} -> {target.kyverno_chart}"):
                 commit = bump_kyverno_chart(fleet, start.kyverno_chart, target.kyverno_chart)
                 for handle in handles:
                     wait_kyverno(fleet, handle, commit, target)
+            with record.phase(f"Kyverno settled (new leader, admission policies unchanged {SETTLE_S:.0f} s)"):
+                for handle in handles:
+                    wait_settled(fleet, handle, target)
             with record.phase("tenant reconciled after the upgrade"):
                 tenant_ready_everywhere(fleet, publish.head(fleet.server, TENANT_REPO))
         fleet.kit = upgrade.target
