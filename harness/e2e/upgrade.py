@@ -261,27 +261,29 @@ def _admission_policies(kube: Kube) -> dict[str, str]:
             for o in kube.list(ADMISSION, kind)}
 
 
-def wait_settled(fleet: Fleet, handle: ClusterHandle, versions: Versions, settle_s: float = SETTLE_S) -> None:
-    """The new Kyverno leads (its admission controller, at the new image, holds the leader
-    Lease), every tenant policy is enforced, and no generated admission policy or binding has
-    changed for `settle_s` under that leader. (Kyverno leaves a generated policy it would write
-    identically as it is, so "rewritten by the new version" shows as "unchanged under it".)"""
-    since = time.monotonic()
-    last: dict[str, str] = {}
+def wait_settled(fleet: Fleet, handles: list[ClusterHandle], versions: Versions, settle_s: float = SETTLE_S) -> None:
+    """On every cluster at once: the new Kyverno leads (its admission controller, at the new
+    image, holds the leader Lease), every tenant policy is enforced, and no generated admission
+    policy or binding has changed for `settle_s` under that leader. (Kyverno leaves a generated
+    policy it would write identically as it is, so "rewritten by the new version" shows as
+    "unchanged under it".)"""
+    since = {h.env: time.monotonic() for h in handles}
+    last: dict[str, dict[str, str]] = {h.env: {} for h in handles}
 
     def probe() -> tuple[bool, None, str]:
-        nonlocal since, last
-        holder, image = _leader_version(handle.kube)
-        snapshot = _admission_policies(handle.kube)
-        waiting = policies_not_ready(handle.kube)
-        now = time.monotonic()
-        if not image.endswith(f":{versions.kyverno}") or waiting or snapshot != last:
-            since, last = now, snapshot
-        elif now - since >= settle_s:
-            return True, None, ""
-        return False, None, (f"leader {holder or 'none'} ({image or 'no Kyverno image'}), policies not enforced "
-                             f"{sorted(waiting)}, {len(snapshot)} admission policies and bindings, unchanged for "
-                             f"{now - since:.0f} s of {settle_s:.0f} s")
+        states = []
+        for handle in handles:
+            holder, image = _leader_version(handle.kube)
+            snapshot = _admission_policies(handle.kube)
+            waiting = policies_not_ready(handle.kube)
+            now = time.monotonic()
+            if not image.endswith(f":{versions.kyverno}") or waiting or snapshot != last[handle.env]:
+                since[handle.env], last[handle.env] = now, snapshot
+            text = (f"{handle.env}: leader {holder or 'none'} ({image or 'no Kyverno image'}), policies not "
+                    f"enforced {sorted(waiting)}, {len(snapshot)} admission policies and bindings unchanged "
+                    f"for {now - since[handle.env]:.0f} s of {settle_s:.0f} s")
+            states.append((now - since[handle.env] >= settle_s, text))
+        return all(done for done, _ in states), None, "; ".join(text for _, text in states)
 
-    wait_for(f"{handle.env}: Kyverno {versions.kyverno} leading, admission policies unchanged for {settle_s:.0f} s",
-             probe, fleet.config.timeout(300), interval_s=1.0)
+    wait_for(f"Kyverno {versions.kyverno} leading, admission policies unchanged for {settle_s:.0f} s "
+             f"on {', '.join(h.env for h in handles)}", probe, fleet.config.timeout(300), interval_s=1.0)

@@ -301,14 +301,18 @@ def test_objects_beyond_the_quota_are_refused(cluster: ClusterHandle, tenant: Ku
     hard = int(quota["spec"]["hard"]["configmaps"])
 
     def settled() -> tuple[bool, None, str]:
-        # Objects that earlier tests' reconcilers just created or pruned make the quota
-        # controller recount from its cache while this test fills the quota; a recount that
-        # misses the newest ConfigMaps lets one more in (kubernetes/kubernetes#123434). Start
-        # from a quota whose count matches the namespace.
-        used = (cluster.kube.get("v1", "ResourceQuota", tenancy.TENANT_NAME, NS) or {}).get("status", {})
-        counted = int((used.get("used") or {}).get("configmaps", -1))
-        held = len(cluster.kube.list("v1", "ConfigMap", NS))
-        return counted == held, None, f"quota counts {counted} ConfigMaps, the namespace holds {held}"
+        # A deletion in the namespace (an earlier test's pod still terminating) makes the quota
+        # controller recount every resource from its cache; a recount during the burst below
+        # that misses the newest ConfigMaps lets one more in (kubernetes/kubernetes#123434).
+        # Start when nothing is being deleted and the quota's counts match the namespace.
+        used = ((cluster.kube.get("v1", "ResourceQuota", tenancy.TENANT_NAME, NS) or {}).get("status") or {}).get("used") or {}
+        pods = cluster.kube.list("v1", "Pod", NS)
+        leaving = [p["metadata"]["name"] for p in pods if p["metadata"].get("deletionTimestamp")]
+        counts = {"configmaps": len(cluster.kube.list("v1", "ConfigMap", NS)),
+                  "pods": sum(1 for p in pods if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed"))}
+        quota_counts = {k: int(used.get(k, -1)) for k in counts}
+        return (not leaving and quota_counts == counts, None,
+                f"terminating {leaving}; quota counts {quota_counts}, the namespace holds {counts}")
 
     wait_for(f"the quota of {NS} to count its ConfigMaps", settled, timeout_s=60.0)
     created: list[str] = []

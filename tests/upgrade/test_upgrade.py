@@ -95,8 +95,7 @@ def test_in_place_upgrade_admits_no_violating_object(
                 for handle in handles:
                     wait_kyverno(fleet, handle, commit, target)
             with record.phase(f"Kyverno settled (new leader, admission policies unchanged {SETTLE_S:.0f} s)"):
-                for handle in handles:
-                    wait_settled(fleet, handle, target)
+                wait_settled(fleet, handles, target)
             with record.phase("tenant reconciled after the upgrade"):
                 tenant_ready_everywhere(fleet, publish.head(fleet.server, TENANT_REPO))
         fleet.kit = upgrade.target
