@@ -422,8 +422,9 @@ def running(handles: list[ClusterHandle], tenant_user: str, probe_cases: tuple[C
         workers += [PodinfoProbe(handle, record), PolicyWatch(handle, record)]
     for worker in workers:
         worker.thread.start()
-    say(f"isolation probe running on {', '.join(h.env for h in handles)}: {len(probe_cases)} cases, each "
-        f"violating request and its twin every {PERIOD_S:.0f}s")
+    count = f"{len(probe_cases)} case" + ("" if len(probe_cases) == 1 else "s")
+    say(f"isolation probe running on {', '.join(h.env for h in handles)}: {count}, each violating request and "
+        f"its twin every {PERIOD_S:.0f}s")
     try:
         yield workers
     finally:
