@@ -96,7 +96,6 @@ class Record:
     events: list[Event] = field(default_factory=list)
     changes: list[Change] = field(default_factory=list)
     phases: list[Phase] = field(default_factory=list)
-    ticks: list[tuple[str, float]] = field(default_factory=list)  # (env, seconds one tick of every case took)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, event: Event) -> None:
@@ -355,15 +354,12 @@ class CaseProbe(Worker):
                              admin.as_user("system:serviceaccount:flux-system:helm-controller"))
 
     def once(self, number: int) -> None:
-        tick = time.time()
         for index, case in enumerate(self.cases):
             name = f"{self.prefix}-{number}-{self.name.rsplit('-', 1)[1]}-{index}"
             for check, request in (("violating", case.violating), ("compliant", case.compliant)):
                 at = time.time()
                 answer, detail = classify(case.policy, request, self.actors, name)
                 self.record.add(Event(at, self.env, check, case.name, answer, detail))  # type: ignore[arg-type]
-        with self.record.lock:
-            self.record.ticks.append((self.env, time.time() - tick))
 
 
 class PodinfoProbe(Worker):
