@@ -32,6 +32,12 @@ class Actors:
     source_controller: Kube
     helm_controller: Kube
 
+    @classmethod
+    def of(cls, admin: Kube, tenant_user: str) -> Actors:
+        """Each identity impersonated through `admin` (its cluster and request deadline)."""
+        return cls(admin.as_user(tenant_user), admin.as_user("system:serviceaccount:flux-system:source-controller"),
+                   admin.as_user("system:serviceaccount:flux-system:helm-controller"))
+
 
 @dataclass(frozen=True)
 class Case:

@@ -348,10 +348,7 @@ class CaseProbe(Worker):
                  prefix: str, part: int = 0) -> None:
         super().__init__(f"probe-{handle.env}-cases-{part}")
         self.env, self.cases, self.record, self.prefix = handle.env, probe_cases, record, prefix
-        admin = Kube(handle.kubeconfig, timeout_s=REQUEST_TIMEOUT_S)
-        self.actors = Actors(admin.as_user(tenant_user),
-                             admin.as_user("system:serviceaccount:flux-system:source-controller"),
-                             admin.as_user("system:serviceaccount:flux-system:helm-controller"))
+        self.actors = Actors.of(Kube(handle.kubeconfig, timeout_s=REQUEST_TIMEOUT_S), tenant_user)
 
     def once(self, number: int) -> None:
         for index, case in enumerate(self.cases):
@@ -486,9 +483,7 @@ def remove_fixtures(handle: ClusterHandle, probe_cases: tuple[Case, ...]) -> Non
 def baseline_problems(handle: ClusterHandle, tenant_user: str, probe_cases: tuple[Case, ...]) -> list[str]:
     """Each case once, outside any window: its violating request refused by its own policy and
     its twin admitted. A case that fails here is a wrong case, not an upgrade problem."""
-    admin = Kube(handle.kubeconfig)
-    actors = Actors(admin.as_user(tenant_user), admin.as_user("system:serviceaccount:flux-system:source-controller"),
-                    admin.as_user("system:serviceaccount:flux-system:helm-controller"))
+    actors = Actors.of(Kube(handle.kubeconfig), tenant_user)
     problems = []
     for index, case in enumerate(probe_cases):
         bad = classify(case.policy, case.violating, actors, f"baseline-{index}-bad")
