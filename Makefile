@@ -41,9 +41,11 @@ test: $(PY)
 e2e: $(PY)
 	$(PY) -m pytest -m e2e --junitxml=artifacts/junit-e2e.xml $(PYTEST_ARGS)
 
-## The in-place upgrade: both clusters at UPGRADE_FROM, upgraded through Git to VERSIONS (default
-## versions.yaml) under an isolation probe, checked, then the isolation suite on the upgraded fleet.
-UPGRADE_FROM ?= versions.previous.yaml
+## The in-place upgrade: both clusters at UPGRADE_FROM (auto: a pull request's base, else the newest
+## commit with an older version set, else versions.previous.yaml; or git:REF, or a set FILE), upgraded
+## through Git to the working tree and VERSIONS under an isolation probe, checked, then the isolation
+## suite on the upgraded fleet.
+UPGRADE_FROM ?= auto
 ISOLATION_SUITE := tests/e2e/test_tenant_isolation.py tests/e2e/test_isolation_admission.py \
                    tests/e2e/test_isolation_tenant_repo.py tests/e2e/test_isolation_fail_closed.py \
                    tests/e2e/test_isolation_workloads.py tests/e2e/test_isolation_network.py

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 from harness.core.errors import ConfigError
+from harness.core.history import AUTO, GIT_PREFIX
 from harness.core.repo import ENVIRONMENTS, Environment
 from harness.core.versions import REPO_ROOT, VERSIONS_FILE
 
@@ -57,8 +58,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("timeout-scale", "multiply every deadline, for slower machines (default: 1)", "FACTOR"),
     Option("versions", "the version set the kit is built for and the fleet runs (default: versions.yaml; "
            "e.g. versions.previous.yaml)", "FILE"),
-    Option("upgrade-from", "bring the fleet up at this version set, then upgrade it in place to --e2e-versions "
-           "(make upgrade; new clusters only)", "FILE"),
+    Option("upgrade-from", "bring the fleet up at this start, then upgrade it in place to the working tree and "
+           "--e2e-versions (make upgrade; new clusters only): auto (make upgrade's default: a pull request's "
+           "base, else the newest commit with an older version set, else versions.previous.yaml), git:REF "
+           "(that commit's fleet, tenant repo and version set) or a version-set FILE", "START"),
     Option("upgrade-path", "how the upgrade run moves Flux: gitops (default: a commit of the new CLI's "
            "gotk-components.yaml, applied by Flux itself) or bootstrap (the new CLI's flux bootstrap)", "PATH"),
 )
@@ -75,7 +78,8 @@ class E2EConfig:
     # Environments run against an existing cluster (kubeconfig) instead of a new kind cluster.
     existing: tuple[tuple[Environment, Path], ...] = ()
     versions_file: Path = VERSIONS_FILE
-    upgrade_from: Path | None = None  # the version set an upgrade run starts at
+    # Where an upgrade run starts: "auto", "git:REF" or a version-set file's absolute path.
+    upgrade_from: str | None = None
     upgrade_path: str = "gitops"  # how an upgrade run moves Flux (UPGRADE_PATHS)
 
     def existing_kubeconfig(self, env: Environment) -> Path | None:
@@ -138,6 +142,25 @@ def _set_file(name: str, cli: str | None, ini: Mapping[str, str] | None) -> Path
     return path.resolve()
 
 
+def _upgrade_start(option: Option, text: str, target: Path) -> str | None:
+    """An upgrade start as written (auto, git:REF) or a version-set file, which must exist and
+    differ from the target set."""
+    if not text:
+        return None
+    if text == AUTO:
+        return text
+    if text.startswith(GIT_PREFIX):
+        if not text.removeprefix(GIT_PREFIX).strip():
+            raise _bad(option, text, "name a ref after git:, e.g. git:main or git:v1.2.0")
+        return text
+    path = _set_file(option.name, text, None)
+    assert path is not None
+    if path == target:
+        raise _bad(option, text, f"it is the set the run upgrades to ({target.name}); name the set to start "
+                   f"from, e.g. versions.previous.yaml, a ref as git:REF, or {AUTO}")
+    return str(path)
+
+
 def versions_file(cli: str | None = None, ini: Mapping[str, str] | None = None) -> Path:
     """The version set `make kit`, `make up` and the e2e use: --versions, else
     FLEET_E2E_VERSIONS, else versions.yaml."""
@@ -173,13 +196,9 @@ def build_config(cli: Mapping[str, object] | None = None, ini: Mapping[str, str]
         raise _bad(by_name["timeout-scale"], scale_text, "use a positive number like 2")
 
     target = versions_file(str(cli.get("versions") or "") or None, ini)
-    start = _set_file("upgrade-from", str(cli.get("upgrade-from") or "") or None, ini)
-    if start is not None:
-        if start == target:
-            raise _bad(by_name["upgrade-from"], str(start), f"it is the set the run upgrades to ({target.name}); "
-                       "name the set to start from, e.g. versions.previous.yaml")
-        if up_text in ("1", "true") or text["kubeconfigs"]:
-            raise _bad(by_name["upgrade-from"], str(start), "an upgrade run creates its own clusters at the "
+    start = _upgrade_start(by_name["upgrade-from"], text["upgrade-from"], target)
+    if start is not None and (up_text in ("1", "true") or text["kubeconfigs"]):
+        raise _bad(by_name["upgrade-from"], str(start), "an upgrade run creates its own clusters at the "
                        "starting set; drop --e2e-up / --e2e-kubeconfigs")
 
     upgrade_path = text["upgrade-path"] or UPGRADE_PATHS[0]

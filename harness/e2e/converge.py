@@ -3,6 +3,8 @@ fleet's own dependsOn gives, the policies enforced, the tenant reconciled."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from harness.access.kube import Kube
 from harness.core import yamlio
 from harness.core.repo import API, POLICIES_DIR, platform_order
@@ -13,9 +15,9 @@ from harness.e2e.handles import ClusterHandle, Fleet
 from harness.e2e.repos import FLEET_REPO
 
 
-def applied_policy_names() -> list[str]:
-    """The ValidatingPolicies the fleet applies (those listed in the policies kustomization)."""
-    folder = REPO_ROOT / POLICIES_DIR
+def applied_policy_names(root: Path = REPO_ROOT) -> list[str]:
+    """The ValidatingPolicies the fleet of `root` applies (those its policies kustomization lists)."""
+    folder = root / POLICIES_DIR
     names = []
     for resource in yamlio.load((folder / "kustomization.yaml").read_text())["resources"]:
         if (folder / resource).is_file():

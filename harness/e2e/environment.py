@@ -25,7 +25,7 @@ from harness.core.versions import REPO_ROOT
 from harness.e2e.fleet import attach, fleet_up
 from harness.e2e.gitserver import USERNAME, GitServer
 from harness.e2e.handles import Fleet
-from harness.e2e.repos import FLEET_REPO, TENANT_REPO
+from harness.e2e.repos import FLEET_REPO, TENANT_REPO, WORKING_TREE, RepoSource
 from harness.e2e.sweep import Found, remove
 from harness.kit.build import Kit
 from harness.kit.cache import cache_root
@@ -171,9 +171,10 @@ def down(kind_binary: str) -> list[str]:
 
 
 @contextmanager
-def e2e_fleet(config: E2EConfig, kit: Kit, workdir: Path) -> Iterator[Fleet]:
+def e2e_fleet(config: E2EConfig, kit: Kit, workdir: Path, source: RepoSource = WORKING_TREE) -> Iterator[Fleet]:
     """The fleet an e2e session tests: a new run's (torn down after), or with `use_up` the
-    environment `make up` left running (attached, nothing created or removed)."""
+    environment `make up` left running (attached, nothing created or removed). A new run
+    publishes the repos from `source`."""
     if config.use_up:
         record = record_of_checkout()
         if record is None or not record.live:
@@ -193,5 +194,5 @@ def e2e_fleet(config: E2EConfig, kit: Kit, workdir: Path) -> Iterator[Fleet]:
     run = Run.new()
     with (locks.hold(cache_root() / "locks", "e2e", f"the e2e of run {run.id}", E2E_LOCK_WHY,
                      timeout_s=E2E_LOCK_TIMEOUT_S),
-          fleet_up(config, kit, workdir / run.id, run) as fleet):
+          fleet_up(config, kit, workdir / run.id, run, source=source) as fleet):
         yield fleet

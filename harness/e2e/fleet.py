@@ -23,12 +23,13 @@ from harness.e2e.clusters import Cluster, ExistingCluster, KitCluster
 from harness.e2e.converge import wait_fleet
 from harness.e2e.gitserver import GitServer, serve, serve_detached
 from harness.e2e.handles import ClusterHandle, Fleet, Timings
-from harness.e2e.repos import FLEET_REPO, TENANT_REPO, publish_repos
+from harness.e2e.repos import FLEET_REPO, TENANT_REPO, WORKING_TREE, RepoSource, publish_repos
 from harness.kit.build import Kit
 
 
 @contextmanager
-def fleet_up(config: E2EConfig, kit: Kit, workdir: Path, run: Run, keep: bool = False) -> Iterator[Fleet]:
+def fleet_up(config: E2EConfig, kit: Kit, workdir: Path, run: Run, keep: bool = False,
+             source: RepoSource = WORKING_TREE) -> Iterator[Fleet]:
     """The whole e2e environment of one run, torn down on exit.
 
     With `keep` (`make up`) everything stays when the block ends normally: the Git server then
@@ -46,7 +47,7 @@ def fleet_up(config: E2EConfig, kit: Kit, workdir: Path, run: Run, keep: bool = 
         else:
             server = stack.enter_context(serve(address, workdir / "git-server", kit.chart_repos))
         with timings.measure("publish fleet and tenant repos"):
-            fleet_commit, tenant_commit, hits = publish_repos(server, kit.versions)
+            fleet_commit, tenant_commit, hits = publish_repos(server, kit.versions, source)
         fleet = Fleet(config, kit, server, hits, {}, timings, fleet_commit, tenant_commit,
                       registry=reg, server_pid=daemon.pid if daemon else None)
         for env in config.environments:

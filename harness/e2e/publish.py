@@ -62,9 +62,13 @@ def authenticated(server: GitServer, url: str) -> str:
     return url.replace("://", f"://{server.username}:{server.token}@", 1)
 
 
+Transform = Callable[[Path], list[RewriteHit]]  # edits a tree in place, reports what it changed
+
+
 def publish(server: GitServer, repo: str, sources: dict[str, Path], rewrites: Iterable[Rewrite],
-            message: str) -> tuple[str, list[RewriteHit]]:
-    """Create `repo` on the server holding `sources` (name in repo -> folder); return commit and hits."""
+            message: str, transform: Transform | None = None) -> tuple[str, list[RewriteHit]]:
+    """Create `repo` on the server holding `sources` (name in repo -> folder), rewritten, then
+    transformed; return the commit and every change made."""
     server.create_repo(repo)
     with tempfile.TemporaryDirectory(prefix="fleet-publish-") as tmp:
         work = Path(tmp)
@@ -72,6 +76,8 @@ def publish(server: GitServer, repo: str, sources: dict[str, Path], rewrites: It
         for name, folder in sources.items():
             shutil.copytree(folder, work / name if name else work, dirs_exist_ok=True)
         hits = apply_rewrites(work, list(rewrites))
+        if transform is not None:
+            hits += transform(work)
         git("add", "-A", cwd=work)
         git("commit", "-q", "-m", message, cwd=work)
         git("push", "-q", authenticated(server, server.repo_url(repo)), "main", cwd=work)
@@ -125,3 +131,25 @@ def head(server: GitServer, repo: str) -> str:
     """The commit main points at on the server."""
     out = commands.run(["git", "ls-remote", server.repo_url(repo), "refs/heads/main"], timeout_s=GIT_TIMEOUT_S)
     return out.stdout.split()[0]
+
+
+def sync(server: GitServer, repo: str, sources: dict[str, Path], rewrites: Iterable[Rewrite], message: str,
+         keep: Callable[[str], bool] = lambda _: False) -> str | None:
+    """Commit whatever makes main hold `sources` as publish() writes them, except the files
+    `keep` names (by path in the repo), which stay as they are on main; None if nothing changed."""
+    def edit(work: Path) -> None:
+        for path in _tracked_files(work):
+            if not keep(path.relative_to(work).as_posix()):
+                path.unlink()
+        with tempfile.TemporaryDirectory(prefix="fleet-sync-") as tmp:
+            staged = Path(tmp)
+            for name, folder in sources.items():
+                shutil.copytree(folder, staged / name if name else staged, dirs_exist_ok=True)
+            apply_rewrites(staged, list(rewrites))
+            for path in _tracked_files(staged):
+                rel = path.relative_to(staged).as_posix()
+                if not keep(rel):
+                    (work / rel).parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(path, work / rel)
+
+    return commit_change(server, repo, edit, message)

@@ -3,15 +3,23 @@ with the URLs that point outside rewritten to the local Git server and chart rep
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from fnmatch import fnmatch
+from pathlib import Path
+
+from harness.core import commands
+from harness.core.errors import CommandError, HarnessError
+from harness.core.history import Start
 from harness.core.progress import say
 from harness.core.repo import FLEET_DIRS, TENANT_REPO_DIR
 from harness.core.versions import REPO_ROOT, Versions, load_versions
-from harness.e2e import publish
+from harness.e2e import apiversions, publish
 from harness.e2e.gitserver import GitServer
 
 FLEET_REPO = "platform/fleet"
 TENANT_REPO = "dev-team/apps"
 TENANT_ACCOUNT = "system:serviceaccount:apps:dev-team"
+EXPORT_TIMEOUT_S = 60.0
 
 
 def rewrites_for(server: GitServer, versions: Versions) -> list[publish.Rewrite]:
@@ -28,13 +36,73 @@ def rewrites_for(server: GitServer, versions: Versions) -> list[publish.Rewrite]
     return rewrites
 
 
-def publish_repos(server: GitServer, versions: Versions) -> tuple[str, str, list[publish.RewriteHit]]:
+@dataclass(frozen=True)
+class RepoSource:
+    """Where the published repos come from: a tree holding the fleet's folders and the tenant
+    repo (the working tree, or a commit's files), optionally transformed (an upgrade's start
+    written at older API versions)."""
+
+    root: Path = REPO_ROOT
+    label: str = "working tree"
+    transform: publish.Transform | None = None
+
+
+WORKING_TREE = RepoSource()
+
+
+def publish_repos(server: GitServer, versions: Versions,
+                  source: RepoSource = WORKING_TREE) -> tuple[str, str, list[publish.RewriteHit]]:
     rewrites = rewrites_for(server, versions)
     tenant_commit, tenant_hits = publish.publish(
-        server, TENANT_REPO, {"": REPO_ROOT / TENANT_REPO_DIR}, rewrites, "dev-team apps (from tenant-repo-example)")
+        server, TENANT_REPO, {"": source.root / TENANT_REPO_DIR}, rewrites,
+        f"dev-team apps (from tenant-repo-example, {source.label})", source.transform)
     fleet_commit, fleet_hits = publish.publish(
-        server, FLEET_REPO, {d: REPO_ROOT / d for d in FLEET_DIRS}, rewrites, "fleet (working tree)")
+        server, FLEET_REPO, fleet_sources(source.root), rewrites,
+        f"fleet ({source.label})", source.transform)
     hits = [*fleet_hits, *tenant_hits]
     for hit in hits:
         say(f"rewrite: {hit}")
     return fleet_commit, tenant_commit, hits
+
+
+def _bootstrap_owned(path: str) -> bool:
+    """What `flux bootstrap` writes into the fleet repo (the working tree holds placeholders)."""
+    return fnmatch(path, "clusters/*/flux-system/gotk-*.yaml")
+
+
+def fleet_sources(root: Path = REPO_ROOT) -> dict[str, Path]:
+    return {d: root / d for d in FLEET_DIRS if (root / d).is_dir()}
+
+
+def sync_to_working_tree(server: GitServer, versions: Versions, repo: str, message: str) -> str | None:
+    """A served repo moved to the working tree's content, as a merged pull request would move it
+    (the fleet's bootstrap-written files stay); the new commit, or None if it held that already."""
+    rewrites = rewrites_for(server, versions)
+    if repo == TENANT_REPO:
+        return publish.sync(server, repo, {"": REPO_ROOT / TENANT_REPO_DIR}, rewrites, message)
+    return publish.sync(server, repo, fleet_sources(), rewrites, message, keep=_bootstrap_owned)
+
+
+def start_source(start: Start, previous_flux: str, target_flux: str) -> tuple[RepoSource, list[str]]:
+    """The repos an upgrade run starts with: the start commit's files as they were; or, from a
+    version-set file, the working tree's written at the API versions the start set's Flux serves
+    and the target's drops (apiversions). Also the objects kept at their version, and why."""
+    if start.ref is not None:
+        return RepoSource(start.versions_file.parent, f"commit {start.ref[:12]}"), []
+    exports = []
+    for cli in (previous_flux, target_flux):
+        try:
+            exports.append(commands.run([cli, "install", "--export"], timeout_s=EXPORT_TIMEOUT_S).stdout)
+        except CommandError as exc:
+            raise HarnessError(f"reading the Flux CRDs of {cli} failed\n{exc}") from exc
+    dropped = apiversions.dropped_versions(*exports)
+    kept: list[str] = []
+
+    def transform(work: Path) -> list[publish.RewriteHit]:
+        hits, why = apiversions.write_at_dropped_versions(work, dropped)
+        kept.extend(why)
+        return hits
+
+    versions = ", ".join(f"{d.kind} {d.version}" for d in dropped.values())
+    return RepoSource(REPO_ROOT, f"working tree at the API versions the new Flux drops: {versions or 'none'}",
+                      transform), kept

@@ -1,6 +1,8 @@
-"""Upgrading a running fleet in place, the way a platform team does it through Git: Flux with
-the new CLI's `flux migrate` and `flux bootstrap`, Kyverno with a commit that bumps its chart;
-and the checks that tell a finished upgrade from a half-done one."""
+"""Upgrading a running fleet in place, the way a platform team does it through Git: the repos'
+manifests migrated with the new CLI's `flux migrate -f .`, Flux by a commit of its regenerated
+components (or the new CLI's `flux bootstrap`), then the fleet moved to the working tree (the
+Kyverno chart bump among its changes); and the checks that tell a finished upgrade from a
+half-done one."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from typing import Any
 from harness.access.kube import Kube
 from harness.core import commands
 from harness.core.errors import CommandError, HarnessError
+from harness.core.history import Start
 from harness.core.progress import step
 from harness.core.repo import API
 from harness.core.versions import Versions
@@ -33,7 +36,6 @@ SETTLE_S = 20.0
 KYVERNO_LEASE = "kyverno"  # the admission controller's leader election
 ADMISSION = "admissionregistration.k8s.io/v1"
 KYVERNO_RELEASE = Ref("HelmRelease", "flux-system", "kyverno")
-KYVERNO_RELEASE_FILE = "infrastructure/kyverno/release.yaml"
 TENANT_RELEASE = Ref("HelmRelease", "apps", "podinfo")
 # The API groups whose CRDs the upgrade replaces.
 UPGRADED_GROUPS = ("toolkit.fluxcd.io", "kyverno.io")
@@ -50,7 +52,11 @@ class UpgradeRun:
 
     start: Kit
     target: Kit
+    origin: Start  # where the run started (a commit, or a version-set file) and why
+    start_root: Path  # the tree the start's repos were published from
     record: probe.Record = field(default_factory=probe.Record)
+    # Objects of the start state left at the new API version, and why (apiversions).
+    kept: list[str] = field(default_factory=list)
     # env -> (Helm revision, digest) of the tenant's release before the upgrade.
     tenant_releases: dict[str, tuple[int, str]] = field(default_factory=dict)
     done: bool = False
@@ -64,13 +70,14 @@ def _run_flux(argv: list[str], log: Path, what: str, cwd: Path | None = None) ->
         raise UpgradeError(f"{what} failed (log: {log})\n{exc}") from exc
 
 
-def migrate_fleet_manifests(fleet: Fleet, flux_cli: str, log: Path) -> str | None:
-    """`flux migrate -f .` on the fleet repo: its manifests move to the newest API versions the
-    new Flux serves; the change is committed (None when there was nothing to migrate)."""
+def migrate_manifests(fleet: Fleet, repo: str, flux_cli: str, log: Path) -> str | None:
+    """`flux migrate -f .` on a served repo (the fleet's, or a tenant's as its owner would run
+    it): its manifests move to the newest API versions the new Flux serves; the change is
+    committed (None when there was nothing to migrate)."""
     def edit(work: Path) -> None:
-        _run_flux([flux_cli, "migrate", "-f", ".", "--yes"], log, "flux migrate -f . (fleet repo)", cwd=work)
+        _run_flux([flux_cli, "migrate", "-f", ".", "--yes"], log, f"flux migrate -f . ({repo})", cwd=work)
 
-    return publish.commit_change(fleet.server, FLEET_REPO, edit, "Migrate Flux manifests to the new API versions")
+    return publish.commit_change(fleet.server, repo, edit, "Migrate Flux manifests to the new API versions")
 
 
 def migrate_cluster(handle: ClusterHandle, flux_cli: str) -> None:
@@ -92,10 +99,11 @@ def upgrade_flux(fleet: Fleet, handle: ClusterHandle, target: Versions, flux_cli
 COMPONENTS = "clusters/{env}/flux-system/gotk-components.yaml"
 
 
-def commit_components(fleet: Fleet, flux_cli: str, envs: list[str], log: Path, what: str) -> str:
+def commit_components(fleet: Fleet, flux_cli: str, envs: list[str], log: Path, what: str) -> str | None:
     """The Flux bump as a pull request brings it: the new CLI's components (`flux install
     --export`, the manifests `flux bootstrap` writes) committed over each cluster's
-    gotk-components.yaml, for Flux to apply to itself."""
+    gotk-components.yaml, for Flux to apply to itself. None when they equal the committed
+    ones (the start runs the same Flux)."""
     def edit(work: Path) -> None:
         try:
             with step(f"flux install --export (log: {log})"):
@@ -110,10 +118,7 @@ def commit_components(fleet: Fleet, flux_cli: str, envs: list[str], log: Path, w
                                    "cluster bootstrapped from it?")
             path.write_text(components)
 
-    commit = publish.commit_change(fleet.server, FLEET_REPO, edit, what)
-    if commit is None:
-        raise UpgradeError(f"{what}: the new components equal the committed ones; nothing to upgrade")
-    return commit
+    return publish.commit_change(fleet.server, FLEET_REPO, edit, what)
 
 
 def upgrade_flux_gitops(fleet: Fleet, handle: ClusterHandle, target: Versions, commit: str) -> None:
@@ -181,35 +186,30 @@ def wait_images(fleet: Fleet, handle: ClusterHandle, versions: Versions, what: s
     wait_for(f"{handle.env}: {what} running {versions.name}'s images", probe, fleet.config.timeout(300))
 
 
-def unserved_stored_versions(kube: Kube) -> dict[str, list[str]]:
-    """CRDs of the upgraded groups whose status.storedVersions name a version the CRD no longer
-    serves (objects stored there can no longer be read; the next CRD upgrade that drops it fails)."""
+def stored_version_problems(kube: Kube) -> dict[str, list[str]]:
+    """CRDs of the upgraded groups whose status.storedVersions is not exactly their storage
+    version (objects may still sit in etcd at another; the next CRD that stops serving it fails),
+    or whose objects do not read back at it."""
     found = {}
     for crd in kube.list("apiextensions.k8s.io/v1", "CustomResourceDefinition"):
-        if not crd["spec"]["group"].endswith(UPGRADED_GROUPS):
+        spec = crd["spec"]
+        if not spec["group"].endswith(UPGRADED_GROUPS):
             continue
-        served = {v["name"] for v in crd["spec"]["versions"] if v.get("served")}
+        storage = next((v["name"] for v in spec["versions"] if v.get("storage")), "")
         stored = list((crd.get("status") or {}).get("storedVersions") or [])
-        if not set(stored) <= served:
-            found[crd["metadata"]["name"]] = [f"stored {stored}", f"served {sorted(served)}"]
+        problems = [] if stored == [storage] else [f"stored {stored}, storage version {storage or 'none'}"]
+        if storage and not problems:
+            api_version = f"{spec['group']}/{storage}"
+            try:
+                objects = kube.list(api_version, spec["names"]["kind"])
+            except Exception as exc:  # noqa: BLE001 - any failure to read back is the finding
+                problems.append(f"listing at {api_version} failed: {exc}")
+            else:
+                problems += [f"{o['metadata'].get('namespace', '')}/{o['metadata']['name']} read back as "
+                             f"{o.get('apiVersion')}" for o in objects if o.get("apiVersion") != api_version]
+        if problems:
+            found[crd["metadata"]["name"]] = problems
     return found
-
-
-def bump_kyverno_chart(fleet: Fleet, old: str, new: str) -> str:
-    """The commit a platform team makes: the Kyverno release's chart version, old -> new."""
-    def edit(work: Path) -> None:
-        path = work / KYVERNO_RELEASE_FILE
-        text = path.read_text()
-        pinned = f'version: "{old}"'
-        if text.count(pinned) != 1:
-            raise UpgradeError(f"{KYVERNO_RELEASE_FILE} in the fleet repo does not pin {pinned} once; "
-                               "cannot bump the chart")
-        path.write_text(text.replace(pinned, f'version: "{new}"'))
-
-    commit = publish.commit_change(fleet.server, FLEET_REPO, edit, f"Kyverno chart {old} -> {new}")
-    if commit is None:
-        raise UpgradeError(f"bumping the Kyverno chart {old} -> {new} changed nothing in the fleet repo")
-    return commit
 
 
 def release_chart(kube: Kube) -> str:

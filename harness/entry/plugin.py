@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.core import history
 from harness.core.config import OPTIONS, E2EConfig, build_config
 from harness.core.errors import HarnessError
 from harness.core.progress import Sink, current_sink, set_sink
@@ -29,6 +30,7 @@ from harness.e2e.probe import (
     summary_line,
     table,
 )
+from harness.e2e.repos import WORKING_TREE, start_source
 from harness.e2e.upgrade import UpgradeRun
 from harness.kit.build import Kit, build_kit
 from harness.kit.charts import merged_repos
@@ -39,6 +41,7 @@ FLEET_KEY = pytest.StashKey[Fleet]()
 CONFIG_KEY = pytest.StashKey["E2EConfig | HarnessError"]()
 SINK_KEY = pytest.StashKey[Sink]()
 UPGRADE_KEY = pytest.StashKey[UpgradeRun]()
+START_KEY = pytest.StashKey[history.Start]()
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -141,7 +144,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     kit = any(item.get_closest_marker("kit") for item in session.items)
     try:
         if e2e:
-            _config(session.config)
+            config = _config(session.config)
+            if config.upgrade_from is not None:
+                session.config.stash[START_KEY] = history.resolve(config.upgrade_from)
             prepare_host("e2e")
         elif kit:
             check_requirements("validate")
@@ -197,14 +202,23 @@ def fleet(request: pytest.FixtureRequest, e2e_config: E2EConfig, kit: Kit,
           record_testsuite_property: Callable[[str, object], None]) -> Iterator[Fleet]:
     """Clusters created (or `make up`'s attached), Flux bootstrapped from the local Git server,
     everything Ready; one e2e at a time on a host, the run id on everything created. An upgrade
-    run starts at --e2e-upgrade-from's set, serving both sets' charts."""
-    start = kit
+    run starts at --e2e-upgrade-from's state (a commit's repos and set, or a set with the working
+    tree's repos at the API versions it serves and the new set drops), serving both sets' charts."""
+    start, source = kit, WORKING_TREE
     if e2e_config.upgrade_from is not None:
-        previous = _build(e2e_config.upgrade_from, e2e_config)
+        origin = request.config.stash[START_KEY]
+        try:
+            origin = history.materialize(origin, tmp_path_factory.mktemp("start"))
+            previous = _build(origin.versions_file, e2e_config)
+            source, kept = start_source(origin, previous.binary("flux"), kit.binary("flux"))
+        except HarnessError as exc:
+            pytest.fail(f"the upgrade's start ({origin.why}): {exc}", pytrace=False)
         charts = merged_repos(tmp_path_factory.mktemp("charts"), previous.chart_repos, kit.chart_repos)
         start = replace(previous, chart_repos=charts)
-        request.config.stash[UPGRADE_KEY] = UpgradeRun(start, replace(kit, chart_repos=charts))
-        record_testsuite_property("upgrade-from", previous.versions.name)
+        request.config.stash[UPGRADE_KEY] = UpgradeRun(start, replace(kit, chart_repos=charts), origin,
+                                                       source.root, kept=kept)
+        record_testsuite_property("upgrade-from", origin.why)
+        record_testsuite_property("upgrade-from.repos", source.label)
         for key, value in (("flux", previous.versions.flux.cli), ("kyverno", previous.versions.kyverno),
                            ("kyverno-chart", previous.versions.kyverno_chart)):
             record_testsuite_property(f"upgrade-from.{key}", value)
@@ -214,7 +228,7 @@ def fleet(request: pytest.FixtureRequest, e2e_config: E2EConfig, kit: Kit,
                        ("kind", v.kind), ("podinfo", v.podinfo), ("kit-source", kit.source),
                        ("node-image", kit.node_image)):
         record_testsuite_property(f"version.{key}", value)
-    with e2e_fleet(e2e_config, start, tmp_path_factory.mktemp("e2e")) as fleet:
+    with e2e_fleet(e2e_config, start, tmp_path_factory.mktemp("e2e"), source) as fleet:
         request.session.stash[FLEET_KEY] = fleet
         # What the clusters run, as their API servers say (an upgrade run never upgrades nodes).
         for env, handle in fleet.clusters.items():

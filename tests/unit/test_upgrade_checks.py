@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from harness.core.versions import PREVIOUS_VERSIONS_FILE, Versions, load_versions
-from harness.e2e.upgrade import stale_images, unserved_stored_versions
+from harness.e2e.upgrade import stale_images, stored_version_problems
 from harness.kit.images import flux_tag
 
 
@@ -20,9 +20,9 @@ class FakeKube:
         return self.objects.get((kind, namespace), [])
 
 
-def _crd(name: str, group: str, served: dict[str, bool], stored: list[str]) -> dict[str, Any]:
-    return {"metadata": {"name": name}, "spec": {"group": group, "versions": [
-        {"name": v, "served": s} for v, s in served.items()]}, "status": {"storedVersions": stored}}
+def _crd(name: str, group: str, kind: str, storage: str, served: list[str], stored: list[str]) -> dict[str, Any]:
+    return {"metadata": {"name": name}, "spec": {"group": group, "names": {"kind": kind}, "versions": [
+        {"name": v, "served": True, "storage": v == storage} for v in served]}, "status": {"storedVersions": stored}}
 
 
 def _deployment(name: str, images: list[str], rolled_out: bool = True) -> dict[str, Any]:
@@ -33,15 +33,25 @@ def _deployment(name: str, images: list[str], rolled_out: bool = True) -> dict[s
             "status": status}
 
 
-def test_stored_versions_no_longer_served_are_found() -> None:
-    kube = FakeKube({("CustomResourceDefinition", None): [
-        _crd("helmreleases.helm.toolkit.fluxcd.io", "helm.toolkit.fluxcd.io", {"v2": True, "v2beta1": False},
-             ["v2beta1", "v2"]),
-        _crd("kustomizations.kustomize.toolkit.fluxcd.io", "kustomize.toolkit.fluxcd.io", {"v1": True}, ["v1"]),
-        _crd("widgets.example.com", "example.com", {"v1": True}, ["v0"]),  # not an upgraded group
-    ]})
-    assert unserved_stored_versions(kube) == {  # type: ignore[arg-type]
-        "helmreleases.helm.toolkit.fluxcd.io": ["stored ['v2beta1', 'v2']", "served ['v2']"]}
+def test_stored_versions_other_than_the_storage_version_are_found() -> None:
+    kube = FakeKube({
+        ("CustomResourceDefinition", None): [
+            _crd("helmreleases.helm.toolkit.fluxcd.io", "helm.toolkit.fluxcd.io", "HelmRelease", "v2", ["v2"],
+                 ["v2beta2", "v2"]),
+            _crd("kustomizations.kustomize.toolkit.fluxcd.io", "kustomize.toolkit.fluxcd.io", "Kustomization",
+                 "v1", ["v1"], ["v1"]),
+            _crd("validatingpolicies.policies.kyverno.io", "policies.kyverno.io", "ValidatingPolicy", "v1beta1",
+                 ["v1", "v1beta1"], ["v1beta1"]),
+            _crd("widgets.example.com", "example.com", "Widget", "v1", ["v1"], ["v0"]),  # not an upgraded group
+        ],
+        ("Kustomization", None): [{"apiVersion": "kustomize.toolkit.fluxcd.io/v1",
+                                   "metadata": {"name": "apps", "namespace": "flux-system"}}],
+        # An object that does not read back at the storage version (a broken conversion).
+        ("ValidatingPolicy", None): [{"apiVersion": "policies.kyverno.io/v1", "metadata": {"name": "p"}}],
+    })
+    assert stored_version_problems(kube) == {  # type: ignore[arg-type]
+        "helmreleases.helm.toolkit.fluxcd.io": ["stored ['v2beta2', 'v2'], storage version v2"],
+        "validatingpolicies.policies.kyverno.io": ["/p read back as policies.kyverno.io/v1"]}
 
 
 def _fleet(versions: Versions, kyverno: str, rolled_out: bool = True) -> FakeKube:

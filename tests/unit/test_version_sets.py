@@ -77,7 +77,11 @@ def test_runs_choose_a_set(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
 
 def test_upgrade_runs_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
     config = build_config({"upgrade-from": str(PREVIOUS_VERSIONS_FILE)})
-    assert (config.upgrade_from, config.versions_file) == (PREVIOUS_VERSIONS_FILE, VERSIONS_FILE)
+    assert (config.upgrade_from, config.versions_file) == (str(PREVIOUS_VERSIONS_FILE), VERSIONS_FILE)
+    assert build_config({"upgrade-from": "auto"}).upgrade_from == "auto"
+    assert build_config({"upgrade-from": "git:main"}).upgrade_from == "git:main"
+    with pytest.raises(ConfigError, match="name a ref after git:"):
+        build_config({"upgrade-from": "git:"})
     with pytest.raises(ConfigError, match="it is the set the run upgrades to"):
         build_config({"upgrade-from": str(VERSIONS_FILE)})
     with pytest.raises(ConfigError, match="creates its own clusters"):

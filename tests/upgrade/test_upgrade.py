@@ -1,7 +1,9 @@
-"""`make upgrade`: the fleet comes up at the previous version set, isolation is proven there,
-Flux and Kyverno are upgraded in place through Git while a probe tries a violating and a
-compliant tenant object and podinfo every 2 s on both clusters, and the upgraded clusters are
-checked for what half-done upgrades leave behind. The isolation suite then runs on them."""
+"""`make upgrade`: the fleet comes up at its start (an older commit's repos and version set, or
+versions.previous.yaml with the working tree's repos at the API versions the upgrade drops),
+isolation is proven there, the repos are migrated and Flux and Kyverno upgraded in place through
+Git while a probe tries every tenant policy's cases and podinfo every 2 s on both clusters, and
+the upgraded clusters are checked for what half-done upgrades leave behind. The isolation suite
+then runs on them."""
 
 from __future__ import annotations
 
@@ -11,24 +13,25 @@ from collections.abc import Callable
 import pytest
 
 from harness.core.lockdown import LOCKDOWN_FLAGS, lockdown_problems
+from harness.core.repo import API
 from harness.core.teardown import best_effort
 from harness.e2e import flux, probe, publish
 from harness.e2e.cases import Case, cases
-from harness.e2e.converge import tenant_ready_everywhere
+from harness.e2e.converge import applied_policy_names, tenant_ready_everywhere
+from harness.e2e.flux import Ref
 from harness.e2e.handles import Fleet
-from harness.e2e.repos import TENANT_ACCOUNT, TENANT_REPO
+from harness.e2e.repos import FLEET_REPO, TENANT_ACCOUNT, TENANT_REPO, sync_to_working_tree
 from harness.e2e.upgrade import (
     SETTLE_S,
     TENANT_RELEASE,
     UpgradeRun,
-    bump_kyverno_chart,
     commit_components,
     helm_release_revision,
     migrate_cluster,
-    migrate_fleet_manifests,
+    migrate_manifests,
     release_chart,
     stale_images,
-    unserved_stored_versions,
+    stored_version_problems,
     upgrade_flux,
     upgrade_flux_gitops,
     wait_kyverno,
@@ -42,8 +45,12 @@ pytestmark = [pytest.mark.e2e, pytest.mark.upgrade]
 PREFIX = f"upgrade-probe-{uuid.uuid4().hex[:6]}"
 
 
-def _cases(fleet: Fleet) -> tuple[Case, ...]:
-    return cases(podinfo_tag(fleet.kit.versions), fleet.server.repo_url(TENANT_REPO), PREFIX)
+def _cases(fleet: Fleet, upgrade: UpgradeRun) -> tuple[Case, ...]:
+    """Every case of the policies the start state applies (a policy the upgrade adds is judged
+    by the isolation suite after it)."""
+    present = set(applied_policy_names(upgrade.start_root))
+    return tuple(c for c in cases(podinfo_tag(fleet.kit.versions), fleet.server.repo_url(TENANT_REPO), PREFIX)
+                 if c.policy in present)
 
 
 def test_fleet_starts_at_the_previous_set(fleet: Fleet, upgrade: UpgradeRun) -> None:
@@ -53,15 +60,36 @@ def test_fleet_starts_at_the_previous_set(fleet: Fleet, upgrade: UpgradeRun) -> 
         assert release_chart(handle.kube) == start.kyverno_chart, f"{env}: Kyverno release not at {start.kyverno_chart}"
 
 
+# Objects the start state writes through each Flux controller's applier, read back for the
+# API version they were written at (their managedFields say).
+WRITTEN = (Ref("HelmRelease", "apps", "podinfo"), Ref("HelmRelease", "flux-system", "kyverno"),
+           Ref("Kustomization", "apps", "dev-team"))
+
+
+def test_start_state_holds_objects_at_the_versions_the_upgrade_drops(fleet: Fleet, upgrade: UpgradeRun) -> None:
+    """From a version-set file, the repos are the working tree's written at the API versions
+    the new Flux no longer serves (HelmRelease v2beta2, Kustomization v1beta2): Flux applied
+    them there, so `flux migrate -f .` has work to do and skipping it breaks the upgrade."""
+    if upgrade.origin.ref is not None:
+        pytest.skip(f"the start is a commit ({upgrade.origin.why}): its repos are what that commit holds")
+    rewritten = {h.rewrite.new.removeprefix("apiVersion: ") for h in fleet.rewrites if "apiVersion:" in h.rewrite.new}
+    assert rewritten, f"no object of the start state is at an API version the upgrade drops: {fleet.rewrites}"
+    for env, handle in fleet.clusters.items():
+        for ref in WRITTEN:
+            obj = handle.kube.get(API[ref.kind], ref.kind, ref.name, ref.namespace) or {}
+            written = {f["apiVersion"] for f in obj.get("metadata", {}).get("managedFields", [])
+                       if f.get("manager") == "kustomize-controller"}
+            assert written & rewritten, f"{env}: {ref} was applied at {written}, none of {sorted(rewritten)}"
+
+
 def test_isolation_holds_at_the_previous_set(fleet: Fleet, upgrade: UpgradeRun) -> None:
     """The baseline: every probe case once, before the window, on each cluster: each violating
     request refused by its own policy, each compliant twin admitted (a case failing here is a
     wrong case, not an upgrade problem). The UPDATE cases' objects are created here."""
     problems = []
-    for env, handle in fleet.clusters.items():
-        probe.create_fixtures(handle, TENANT_ACCOUNT, _cases(fleet))
-        problems += probe.baseline_problems(handle, TENANT_ACCOUNT, _cases(fleet))
-        upgrade.tenant_releases[env] = helm_release_revision(handle.kube, TENANT_RELEASE)
+    for handle in fleet.clusters.values():
+        probe.create_fixtures(handle, TENANT_ACCOUNT, _cases(fleet, upgrade))
+        problems += probe.baseline_problems(handle, TENANT_ACCOUNT, _cases(fleet, upgrade))
     assert not problems, "\n".join(problems)
 
 
@@ -73,9 +101,18 @@ def test_in_place_upgrade_admits_no_violating_object(
     record = upgrade.record
     handles = list(fleet.clusters.values())
     try:
-        with probe.running(handles, TENANT_ACCOUNT, _cases(fleet), record, PREFIX):
-            with record.phase("flux migrate -f (fleet repo)"):
-                migrate_fleet_manifests(fleet, flux_cli, handles[0].workdir / "flux-migrate-fleet.log")
+        with probe.running(handles, TENANT_ACCOUNT, _cases(fleet, upgrade), record, PREFIX):
+            # The tenant moves first, as its owner would on the platform's notice: its repo
+            # migrated by the new CLI, then at the working tree's content. Its release is
+            # compared after the platform's upgrade from here on.
+            with record.phase("tenant repo: flux migrate -f ., then the working tree's"):
+                migrate_manifests(fleet, TENANT_REPO, flux_cli, handles[0].workdir / "flux-migrate-tenant.log")
+                sync_to_working_tree(fleet.server, target, TENANT_REPO, "dev-team apps: the working tree's")
+                tenant_ready_everywhere(fleet, publish.head(fleet.server, TENANT_REPO))
+                for handle in handles:
+                    upgrade.tenant_releases[handle.env] = helm_release_revision(handle.kube, TENANT_RELEASE)
+            with record.phase("flux migrate -f . (fleet repo)"):
+                migrate_manifests(fleet, FLEET_REPO, flux_cli, handles[0].workdir / "flux-migrate-fleet.log")
             if fleet.config.upgrade_path == "bootstrap":
                 for handle in handles:
                     with record.phase(f"{handle.env}: Flux {start.flux.cli} -> {target.flux.cli} (flux bootstrap)"):
@@ -89,11 +126,12 @@ def test_in_place_upgrade_admits_no_violating_object(
                                                f"Flux {start.flux.cli} -> {target.flux.cli}: regenerated components")
                 for handle in handles:
                     with record.phase(f"{handle.env}: Flux applies {target.flux.cli} to itself"):
-                        upgrade_flux_gitops(fleet, handle, target, commit)
-            with record.phase(f"Kyverno chart {start.kyverno_chart} -> {target.kyverno_chart}"):
-                commit = bump_kyverno_chart(fleet, start.kyverno_chart, target.kyverno_chart)
+                        upgrade_flux_gitops(fleet, handle, target, commit or publish.head(fleet.server, FLEET_REPO))
+            with record.phase(f"fleet at the working tree (Kyverno chart {start.kyverno_chart} -> "
+                              f"{target.kyverno_chart})"):
+                commit = sync_to_working_tree(fleet.server, target, FLEET_REPO, "fleet: the working tree's")
                 for handle in handles:
-                    wait_kyverno(fleet, handle, commit, target)
+                    wait_kyverno(fleet, handle, commit or publish.head(fleet.server, FLEET_REPO), target)
             with record.phase(f"Kyverno settled (new leader, admission policies unchanged {SETTLE_S:.0f} s)"):
                 wait_settled(fleet, handles, target)
             with record.phase("tenant reconciled after the upgrade"):
@@ -102,7 +140,7 @@ def test_in_place_upgrade_admits_no_violating_object(
         upgrade.done = True
     finally:
         for handle in handles:
-            best_effort(f"remove the probe's objects on {handle.env}", probe.remove_fixtures, handle, _cases(fleet))
+            best_effort(f"remove the probe's objects on {handle.env}", probe.remove_fixtures, handle, _cases(fleet, upgrade))
         for row in probe.rows(record):
             record_testsuite_property(f"upgrade.{row.phase}", f"{row.seconds:.1f}s, violating admitted "
                                       f"{row.violations_admitted}, refused otherwise {row.refused_otherwise}, "
@@ -123,7 +161,7 @@ def test_in_place_upgrade_admits_no_violating_object(
         answered = [e for e in record.all() if e.env == env and e.check == "podinfo"]
         assert any(e.ok for e in answered), f"{env}: the probe never reached podinfo: {answered[-1:]}"
         tried = {e.case for e in record.all() if e.env == env and e.check == "violating"}
-        assert tried == {c.name for c in _cases(fleet)}, f"{env}: cases never tried: {tried ^ {c.name for c in _cases(fleet)}}"
+        assert tried == {c.name for c in _cases(fleet, upgrade)}, f"{env}: cases never tried: {tried ^ {c.name for c in _cases(fleet, upgrade)}}"
 
 
 def _upgraded(upgrade: UpgradeRun) -> None:
@@ -137,10 +175,12 @@ def test_every_controller_runs_the_new_images(fleet: Fleet, upgrade: UpgradeRun)
         assert stale_images(handle.kube, upgrade.target.versions) == {}, env
 
 
-def test_crd_stored_versions_are_all_served(fleet: Fleet, upgrade: UpgradeRun) -> None:
+def test_crd_stored_versions_are_only_the_storage_version(fleet: Fleet, upgrade: UpgradeRun) -> None:
+    """Every Flux and Kyverno CRD's storedVersions is exactly its storage version, and its objects
+    read back at it: nothing is left in etcd at a version a later upgrade may stop serving."""
     _upgraded(upgrade)
     for env, handle in fleet.clusters.items():
-        assert unserved_stored_versions(handle.kube) == {}, env
+        assert stored_version_problems(handle.kube) == {}, env
 
 
 def test_lockdown_flags_survive_the_upgrade(fleet: Fleet, upgrade: UpgradeRun) -> None:
