@@ -12,13 +12,13 @@ from collections.abc import Callable
 
 import pytest
 
+from harness.access.kube import Kube
 from harness.core.lockdown import LOCKDOWN_FLAGS, lockdown_problems
 from harness.core.repo import API
 from harness.core.teardown import best_effort
 from harness.e2e import flux, probe, publish
 from harness.e2e.cases import Case, cases
 from harness.e2e.converge import applied_policy_names, tenant_ready_everywhere
-from harness.e2e.flux import Ref
 from harness.e2e.handles import Fleet
 from harness.e2e.repos import FLEET_REPO, TENANT_ACCOUNT, TENANT_REPO, sync_to_working_tree
 from harness.e2e.upgrade import (
@@ -60,26 +60,32 @@ def test_fleet_starts_at_the_previous_set(fleet: Fleet, upgrade: UpgradeRun) -> 
         assert release_chart(handle.kube) == start.kyverno_chart, f"{env}: Kyverno release not at {start.kyverno_chart}"
 
 
-# Objects the start state writes through each Flux controller's applier, read back for the
-# API version they were written at (their managedFields say).
-WRITTEN = (Ref("HelmRelease", "apps", "podinfo"), Ref("HelmRelease", "flux-system", "kyverno"),
-           Ref("Kustomization", "apps", "dev-team"))
+def _applied_versions(kube: Kube) -> dict[str, str]:
+    """Every Flux object each Kustomization applied, with the API version it applied it at
+    (its inventory: `<namespace>_<name>_<group>_<kind>` -> version)."""
+    return {entry["id"]: entry["v"]
+            for k in kube.list(API["Kustomization"], "Kustomization")
+            for entry in ((k.get("status") or {}).get("inventory") or {}).get("entries") or []
+            if ".toolkit.fluxcd.io_" in entry["id"]}
 
 
 def test_start_state_holds_objects_at_the_versions_the_upgrade_drops(fleet: Fleet, upgrade: UpgradeRun) -> None:
     """From a version-set file, the repos are the working tree's written at the API versions
     the new Flux no longer serves (HelmRelease v2beta2, Kustomization v1beta2): Flux applied
-    them there, so `flux migrate -f .` has work to do and skipping it breaks the upgrade."""
+    them there (the platform's and the tenant's), so `flux migrate -f .` has work to do and
+    skipping it breaks the upgrade."""
     if upgrade.origin.ref is not None:
         pytest.skip(f"the start is a commit ({upgrade.origin.why}): its repos are what that commit holds")
-    rewritten = {h.rewrite.new.removeprefix("apiVersion: ") for h in fleet.rewrites if "apiVersion:" in h.rewrite.new}
+    rewritten = {h.rewrite.new.removeprefix("apiVersion: ") for h in fleet.rewrites
+                 if h.rewrite.new.startswith("apiVersion:")}
     assert rewritten, f"no object of the start state is at an API version the upgrade drops: {fleet.rewrites}"
     for env, handle in fleet.clusters.items():
-        for ref in WRITTEN:
-            obj = handle.kube.get(API[ref.kind], ref.kind, ref.name, ref.namespace) or {}
-            written = {f["apiVersion"] for f in obj.get("metadata", {}).get("managedFields", [])
-                       if f.get("manager") == "kustomize-controller"}
-            assert written & rewritten, f"{env}: {ref} was applied at {written}, none of {sorted(rewritten)}"
+        applied = _applied_versions(handle.kube)
+        seen = {f"{entry.split('_')[2]}/{version}" for entry, version in applied.items()}
+        assert rewritten <= seen, f"{env}: Flux applied nothing at {sorted(rewritten - seen)}: {applied}"
+        tenant_release = applied.get("apps_podinfo_helm.toolkit.fluxcd.io_HelmRelease", "")
+        assert f"helm.toolkit.fluxcd.io/{tenant_release}" in rewritten, (
+            f"{env}: the tenant's HelmRelease was applied at {tenant_release or 'no version'}")
 
 
 def test_isolation_holds_at_the_previous_set(fleet: Fleet, upgrade: UpgradeRun) -> None:
