@@ -44,19 +44,28 @@ def test_previous_set_differs_only_in_flux_and_kyverno(versions: Versions, previ
         assert satisfies(old, f"<{new.removeprefix('v')}"), f"{old} is not older than {new}: nothing to upgrade"
 
 
-def test_previous_set_pins_the_hash_of_the_unknown_flux_module(previous: Versions) -> None:
-    pinned = previous.checksum(FLUX_MODULE, previous.flux.cli)
-    assert pinned.startswith("h1:")
-    assert cli_recipe(previous).checksum == pinned
+def _with_pin(tmp_path: Path, previous: Versions, digest: str) -> Path:
+    """The previous set with the flux module's hash pinned (a module the checksum database
+    does not know)."""
+    pinned = tmp_path / "set.yaml"
+    pinned.write_text(PREVIOUS_VERSIONS_FILE.read_text()
+                      + f'checksums:\n  {FLUX_MODULE}@{previous.flux.cli}: "{digest}"\n')
+    return pinned
+
+
+def test_a_pinned_hash_reaches_the_module_download(tmp_path: Path, previous: Versions) -> None:
+    assert previous.checksum(FLUX_MODULE, previous.flux.cli) == ""  # the database knows it
+    pinned = load_versions(_with_pin(tmp_path, previous, "h1:qYOsmoPT/r6qjX08+FMMdbOB/7xOMh2j2FpOX8mAg+M="))
+    assert pinned.checksum(FLUX_MODULE, pinned.flux.cli).startswith("h1:")
+    assert cli_recipe(pinned).checksum == pinned.checksum(FLUX_MODULE, pinned.flux.cli)
     # Not part of the cache key: pinning a hash does not rebuild anything.
-    assert "h1:" not in repr(cli_recipe(previous))
+    assert "h1:" not in repr(cli_recipe(pinned))
+    assert repr(cli_recipe(pinned)) == repr(cli_recipe(previous))
 
 
-def test_bad_checksums_are_refused(tmp_path: Path) -> None:
-    broken = tmp_path / "set.yaml"
-    broken.write_text(PREVIOUS_VERSIONS_FILE.read_text().replace('"h1:', '"sha256:'))
+def test_bad_checksums_are_refused(tmp_path: Path, previous: Versions) -> None:
     with pytest.raises(ConfigError, match="checksums"):
-        load_versions(broken)
+        load_versions(_with_pin(tmp_path, previous, "sha256:qYOsmoPT"))
 
 
 def test_missing_set_is_named(tmp_path: Path) -> None:
