@@ -14,7 +14,7 @@ import pytest
 from harness.core import history
 from harness.core.config import OPTIONS, E2EConfig, build_config
 from harness.core.errors import HarnessError
-from harness.core.progress import Sink, current_sink, set_sink
+from harness.core.progress import Sink, current_sink, say, set_sink
 from harness.core.repo import ENVIRONMENTS
 from harness.core.versions import load_versions
 from harness.e2e.environment import e2e_fleet
@@ -237,6 +237,10 @@ def fleet(request: pytest.FixtureRequest, e2e_config: E2EConfig, kit: Kit,
             record_testsuite_property(f"time.{name}", f"{seconds:.1f}s")
         for hit in fleet.rewrites:
             record_testsuite_property("rewrite", str(hit))
+        run = request.config.stash.get(UPGRADE_KEY, None)
+        for why in run.kept if run is not None else []:
+            say(f"start state: {why}")
+            record_testsuite_property("upgrade-from.kept", why)
         yield fleet
 
 

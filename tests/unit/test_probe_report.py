@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from harness.e2e.cases import cases
+from harness.e2e.converge import applied_policy_names
 from harness.e2e.probe import (
     GAP_LIMIT_S,
     PERIOD_S,
@@ -112,3 +114,10 @@ def test_largest_gap_is_per_cluster_check_and_case() -> None:
     record = _record()
     record.add(Event(111.5, "staging", "podinfo", "", "up", ""))
     assert largest_gap(record) == 5.5
+
+
+def test_every_case_names_a_policy_the_fleet_applies() -> None:
+    """An upgrade run probes the cases of the policies its start applies: a case whose policy
+    name matched none would be dropped from the window without a word."""
+    named = {c.policy for c in cases("podinfo:1", "http://git.example/dev-team/apps", "p")}
+    assert named and named <= set(applied_policy_names()), sorted(named - set(applied_policy_names()))
