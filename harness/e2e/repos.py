@@ -1,5 +1,7 @@
 """The repositories the e2e serves: the fleet and the tenant's, published from the working tree
-with the URLs that point outside rewritten to the local Git server and chart repositories."""
+(or, for an upgrade run, from its start: a commit's files, or the working tree at older API
+versions) with the URLs that point outside rewritten to the local Git server and chart
+repositories; and moved to the working tree's content, as a merged pull request moves them."""
 
 from __future__ import annotations
 
