@@ -107,12 +107,6 @@ def _helm_chart(name: str) -> dict[str, Any]:
                      "sourceRef": {"kind": "HelmRepository", "name": "podinfo"}}}
 
 
-def _release_of(name: str, chart: str, kind: str) -> dict[str, Any]:
-    release = tenancy.helm_release(name, suspend=True)
-    release["spec"]["chart"]["spec"].update(chart=chart, sourceRef={"kind": kind, "name": "dev-team"})
-    return release
-
-
 def _deployment(name: str, image: str, account: str | None, pull: str = "Always") -> dict[str, Any]:
     deployment = tenancy.deployment(name, account, image)
     deployment["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] = pull
@@ -181,7 +175,7 @@ def cases(image: str, own_repository: str, prefix: str) -> tuple[Case, ...]:
                lambda n: tenancy.kustomization(n, suspend=True, dependsOn=[{"name": "dev-team"}])),
         update("flux-tenant-depends-on", kustomization,
                {"spec": {"dependsOn": [{"name": "kyverno", "namespace": "flux-system"}]}}),
-        create("flux-tenant-charts", lambda n: _release_of(n, "./charts/podinfo", "GitRepository"),
+        create("flux-tenant-charts", lambda n: tenancy.chart_release(n, "./charts/podinfo", "GitRepository"),
                lambda n: tenancy.helm_release(n, suspend=True)),
         update("flux-tenant-charts", release, {"spec": {"chart": {"spec": {"chart": "../web-team/podinfo"}}}}),
         create("flux-tenant-reconciler-account", lambda n: _deployment(n, image, tenancy.TENANT_NAME),

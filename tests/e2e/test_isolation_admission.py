@@ -306,12 +306,6 @@ def test_tenant_git_source_fetching_beyond_its_url_is_refused(fleet: Fleet, tena
     tenancy.assert_refused(tenant, source, tenancy.DENIED, tenancy.by_policy("flux-tenant-source-fetch"), reason)
 
 
-def _release_of(name: str, chart: str, kind: str = "HelmRepository") -> dict[str, Any]:
-    release = tenancy.helm_release(name, suspend=True)
-    release["spec"]["chart"]["spec"].update(chart=chart, sourceRef={"kind": kind, "name": "dev-team"})
-    return release
-
-
 @pytest.mark.parametrize(("chart", "kind", "reason"), [
     pytest.param("./charts/podinfo", "GitRepository", "charts from a GitRepository are not allowed", id="from-git"),
     pytest.param("../web-team/podinfo", "HelmRepository", "chart ../web-team/podinfo is not a chart name",
@@ -320,7 +314,7 @@ def _release_of(name: str, chart: str, kind: str = "HelmRepository") -> dict[str
 def test_tenant_release_of_an_unpackaged_or_pathed_chart_is_refused(tenant: Kube, probe_name: str, chart: str,
                                                                     kind: str, reason: str) -> None:
     """The twin: test_tenant_release_with_own_repository_is_admitted (chart podinfo, HelmRepository)."""
-    tenancy.assert_refused(tenant, _release_of(probe_name, chart, kind), tenancy.DENIED,
+    tenancy.assert_refused(tenant, tenancy.chart_release(probe_name, chart, kind), tenancy.DENIED,
                            tenancy.by_policy("flux-tenant-charts"), reason)
 
 
