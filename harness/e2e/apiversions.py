@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from harness.core import yamlio
 from harness.e2e.publish import Rewrite, RewriteHit
 
@@ -99,7 +101,7 @@ def _rewrite_document(text: str, dropped: dict[tuple[str, str], Dropped]) -> tup
     """One YAML document at its dropped version; the rewrite made, or why it was kept."""
     try:
         doc = yamlio.load(text)
-    except Exception:  # noqa: BLE001 - a template or partial document stays as it is
+    except yaml.YAMLError:  # a template or partial document stays as it is
         return text, None, ""
     if not isinstance(doc, dict) or "/" not in str(doc.get("apiVersion", "")):
         return text, None, ""

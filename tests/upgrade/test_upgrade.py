@@ -70,14 +70,16 @@ def _applied_versions(kube: Kube) -> dict[str, str]:
 
 
 def test_start_state_holds_objects_at_the_versions_the_upgrade_drops(fleet: Fleet, upgrade: UpgradeRun) -> None:
-    """From a version-set file, the repos are the working tree's written at the API versions
-    the new Flux no longer serves (HelmRelease v2beta2, Kustomization v1beta2): Flux applied
-    them there (the platform's and the tenant's), so `flux migrate -f .` has work to do and
-    skipping it breaks the upgrade."""
-    if upgrade.origin.ref is not None:
-        pytest.skip(f"the start is a commit ({upgrade.origin.why}): its repos are what that commit holds")
+    """From a commit, the repos are that commit's as they are. From a version-set file, they are
+    the working tree's written at the API versions the new Flux no longer serves (HelmRelease
+    v2beta2, Kustomization v1beta2): Flux applied them there (the platform's and the tenant's),
+    so `flux migrate -f .` has work to do and skipping it breaks the upgrade."""
     rewritten = {h.rewrite.new.removeprefix("apiVersion: ") for h in fleet.rewrites
                  if h.rewrite.new.startswith("apiVersion:")}
+    if upgrade.origin.ref is not None:
+        # A commit's repos are published as that commit holds them: URLs rewritten, nothing else.
+        assert not rewritten, f"the start commit's repos were rewritten to {sorted(rewritten)}"
+        return
     assert rewritten, f"no object of the start state is at an API version the upgrade drops: {fleet.rewrites}"
     for env, handle in fleet.clusters.items():
         applied = _applied_versions(handle.kube)
