@@ -77,8 +77,9 @@ lint: $(PY)
 	$(PY) -m harness lint-ci
 
 ## Smoke check of the kit: a throwaway kind cluster from the kit's node image and registry.
+## IF_CHANGED=1: only when the kit differs from the one that passed it last (CI).
 kit-check: $(PY)
-	$(PY) -m harness kit check
+	$(PY) -m harness kit check $(if $(IF_CHANGED),--if-changed)
 
 ## Remove what killed runs left behind (only this project's objects, only of runs that are gone).
 sweep: $(PY)

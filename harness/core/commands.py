@@ -40,11 +40,13 @@ def run(
     cwd: Path | None = None,
     stdin: str | bytes | None = None,
     log: Path | None = None,
+    on_line: Callable[[str], None] | None = None,
 ) -> Completed:
     """Run argv to completion; raise CommandError unless it exits 0 within timeout_s.
 
     With `log`, stdout and stderr are also appended to that file as they arrive, so a long
-    build can be followed (`tail -f`) and its full output survives a failure.
+    build can be followed (`tail -f`) and its full output survives a failure. `on_line` sees
+    each line of either stream as it arrives (to act on a command's progress while it runs).
     """
     full_env = dict(os.environ)
     if env:
@@ -59,6 +61,8 @@ def run(
             if log_file is not None:
                 log_file.write(line)
                 log_file.flush()
+            if on_line is not None:
+                on_line(line)
 
         return collect
 

@@ -13,6 +13,10 @@ class ConfigError(HarnessError):
     """A setting, flag or pinned version is missing or malformed."""
 
 
+class Abandoned(HarnessError):
+    """A step given up because a step running beside it (in another thread) failed."""
+
+
 # Flags whose value is a credential, and credentials inside URLs (scheme://user:secret@host).
 _SECRET_FLAG = re.compile(r"^(--?(?:password|token|secret|client-secret)[=])(.+)$", re.IGNORECASE)
 _URL_SECRET = re.compile(r"(://[^/:@\s]+:)[^@/\s]+@")

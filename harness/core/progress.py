@@ -2,8 +2,9 @@
 
 Lines go to a sink, stderr by default; the pytest plugin installs one that writes past output
 capture, so a person sees them live under pytest too. While any step runs, one ticker thread
-repeats the innermost step with its elapsed time whenever nothing was said for HEARTBEAT_S, so
-a long run is never silent for longer than that.
+repeats the innermost step of each thread with its elapsed time whenever nothing was said for
+HEARTBEAT_S, so a long run is never silent for longer than that, also while steps of several
+threads run at once (each cluster's bring-up, for example).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+
+from harness.core.errors import Abandoned
 
 HEARTBEAT_S = 20.0
 
@@ -28,7 +31,7 @@ class _State:
         self.lock = threading.RLock()
         self.sink: Sink = _stderr
         self.last_said = time.monotonic()
-        self.steps: list[tuple[str, float]] = []  # (what, started), outermost first
+        self.steps: list[tuple[str, float, int, str]] = []  # (what, started, thread, label), outermost first
         self.ticker: threading.Thread | None = None
         self.wake = threading.Event()
 
@@ -46,10 +49,30 @@ def set_sink(sink: Sink | None) -> None:
         _state.sink = sink or _stderr
 
 
-def say(message: str) -> None:
+_thread = threading.local()
+
+
+@contextmanager
+def labelled(label: str) -> Iterator[None]:
+    """Lines said by this thread inside the block name `label` (the cluster a thread of a
+    parallel bring-up works on), so interleaved lines of several threads stay readable."""
+    previous = getattr(_thread, "label", "")
+    _thread.label = label
+    try:
+        yield
+    finally:
+        _thread.label = previous
+
+
+def _label() -> str:
+    return str(getattr(_thread, "label", ""))
+
+
+def say(message: str, label: str | None = None) -> None:
     """Print one progress line, flushed at once so CI logs show it live."""
+    label = _label() if label is None else label
     with _state.lock:
-        _state.sink(f"[{time.strftime('%H:%M:%S')}] {message}")
+        _state.sink(f"[{time.strftime('%H:%M:%S')}] " + (f"{label}: " if label else "") + message)
         _state.last_said = time.monotonic()
 
 
@@ -67,8 +90,9 @@ def _tick() -> None:
                 return
             now = time.monotonic()
             if now - _state.last_said >= HEARTBEAT_S:
-                what, started = _state.steps[-1]
-                say(f"  ... still {what} ({format_duration(now - started)})")
+                innermost = {thread: (what, started, label) for what, started, thread, label in _state.steps}
+                for what, started, label in innermost.values():
+                    say(f"  ... still {what} ({format_duration(now - started)})", label)
 
 
 @contextmanager
@@ -78,21 +102,25 @@ def step(what: str, quiet: bool = False) -> Iterator[None]:
     A quiet step (a wait, usually short) says nothing unless it outlasts HEARTBEAT_S.
     """
     started = time.monotonic()
+    entry = (what, started, threading.get_ident(), _label())
     if not quiet:
         say(f"{what} ...")
     with _state.lock:
-        _state.steps.append((what, started))
+        _state.steps.append(entry)
         if _state.ticker is None:
             _state.ticker = threading.Thread(target=_tick, name="progress", daemon=True)
             _state.ticker.start()
     try:
         yield
+    except Abandoned:
+        say(f"stopped {what} after {format_duration(time.monotonic() - started)}: a step beside it failed")
+        raise
     except BaseException:
         say(f"FAILED {what} after {format_duration(time.monotonic() - started)}")
         raise
     finally:
         with _state.lock:
-            _state.steps.remove((what, started))
+            _state.steps.remove(entry)
     elapsed = time.monotonic() - started
     if not quiet or elapsed >= HEARTBEAT_S:
         say(f"done {what} in {format_duration(elapsed)}")

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 import tenacity
 
-from harness.core.errors import HarnessError
+from harness.core.errors import Abandoned, HarnessError
 from harness.core.progress import step
 
 T = TypeVar("T")
@@ -16,6 +18,21 @@ T = TypeVar("T")
 
 class WaitTimeoutError(HarnessError):
     """A condition did not hold within its deadline; the message says what was last observed."""
+
+
+_abandon = threading.local()
+
+
+@contextmanager
+def abandoned_when(event: threading.Event) -> Iterator[None]:
+    """Every wait of this thread inside the block gives up (raises Abandoned) once `event` is set,
+    at its next poll: a failed step beside it need not wait for this one's deadline."""
+    previous = getattr(_abandon, "event", None)
+    _abandon.event = event
+    try:
+        yield
+    finally:
+        _abandon.event = previous
 
 
 class _NotYet(Exception):
@@ -39,6 +56,9 @@ def wait_for(
     started = time.monotonic()
 
     def attempt() -> T:
+        abandon: threading.Event | None = getattr(_abandon, "event", None)
+        if abandon is not None and abandon.is_set():
+            raise Abandoned(f"{what}: abandoned because a step running beside it failed")
         done, value, observed = probe()
         if not done:
             raise _NotYet(observed)

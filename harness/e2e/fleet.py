@@ -1,11 +1,18 @@
 """Brings the fleet up on kind clusters: publish, create, bootstrap, and wait in dependsOn order.
 
-Steps run phase by phase across clusters (create all, bootstrap all, then wait on each), so the
-long waits of one cluster overlap with the other's progress.
+Each cluster is brought up in a thread of its own (create, enforcer, bootstrap, waits), all at
+once: most of a bring-up is waiting on controllers, which two clusters do side by side on two
+cores. Two things are ordered, both because every cluster's bootstrap commits to the one fleet
+repo: the bootstraps take turns (`flux bootstrap` waits until its GitRepository and
+Kustomization report exactly the commit it pushed last, so another cluster's push meanwhile
+would leave it waiting out its timeout), and a cluster's own waits start once every bootstrap
+has pushed its last commit (they wait for the fleet's final HEAD).
 """
 
 from __future__ import annotations
 
+import functools
+import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -14,10 +21,12 @@ from harness.access import networks, registry
 from harness.access.kube import Kube
 from harness.core.config import E2EConfig
 from harness.core.errors import HarnessError
+from harness.core.parallel import run_together
 from harness.core.progress import say
 from harness.core.repo import Environment
 from harness.core.runs import Run
 from harness.core.teardown import best_effort
+from harness.core.waits import wait_for
 from harness.e2e import diagnostics, enforcer, flux, publish
 from harness.e2e.clusters import Cluster, ExistingCluster, KitCluster
 from harness.e2e.converge import wait_fleet
@@ -58,29 +67,14 @@ def fleet_up(config: E2EConfig, kit: Kit, workdir: Path, run: Run, keep: bool = 
                 (workdir / env).mkdir(parents=True, exist_ok=True)
                 say(f"{env}: using the existing cluster of {existing}")
             else:
-                kind_cluster = KitCluster(run.name(env), workdir / env, kit.binary("kind"), kit.node_image,
-                                          run.network)
-                cluster = kind_cluster
+                cluster = KitCluster(run.name(env), workdir / env, kit.binary("kind"), kit.node_image,
+                                     run.network)
                 stack.callback(best_effort, f"delete cluster {cluster.name}", cluster.delete)
-                with timings.measure(f"{env}: create kind cluster"):
-                    kind_cluster.create_with_mirror(reg)
             fleet.clusters[env] = ClusterHandle(env, cluster, Kube(Path(cluster.kubeconfig_path)), workdir / env)
+        turns = _BootstrapTurns(list(fleet.clusters))
         try:
-            # Each kind cluster's NetworkPolicy enforcer is created before Flux; it starts while
-            # Flux bootstraps and runs before any tenant pod does (it filters pods that exist
-            # when it starts as well as new ones).
-            created = {env: h for env, h in fleet.clusters.items() if isinstance(h.cluster, KitCluster)}
-            for handle in created.values():
-                enforcer.start(handle.kube, kit.versions)
-            for env, handle in fleet.clusters.items():
-                with timings.measure(f"{env}: flux bootstrap git --path=clusters/{env}"):
-                    flux.bootstrap(kit.binary("flux"), handle.kubeconfig, server, FLEET_REPO,
-                                   f"clusters/{env}", handle.workdir / "bootstrap.log")
-            for env, handle in created.items():
-                with timings.measure(f"{env}: NetworkPolicy enforcer running"):
-                    enforcer.wait_running(handle.kube, kit.versions, handle.cluster.name)
-            for handle in fleet.clusters.values():
-                wait_fleet(fleet, handle)
+            run_together({env: functools.partial(_bring_up, fleet, handle, reg, turns)
+                          for env, handle in fleet.clusters.items()})
         except Exception:
             # Collected before the clusters are deleted by the exit stack (not on Ctrl-C:
             # an interrupted run should end quickly).
@@ -90,6 +84,41 @@ def fleet_up(config: E2EConfig, kit: Kit, workdir: Path, run: Run, keep: bool = 
         yield fleet
         if keep:
             stack.pop_all()
+
+
+class _BootstrapTurns:
+    """One bootstrap at a time, and the moment every one has pushed its last commit."""
+
+    def __init__(self, envs: list[Environment]) -> None:
+        self.turn = threading.Lock()
+        self.pushed = {env: threading.Event() for env in envs}
+
+    def wait_all_pushed(self, timeout_s: float) -> None:
+        def probe() -> tuple[bool, None, str]:
+            pending = [env for env, event in self.pushed.items() if not event.is_set()]
+            return not pending, None, f"still to push: {', '.join(pending)}"
+
+        wait_for("every cluster's bootstrap to push its last commit", probe, timeout_s, interval_s=0.5)
+
+
+def _bring_up(fleet: Fleet, handle: ClusterHandle, reg: registry.Registry, turns: _BootstrapTurns) -> None:
+    """One cluster from nothing to the fleet Ready on it (its thread in fleet_up)."""
+    kit, env, timings = fleet.kit, handle.env, fleet.timings
+    if isinstance(handle.cluster, KitCluster):
+        with timings.measure(f"{env}: create kind cluster"):
+            handle.cluster.create_with_mirror(reg)
+        # The NetworkPolicy enforcer is created before Flux; it starts while Flux bootstraps and
+        # runs before any tenant pod does (it filters pods that exist when it starts as well as
+        # new ones).
+        enforcer.start(handle.kube, kit.versions)
+    with turns.turn, timings.measure(f"{env}: flux bootstrap git --path=clusters/{env}"):
+        flux.bootstrap(kit.binary("flux"), handle.kubeconfig, fleet.server, FLEET_REPO, f"clusters/{env}",
+                       handle.workdir / "bootstrap.log", pushed=turns.pushed[env].set)
+    if isinstance(handle.cluster, KitCluster):
+        with timings.measure(f"{env}: NetworkPolicy enforcer running"):
+            enforcer.wait_running(handle.kube, kit.versions, handle.cluster.name)
+    turns.wait_all_pushed(fleet.config.timeout(flux.BOOTSTRAP_TIMEOUT_S * len(turns.pushed)))
+    wait_fleet(fleet, handle)
 
 
 def attach(config: E2EConfig, kit: Kit, server: GitServer, clusters: dict[Environment, Path],
@@ -103,8 +132,7 @@ def attach(config: E2EConfig, kit: Kit, server: GitServer, clusters: dict[Enviro
                                f"(it has {', '.join(clusters)}); choose with --e2e-environments")
         cluster = ExistingCluster(run.name(env), clusters[env])
         fleet.clusters[env] = ClusterHandle(env, cluster, Kube(clusters[env]), workdir / env)
-    for handle in fleet.clusters.values():
-        wait_fleet(fleet, handle)
+    run_together({env: functools.partial(wait_fleet, fleet, handle) for env, handle in fleet.clusters.items()})
     return fleet
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,17 +36,40 @@ class Ref:
         return f"{self.kind} {self.namespace}/{self.name}"
 
 
-def bootstrap(flux: str, kubeconfig: Path, server: GitServer, repo: str, path: str, log: Path) -> None:
-    """`flux bootstrap git` against the local server, so clusters/<env>/flux-system is what runs."""
-    argv = [flux, "bootstrap", "git", "--kubeconfig", str(kubeconfig), "--silent",
-            f"--url={server.repo_url(repo)}", "--allow-insecure-http", "--branch=main",
-            f"--path={path}", "--token-auth", f"--username={server.username}", f"--password={server.token}",
-            "--timeout=5m"]
+# What `flux bootstrap git` prints once it has pushed everything it will push (the sync
+# manifests come last; the line follows a push and an up-to-date commit alike).
+LAST_PUSH_DONE = "applying sync manifests"
+
+
+def bootstrap(flux: str, kubeconfig: Path, server: GitServer, repo: str, path: str, log: Path,
+              pushed: Callable[[], None] | None = None) -> None:
+    """`flux bootstrap git` against the local server, so clusters/<env>/flux-system is what runs.
+
+    `pushed` is called once, as soon as the bootstrap will push nothing more (at the latest when
+    it ends, also when it fails).
+    """
+    done = threading.Event()
+
+    def announce() -> None:
+        if pushed is not None and not done.is_set():
+            done.set()
+            pushed()
+
+    def watch(line: str) -> None:
+        if LAST_PUSH_DONE in line:
+            announce()
+
     try:
+        argv = [flux, "bootstrap", "git", "--kubeconfig", str(kubeconfig), "--silent",
+                f"--url={server.repo_url(repo)}", "--allow-insecure-http", "--branch=main",
+                f"--path={path}", "--token-auth", f"--username={server.username}",
+                f"--password={server.token}", "--timeout=5m"]
         with step(f"flux bootstrap git --path={path} (log: {log})"):
-            commands.run(argv, timeout_s=BOOTSTRAP_TIMEOUT_S, log=log)
+            commands.run(argv, timeout_s=BOOTSTRAP_TIMEOUT_S, log=log, on_line=watch)
     except CommandError as exc:
         raise FluxError(f"flux bootstrap of {path} failed (log: {log})\n{exc}") from exc
+    finally:
+        announce()
 
 
 def controller_args(kube: Kube) -> dict[str, list[str]]:

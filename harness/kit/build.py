@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from harness.access import registry
-from harness.core import locks
+from harness.core import commands, locks
 from harness.core.progress import format_duration, say, step
 from harness.core.runs import Run
 from harness.core.versions import Versions
@@ -124,6 +125,21 @@ def _fill_registry(image: str, tags: tuple[str, ...]) -> None:
         with step(f"filling the registry with {len(tags)} images (those it has are skipped)"):
             pushed = registry.push(reg, list(tags))
         say(f"registry: pushed {len(pushed)} image(s), {len(tags) - len(pushed)} already there")
+
+
+def fingerprint(kit: Kit) -> str:
+    """What identifies this kit: each tool's cache entry, each image's ID (the node image's and
+    the registry's too), each chart repository's index. A rebuild of any part changes it."""
+    tags = sorted({*(i.tag for i in kit.images), kit.node_image, kit.registry_image} - {""})
+    ids = commands.run(["docker", "image", "inspect", "--format", "{{.Id}}", *tags], timeout_s=60.0).stdout.split()
+    h = hashlib.sha256(f"{kit.source}\0{kit.versions.name}\0".encode())
+    for artifact in sorted(str(a.path) for a in kit.go):
+        h.update(f"go {artifact}\0".encode())
+    for tag, image_id in zip(tags, ids, strict=True):
+        h.update(f"image {tag} {image_id}\0".encode())
+    for name, folder in sorted(kit.chart_repos.items()):
+        h.update(f"charts {name}\0".encode() + (folder / "index.yaml").read_bytes())
+    return h.hexdigest()
 
 
 def summary(kit: Kit) -> str:

@@ -7,9 +7,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from harness.core import commands, yamlio
+from harness.core import yamlio
 from harness.core.errors import CommandError
 from harness.core.repo import TENANT_LABEL
+from harness.manifests import reuse
 from harness.manifests.findings import Finding, describe
 from harness.manifests.render import Render, RenderedObject
 
@@ -78,8 +79,9 @@ def run_policy_tests(repo: Path, kyverno: Path) -> list[Finding]:
     """`kyverno test` over tests/policies; a failing run becomes a finding with its report."""
     folder = repo / POLICY_TESTS
     try:
-        commands.run(
-            [str(kyverno), "test", str(folder), "--remove-color"],
+        reuse.run(
+            [str(kyverno), "test", str(folder), "--remove-color"], root=repo,
+            files=reuse.readable_files([folder], lambda f: f.name == "kyverno-test.yaml"),
             timeout_s=KYVERNO_TEST_TIMEOUT_S,
         )
     except CommandError as exc:
@@ -179,7 +181,8 @@ def check_admission(renders: list[Render], kyverno: Path) -> list[Finding]:
                 "-r", str(resources), "-f", str(values_file), "-p", "--output-format", "json",
                 "--remove-color"]
         try:
-            output = commands.run(argv, timeout_s=KYVERNO_TEST_TIMEOUT_S).stdout
+            output = reuse.run(argv, root=Path(tmp), files=[resources, values_file, policy_file],
+                               timeout_s=KYVERNO_TEST_TIMEOUT_S).stdout
         except CommandError as exc:
             output = exc.stdout
         try:

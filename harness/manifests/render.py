@@ -24,6 +24,7 @@ from harness.core import commands, yamlio
 from harness.core.errors import CommandError
 from harness.core.repo import FLEET_DIRS, LOCAL_TENANT_REPOS, TENANT_LABEL
 from harness.core.toolpaths import Tools
+from harness.manifests import reuse
 from harness.manifests.findings import ORIGIN_ANNOTATION, Finding
 
 KUSTOMIZE_TIMEOUT_S = 120.0
@@ -150,9 +151,10 @@ def build(ws: Path, rel: str, why: str, tools: Tools) -> tuple[Render, list[Find
         kustomization["buildMetadata"].append("originAnnotations")
     kfile.write_text(yamlio.dump(kustomization))
     try:
-        result = commands.run(
+        result = reuse.run(
             # kustomize-controller builds with no load restrictions and no plugins.
             [str(tools.kustomize), "build", "--load-restrictor", "LoadRestrictionsNone", str(folder)],
+            root=ws, files=reuse.readable_files([folder], lambda f: f.name in KUSTOMIZATION_FILES),
             timeout_s=KUSTOMIZE_TIMEOUT_S,
         )
     except CommandError as exc:
