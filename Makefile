@@ -46,7 +46,7 @@ e2e: $(PY)
 ## through Git to the working tree and VERSIONS under an isolation probe, checked, then the isolation
 ## suite on the upgraded fleet.
 UPGRADE_FROM ?= auto
-ISOLATION_SUITE := tests/e2e/test_tenant_isolation.py tests/e2e/test_isolation_admission.py \
+ISOLATION_SUITE := tests/e2e/test_admission_alike.py tests/e2e/test_tenant_isolation.py tests/e2e/test_isolation_admission.py \
                    tests/e2e/test_isolation_tenant_repo.py tests/e2e/test_isolation_fail_closed.py \
                    tests/e2e/test_isolation_workloads.py tests/e2e/test_isolation_network.py
 upgrade: $(PY)

@@ -62,10 +62,16 @@ OPTIONS: tuple[Option, ...] = (
            "--e2e-versions (make upgrade; new clusters only): auto (make upgrade's default: a pull request's "
            "base, else the newest commit with an older version set, else versions.previous.yaml), git:REF "
            "(that commit's fleet, tenant repo and version set) or a version-set FILE", "START"),
+    Option("admission-cluster", "the one cluster the tests marked `admission` run on (their verdict depends "
+           "only on what the API server admits: policies, RBAC, Pod Security, quotas, NetworkPolicies, which "
+           "every cluster applies alike, as test_every_cluster_admits_alike checks live); every: run them on "
+           "each cluster (default: production, else the first cluster tested)", "ENV|every"),
     Option("upgrade-path", "how the upgrade run moves Flux: gitops (default: a commit of the new CLI's "
            "gotk-components.yaml, applied by Flux itself) or bootstrap (the new CLI's flux bootstrap)", "PATH"),
 )
 UPGRADE_PATHS = ("gitops", "bootstrap")
+# --e2e-admission-cluster's value that runs the admission tests on each cluster.
+EVERY = "every"
 
 
 @dataclass(frozen=True)
@@ -81,6 +87,7 @@ class E2EConfig:
     # Where an upgrade run starts: "auto", "git:REF" or a version-set file's absolute path.
     upgrade_from: str | None = None
     upgrade_path: str = "gitops"  # how an upgrade run moves Flux (UPGRADE_PATHS)
+    admission_cluster: str = "production"  # where the `admission` tests run, or EVERY
 
     def existing_kubeconfig(self, env: Environment) -> Path | None:
         return dict(self.existing).get(env)
@@ -205,6 +212,11 @@ def build_config(cli: Mapping[str, object] | None = None, ini: Mapping[str, str]
     if upgrade_path not in UPGRADE_PATHS:
         raise _bad(by_name["upgrade-path"], upgrade_path, f"use one of {', '.join(UPGRADE_PATHS)}")
 
+    admission = text["admission-cluster"] or ("production" if "production" in chosen else chosen[0])
+    if admission != EVERY and admission not in chosen:
+        raise _bad(by_name["admission-cluster"], admission,
+                   f"use one of the clusters tested ({', '.join(chosen)}) or {EVERY}")
+
     artifacts = Path(text["artifacts"] or REPO_ROOT / "artifacts")
     return E2EConfig(
         environments=chosen,  # type: ignore[arg-type]
@@ -216,4 +228,5 @@ def build_config(cli: Mapping[str, object] | None = None, ini: Mapping[str, str]
         versions_file=target,
         upgrade_from=start,
         upgrade_path=upgrade_path,
+        admission_cluster=admission,
     )

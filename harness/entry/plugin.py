@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from harness.core import history
-from harness.core.config import OPTIONS, E2EConfig, build_config
+from harness.core.config import EVERY, OPTIONS, E2EConfig, build_config
 from harness.core.errors import HarnessError
 from harness.core.progress import Sink, current_sink, say, set_sink
 from harness.core.repo import ENVIRONMENTS
@@ -132,8 +132,32 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if deselected:
             config.hook.pytest_deselected(items=deselected)
             items[:] = [item for item in items if not item.get_closest_marker("upgrade")]
+    _place_admission_tests(config, items)
     items.sort(key=lambda item: (item.get_closest_marker("e2e") is not None,
                                  item.get_closest_marker("upgrade") is None))
+
+
+def _place_admission_tests(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `admission` run on --e2e-admission-cluster only (every cluster admits alike,
+    which the test marked `admission_alike` checks live); with `every`, on each cluster, and
+    the check is moot, as it is with one cluster."""
+    try:
+        settings = _config(config)
+    except HarnessError:
+        return  # reported once, when the e2e starts
+    chosen = settings.admission_cluster
+
+    def elsewhere(item: pytest.Item) -> bool:
+        if chosen == EVERY or len(settings.environments) < 2:
+            return item.get_closest_marker("admission_alike") is not None
+        callspec = getattr(item, "callspec", None)
+        env = callspec.params.get("env") if callspec is not None else None
+        return item.get_closest_marker("admission") is not None and env not in (None, chosen)
+
+    deselected = [item for item in items if elsewhere(item)]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if not elsewhere(item)]
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

@@ -16,7 +16,7 @@ from harness.e2e.handles import ClusterHandle, Fleet
 from harness.e2e.repos import TENANT_ACCOUNT, TENANT_REPO
 from harness.kit.images import podinfo_tag
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.admission]
 
 
 @pytest.fixture

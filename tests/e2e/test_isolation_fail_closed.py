@@ -17,7 +17,7 @@ from harness.e2e.converge import applied_policy_names, platform_ready, policies_
 from harness.e2e.handles import ClusterHandle, Fleet
 from harness.e2e.repos import FLEET_REPO
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.admission]
 
 @pytest.fixture
 def admission_down(fleet: Fleet, cluster: ClusterHandle) -> Iterator[Callable[[], None]]:

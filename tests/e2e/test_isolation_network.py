@@ -20,7 +20,7 @@ from harness.e2e.handles import ClusterHandle, Fleet
 from harness.e2e.network import Prober
 from harness.kit.images import podinfo_tag
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.admission]
 
 PROBER = "e2e-net-probe"
 # A new pod's rules are programmed by the enforcer shortly after it starts.

@@ -20,7 +20,7 @@ from harness.e2e.handles import ClusterHandle, Fleet
 from harness.e2e.repos import TENANT_ACCOUNT
 from harness.kit.images import podinfo_tag
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.admission]
 
 NS = tenancy.TENANT_NAMESPACE
 FORBIDDEN = 403  # Pod Security, RBAC and ResourceQuota refuse with 403 Forbidden

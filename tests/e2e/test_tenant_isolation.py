@@ -22,6 +22,7 @@ pytestmark = pytest.mark.e2e
 
 # a. Direct API calls as the tenant's service account.
 
+@pytest.mark.admission
 def test_tenant_account_can_create_in_its_namespace(cluster: ClusterHandle, tenant: Kube, probe_name: str) -> None:
     created = tenant.create(tenancy.config_map(probe_name, "apps"))
     try:
@@ -37,6 +38,7 @@ def test_tenant_account_can_create_in_its_namespace(cluster: ClusterHandle, tena
     pytest.param("ClusterRoleBinding", None, id="cluster-role-binding"),
     pytest.param("Namespace", None, id="namespace"),
 ])
+@pytest.mark.admission
 def test_tenant_account_cannot_write_outside_its_namespace(
     cluster: ClusterHandle, tenant: Kube, probe_name: str, target: str, namespace: str | None
 ) -> None:
@@ -174,31 +176,37 @@ def test_source_in_flux_system_is_access_denied(fleet: Fleet, cluster: ClusterHa
 
 # d. Kyverno rejects tenant objects that break the policies, at admission.
 
+@pytest.mark.admission
 def test_policy_admits_tenant_kustomization_with_service_account(cluster: ClusterHandle, tenant: Kube, probe_name: str) -> None:
     tenancy.assert_admitted(tenant, cluster.kube, tenancy.kustomization(probe_name, suspend=True))
 
 
+@pytest.mark.admission
 def test_policy_rejects_tenant_kustomization_without_service_account(tenant: Kube, probe_name: str) -> None:
     tenancy.assert_refused(tenant, tenancy.kustomization(probe_name, account=None, suspend=True), tenancy.DENIED,
                    tenancy.by_policy("flux-tenant-service-account"), "spec.serviceAccountName is required")
 
 
+@pytest.mark.admission
 def test_policy_rejects_tenant_kustomization_with_foreign_source(tenant: Kube, probe_name: str) -> None:
     tenancy.assert_refused(tenant, tenancy.kustomization(probe_name, source_namespace="flux-system", suspend=True),
                    tenancy.DENIED, tenancy.by_policy("flux-tenant-source-ref"), "cross-namespace source references are not allowed")
 
 
+@pytest.mark.admission
 def test_policy_admits_tenant_source_on_the_allowlist(fleet: Fleet, cluster: ClusterHandle, tenant: Kube,
                                                       probe_name: str) -> None:
     url = fleet.server.repo_url(TENANT_REPO)
     tenancy.assert_admitted(tenant, cluster.kube, tenancy.source("GitRepository", probe_name, url))
 
 
+@pytest.mark.admission
 def test_policy_rejects_tenant_source_off_the_allowlist(tenant: Kube, probe_name: str) -> None:
     tenancy.assert_refused(tenant, tenancy.source("GitRepository", probe_name, "https://github.com/attacker/manifests"),
                            tenancy.DENIED, tenancy.by_policy("flux-tenant-source-allowlist"), "is not on the allowlist of tenant dev-team")
 
 
+@pytest.mark.admission
 def test_policy_rejects_tenant_kustomization_with_kubeconfig(tenant: Kube, probe_name: str) -> None:
     tenancy.assert_refused(tenant, tenancy.kustomization(probe_name, suspend=True, kubeConfig={"secretRef": {"name": "admin-kubeconfig"}}),
                    tenancy.DENIED, tenancy.by_policy("flux-tenant-no-kubeconfig"), "spec.kubeConfig is not allowed")
