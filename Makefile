@@ -20,7 +20,7 @@ ifdef UP
 export FLEET_E2E_UP := $(UP)
 endif
 
-.PHONY: venv validate test unit kit kit-check e2e upgrade up down lint sweep
+.PHONY: venv validate test unit kit kit-check e2e upgrade up down lint sweep bench
 
 $(PY): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -80,6 +80,10 @@ lint: $(PY)
 ## IF_CHANGED=1: only when the kit differs from the one that passed it last (CI).
 kit-check: $(PY)
 	$(PY) -m harness kit check $(if $(IF_CHANGED),--if-changed)
+
+## A benchmark, not a test: the e2e's bring-up beside the seed project's CI steps on the same kit.
+bench: $(PY)
+	$(PY) -m harness bench
 
 ## Remove what killed runs left behind (only this project's objects, only of runs that are gone).
 sweep: $(PY)

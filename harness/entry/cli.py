@@ -146,6 +146,27 @@ def _host_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from harness.core import locks
+    from harness.core.config import build_config
+    from harness.e2e.bench import run_bench
+    from harness.e2e.environment import E2E_LOCK_TIMEOUT_S, E2E_LOCK_WHY
+    from harness.kit.build import build_kit
+    from harness.kit.cache import cache_root
+    from harness.kit.host import prepare_host
+
+    prepare_host("e2e")
+    config = build_config()
+    kit = build_kit(load_versions(config.versions_file), config.kit_source)
+    with (locks.hold(cache_root() / "locks", "e2e", "make bench", E2E_LOCK_WHY, timeout_s=E2E_LOCK_TIMEOUT_S),
+          tempfile.TemporaryDirectory(prefix="fleet-bench-") as workdir):
+        result = run_bench(config, kit, Path(workdir))
+    print(result.report())
+    return 0
+
+
 def _host_check(args: argparse.Namespace) -> int:
     from harness.kit.requirements import check
 
@@ -197,6 +218,10 @@ def parser() -> argparse.ArgumentParser:
                            help="skip the check when the kit is the one that passed it last "
                                 "(nothing rebuilt since)")
     kit_check.set_defaults(func=_kit_check)
+
+    bench = sub.add_parser("bench", help="time the e2e's bring-up beside the seed project's CI steps "
+                                         "replayed on the same kit (make bench)")
+    bench.set_defaults(func=_bench)
 
     host = sub.add_parser("host", help="prepare this machine to run kind")
     host_sub = host.add_subparsers(dest="host_command", required=True)
