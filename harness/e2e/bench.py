@@ -93,9 +93,9 @@ def _replay_one(kit: Kit, reg: registry.Registry, server_url: str, env: str, run
                 # `kubectl wait` fails at once on an object that does not exist yet; the seed's
                 # chain only ever waits on objects the previous step's wait implies.
                 commands.run(argv, timeout_s=900.0, log=workdir / env / "seed.log")
+        return time.monotonic() - started  # up to podinfo Ready, as fleet_up's time is
     finally:
         best_effort(f"delete cluster {cluster.name}", cluster.delete)
-    return time.monotonic() - started
 
 
 def run_bench(config: E2EConfig, kit: Kit, workdir: Path) -> Result:
