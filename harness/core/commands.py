@@ -1,7 +1,9 @@
 """Runs external commands: the only module that imports `sh`.
 
 Every call has an explicit timeout, extends (never replaces) the environment, keeps the full
-stderr, and raises CommandError carrying the command line, exit code and the tail of stderr.
+stderr, and raises CommandError carrying the command line (credentials masked), exit code and
+the tail of stderr. sh's own exception is never chained to it: its text is the full command
+line, and pytest prints chained exceptions to the terminal and the JUnit report.
 """
 
 from __future__ import annotations
@@ -79,14 +81,14 @@ def run(
             _encoding="utf-8",
             _decode_errors="replace",
         )
-    except sh.CommandNotFound as exc:
-        raise CommandError(argv, None, "", f"command not found: {argv[0]} (is it installed?)") from exc
-    except sh.TimeoutException as exc:
-        raise CommandError(argv, None, "".join(err), f"timed out after {timeout_s:.0f}s") from exc
+    except sh.CommandNotFound:
+        raise CommandError(argv, None, "", f"command not found: {argv[0]} (is it installed?)") from None
+    except sh.TimeoutException:
+        raise CommandError(argv, None, "".join(err), f"timed out after {timeout_s:.0f}s") from None
     except sh.ErrorReturnCode as exc:
         raise CommandError(
             argv, exc.exit_code, "".join(err) or "".join(out), "command failed", "".join(out)
-        ) from exc
+        ) from None
     finally:
         if log_file is not None:
             log_file.close()
@@ -151,8 +153,8 @@ def run_binary(
         result = sh.Command(argv[0])(
             *argv[1:], _env=full_env, _timeout=timeout_s, _in=stdin, _return_cmd=True,
         )
-    except sh.TimeoutException as exc:
-        raise CommandError(argv, None, "", f"timed out after {timeout_s:.0f}s") from exc
+    except sh.TimeoutException:
+        raise CommandError(argv, None, "", f"timed out after {timeout_s:.0f}s") from None
     except sh.ErrorReturnCode as exc:
-        raise CommandError(argv, exc.exit_code, exc.stderr.decode(errors="replace"), "command failed") from exc
+        raise CommandError(argv, exc.exit_code, exc.stderr.decode(errors="replace"), "command failed") from None
     return bytes(result.stdout)

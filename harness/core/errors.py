@@ -23,6 +23,14 @@ _URL_SECRET = re.compile(r"(://[^/:@\s]+:)[^@/\s]+@")
 REDACTED = "***"
 
 
+class Secret(str):
+    """A credential: a str everywhere, but its repr is masked, so a traceback that prints a
+    frame's arguments (pytest's does) shows `***` for it, also inside a dict like `env`."""
+
+    def __repr__(self) -> str:
+        return repr(REDACTED)
+
+
 def redact(text: str) -> str:
     """text with credentials masked: `--password=x`, `--token=x`, `scheme://user:x@host`."""
     text = _URL_SECRET.sub(rf"\1{REDACTED}@", text)

@@ -12,7 +12,7 @@ from typing import Any
 from harness.access.kube import Kube
 from harness.access.readiness import Status, status_of
 from harness.core import commands
-from harness.core.errors import CommandError, HarnessError
+from harness.core.errors import CommandError, HarnessError, Secret
 from harness.core.progress import format_duration, say, step
 from harness.core.repo import API
 from harness.core.waits import WaitTimeoutError, wait_for
@@ -62,10 +62,11 @@ def bootstrap(flux: str, kubeconfig: Path, server: GitServer, repo: str, path: s
     try:
         argv = [flux, "bootstrap", "git", "--kubeconfig", str(kubeconfig), "--silent",
                 f"--url={server.repo_url(repo)}", "--allow-insecure-http", "--branch=main",
-                f"--path={path}", "--token-auth", f"--username={server.username}",
-                f"--password={server.token}", "--timeout=5m"]
+                f"--path={path}", "--token-auth", f"--username={server.username}", "--timeout=5m"]
         with step(f"flux bootstrap git --path={path} (log: {log})"):
-            commands.run(argv, timeout_s=BOOTSTRAP_TIMEOUT_S, log=log, on_line=watch)
+            # The password from the environment (flux reads GIT_PASSWORD), not the command line.
+            commands.run(argv, timeout_s=BOOTSTRAP_TIMEOUT_S, log=log, on_line=watch,
+                         env={"GIT_PASSWORD": Secret(server.token)})
     except CommandError as exc:
         raise FluxError(f"flux bootstrap of {path} failed (log: {log})\n{exc}") from exc
     finally:

@@ -16,7 +16,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -43,7 +43,8 @@ class GitServer:
 
     url: str  # e.g. http://172.18.0.1:38123
     username: str
-    token: str
+    # Kept out of repr: pytest prints a failing test's arguments, fixtures like this included.
+    token: str = field(repr=False)
     git_root: Path
     charts_root: Path
 

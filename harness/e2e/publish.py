@@ -6,6 +6,7 @@ servers. Every rewrite is reported, so nothing is substituted silently.
 
 from __future__ import annotations
 
+import base64
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.core import commands
+from harness.core.errors import Secret
 from harness.e2e.gitserver import GitServer
 
 GIT_TIMEOUT_S = 120.0
@@ -58,8 +60,15 @@ def apply_rewrites(root: Path, rewrites: Iterable[Rewrite]) -> list[RewriteHit]:
     return hits
 
 
-def authenticated(server: GitServer, url: str) -> str:
-    return url.replace("://", f"://{server.username}:{server.token}@", 1)
+def push(server: GitServer, repo: str, work: Path) -> None:
+    """Push main to the server. The credentials travel in git's environment (an Authorization
+    header from GIT_CONFIG_*), never in its command line or the URL, which end up in process
+    listings and error messages."""
+    header = base64.b64encode(f"{server.username}:{server.token}".encode()).decode()
+    env = {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "http.extraHeader",
+           "GIT_CONFIG_VALUE_0": Secret(f"Authorization: Basic {header}")}
+    commands.run(["git", *AUTHOR, "push", "-q", server.repo_url(repo), "main"], timeout_s=GIT_TIMEOUT_S,
+                 cwd=work, env=env)
 
 
 Transform = Callable[[Path], list[RewriteHit]]  # edits a tree in place, reports what it changed
@@ -80,7 +89,7 @@ def publish(server: GitServer, repo: str, sources: dict[str, Path], rewrites: It
             hits += transform(work)
         git("add", "-A", cwd=work)
         git("commit", "-q", "-m", message, cwd=work)
-        git("push", "-q", authenticated(server, server.repo_url(repo)), "main", cwd=work)
+        push(server, repo, work)
         return git("rev-parse", "HEAD", cwd=work), hits
 
 
@@ -100,7 +109,7 @@ def commit_change(server: GitServer, repo: str, edit: Callable[[Path], None], me
         if not git("status", "--porcelain", cwd=work):
             return None
         git("commit", "-q", "-m", message, cwd=work)
-        git("push", "-q", authenticated(server, server.repo_url(repo)), "main", cwd=work)
+        push(server, repo, work)
         return git("rev-parse", "HEAD", cwd=work)
 
 
