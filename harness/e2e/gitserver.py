@@ -23,7 +23,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from harness.core import commands
-from harness.core.errors import CommandError, HarnessError
+from harness.core.errors import CommandError, HarnessError, Secret
 from harness.core.waits import wait_for
 
 GIT_BACKEND = "/usr/lib/git-core/git-http-backend"
@@ -206,7 +206,7 @@ def serve_detached(address: str, root: Path, chart_repos: dict[str, Path]) -> tu
     ready = root / READY_FILE
     ready.unlink(missing_ok=True)
     daemon = commands.spawn([sys.executable, "-m", "harness", "git-server", "--address", address,
-                             "--root", str(root)], log=root / "server.log", env={TOKEN_ENV: token})
+                             "--root", str(root)], log=root / "server.log", env={TOKEN_ENV: Secret(token)})
 
     def probe() -> tuple[bool, str, str]:
         if not daemon.alive():
