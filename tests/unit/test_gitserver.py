@@ -65,6 +65,10 @@ def test_wrong_token_push_is_refused(git_server: GitServer, tmp_path: Path) -> N
     url = git_server.repo_url("team/apps").replace("http://", f"http://{git_server.username}:wrong@")
     pushed = git("push", url, "main", cwd=tmp_path / "work")
     assert pushed.returncode != 0
+    # Refused for the credentials (the server's 401), not for anything else, and nothing arrived.
+    assert "Authentication failed" in pushed.stderr or "401" in pushed.stderr, pushed.stderr
+    heads = git("ls-remote", git_server.repo_url("team/apps"))
+    assert heads.returncode == 0 and heads.stdout.strip() == "", heads.stdout + heads.stderr
 
 
 def test_chart_files_are_served(git_server: GitServer) -> None:
