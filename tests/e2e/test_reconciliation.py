@@ -11,11 +11,11 @@ from harness.access.portforward import port_forward
 from harness.access.readiness import status_of
 from harness.core import yamlio
 from harness.core.lockdown import LOCKDOWN_FLAGS, lockdown_problems
-from harness.core.repo import TENANT_REPO_DIR, platform_order
+from harness.core.repo import API, TENANT_REPO_DIR, platform_order
 from harness.core.semver import highest
 from harness.core.versions import REPO_ROOT
 from harness.e2e import flux, publish
-from harness.e2e.converge import policies_not_ready
+from harness.e2e.converge import applied_policy_names, policies_not_ready
 from harness.e2e.flux import Ref
 from harness.e2e.handles import ClusterHandle, Fleet
 from harness.e2e.repos import FLEET_REPO
@@ -46,6 +46,9 @@ def test_platform_layers_are_ready_at_the_pushed_fleet_revision(fleet: Fleet, cl
         assert_ready(cluster, Ref("Kustomization", "flux-system", name), head)
     # The fleet orders itself: kyverno-policies is healthy only once Kyverno enforces every
     # policy, and tenants depends on it; the harness never waited for the policies itself.
+    applied = applied_policy_names()
+    live = {p["metadata"]["name"] for p in cluster.kube.list(API["ValidatingPolicy"], "ValidatingPolicy")}
+    assert applied and set(applied) <= live, f"policies the fleet applies: {applied}; live: {sorted(live)}"
     assert policies_not_ready(cluster.kube) == {}, "tenants is Ready while policies are not enforced"
     sync = assert_ready(cluster, Ref("Kustomization", "flux-system", "flux-system"), head)
     assert sync["spec"]["serviceAccountName"] == "kustomize-controller"
