@@ -71,7 +71,8 @@ class Result:
 def _replay_one(kit: Kit, reg: registry.Registry, server_url: str, env: str, run: Run, workdir: Path,
                 timings: Timings) -> float:
     started = time.monotonic()
-    cluster = KitCluster(run.name(env), workdir / env, kit.binary("kind"), kit.node_image, run.network)
+    cluster = KitCluster(run.name(env), workdir / env, kit.binary("kind"), kit.binary("kubectl"), kit.node_image,
+                         run.network)
     try:
         with timings.measure(f"{env}: kind create cluster"):
             cluster.create_with_mirror(reg)

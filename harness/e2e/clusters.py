@@ -2,14 +2,20 @@
 on the run's network with the registry mirror, deleted after), and existing clusters reached
 through a kubeconfig (used, never created or deleted). A third provider implements Cluster.
 
-Creation and deletion go through the harness' command wrapper, so they have deadlines, logs
-and clear errors, and use the kit's kind.
+A kit cluster is pytest-kind's KindCluster with the kit's kind and kubectl: its creation goes
+through the harness' command wrapper (deadline, log, the run's network, clear errors), its
+deletion is pytest-kind's.
 """
 
 from __future__ import annotations
 
+import contextlib
+import subprocess
 from pathlib import Path
 from typing import Protocol
+
+import pykube
+from pytest_kind import KindCluster
 
 from harness.access import networks, registry
 from harness.core import commands
@@ -17,6 +23,7 @@ from harness.core.errors import CommandError, HarnessError
 from harness.core.progress import step
 
 KIND_LABEL = "io.x-k8s.kind.cluster"
+PYTEST_KIND_DIR = ".pytest-kind"  # where pytest-kind's KindCluster keeps a cluster's files
 CREATE_TIMEOUT_S = 600.0
 
 
@@ -57,19 +64,35 @@ class Cluster(Protocol):
 
 
 class KitCluster:
-    """A kind cluster made from the kit; `workdir` holds its kubeconfig, config and logs."""
+    """A kind cluster made from the kit, driven through pytest-kind's KindCluster (`.kind`),
+    which tests in pytest-kind's idiom use as `kind_cluster`: its `kubectl()`,
+    `port_forward()`, `load_docker_image()` and pykube `api` work on it, with the kit's kind
+    and kubectl (it downloads only what it is not given). `workdir` holds the kubeconfig,
+    config and logs.
 
-    def __init__(self, name: str, workdir: Path, kind: str, image: str, network: str) -> None:
+    Two parts of KindCluster are wrapped, for what this harness needs and it does not offer:
+    its constructor makes `.pytest-kind/<name>` in the working directory (removed again: the
+    cluster's files live in `workdir`), and its `create()` re-uses any cluster of the name,
+    runs kind without a deadline or a log and has no hook for the run's Docker network, so
+    creation goes through the harness' command runner (an existing cluster is refused, never
+    taken over) and sets the pykube client `create()` would have set.
+    """
+
+    def __init__(self, name: str, workdir: Path, kind: str, kubectl: str, image: str, network: str) -> None:
         self.name = name
         self.image = image
         self.path = workdir
         self.path.mkdir(parents=True, exist_ok=True)
-        self.kind_path = Path(kind)
         self.network = network
+        self.kind = _kind_cluster(name, workdir / "kubeconfig", Path(kind), Path(kubectl), image)
+
+    @property
+    def kind_path(self) -> Path:
+        return Path(self.kind.kind_path)
 
     @property
     def kubeconfig_path(self) -> Path:
-        return self.path / "kubeconfig"
+        return Path(self.kind.kubeconfig_path)
 
     def exists(self) -> bool:
         out = commands.run([str(self.kind_path), "get", "clusters"], timeout_s=60.0).stdout
@@ -91,6 +114,7 @@ class KitCluster:
                              env={networks.KIND_NETWORK_ENV: self.network})
             except CommandError as exc:
                 raise ClusterError(f"kind could not create {self.name} (log: {log})\n{exc}") from exc
+        self.kind.api = pykube.HTTPClient(pykube.KubeConfig.from_file(self.kubeconfig_path))
 
     def create_with_mirror(self, reg: registry.Registry) -> None:
         mirrors = registry.mirror_config(reg, self.path / "certs.d")
@@ -99,15 +123,32 @@ class KitCluster:
         self.create(config)
 
     def delete(self) -> None:
-        """Delete the cluster; verify its node containers are gone."""
-        commands.run([str(self.kind_path), "delete", "cluster", "--name", self.name,
-                      "--kubeconfig", str(self.kubeconfig_path)], timeout_s=300.0)
+        """Delete the cluster (pytest-kind's `kind delete cluster`); verify its node containers
+        are gone."""
+        try:
+            self.kind.delete()
+        except subprocess.CalledProcessError as exc:
+            raise ClusterError(f"kind could not delete {self.name} (exit {exc.returncode})") from None
         remaining = node_containers(self.name)
         if remaining:
             raise ClusterError(f"{self.name}: node containers remain after delete: {remaining}")
 
     def export_logs(self, target: Path) -> None:
         commands.run([str(self.kind_path), "export", "logs", str(target), "--name", self.name], timeout_s=300.0)
+
+
+def _kind_cluster(name: str, kubeconfig: Path, kind: Path, kubectl: Path, image: str) -> KindCluster:
+    """pytest-kind's KindCluster with the kit's binaries, without the `.pytest-kind/<name>`
+    folder its constructor leaves in the working directory."""
+    made = Path(PYTEST_KIND_DIR) / name
+    existed = made.exists()
+    cluster = KindCluster(name, kubeconfig, image=image, kind_path=kind, kubectl_path=kubectl)
+    if not existed:
+        made.rmdir()
+        with contextlib.suppress(OSError):  # another cluster's folder may still be there
+            Path(PYTEST_KIND_DIR).rmdir()
+    cluster.path = kubeconfig.parent
+    return cluster
 
 
 def node_containers(cluster: str) -> list[str]:

@@ -67,8 +67,8 @@ def fleet_up(config: E2EConfig, kit: Kit, workdir: Path, run: Run, keep: bool = 
                 (workdir / env).mkdir(parents=True, exist_ok=True)
                 say(f"{env}: using the existing cluster of {existing}")
             else:
-                cluster = KitCluster(run.name(env), workdir / env, kit.binary("kind"), kit.node_image,
-                                     run.network)
+                cluster = KitCluster(run.name(env), workdir / env, kit.binary("kind"), kit.binary("kubectl"),
+                                     kit.node_image, run.network)
                 stack.callback(best_effort, f"delete cluster {cluster.name}", cluster.delete)
             fleet.clusters[env] = ClusterHandle(env, cluster, Kube(Path(cluster.kubeconfig_path)), workdir / env)
         turns = _BootstrapTurns(list(fleet.clusters))

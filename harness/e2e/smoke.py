@@ -54,7 +54,7 @@ class Smoke:
         self.name = run.name("smoke")
         self.kind = kit.binary("kind")
         self.kubectl = kit.binary("kubectl")
-        self.cluster = KitCluster(self.name, workdir, self.kind, kit.node_image, run.network)
+        self.cluster = KitCluster(self.name, workdir, self.kind, self.kubectl, kit.node_image, run.network)
         self.kubeconfig = self.cluster.kubeconfig_path
 
     def kubectl_run(self, *args: str, timeout_s: float = 60.0, stdin: str | None = None) -> str:

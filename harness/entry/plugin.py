@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from pytest_kind import KindCluster
 
 from harness.core import history
 from harness.core.config import EVERY, OPTIONS, E2EConfig, build_config
@@ -17,6 +18,7 @@ from harness.core.errors import HarnessError
 from harness.core.progress import Sink, current_sink, say, set_sink
 from harness.core.repo import ENVIRONMENTS
 from harness.core.versions import load_versions
+from harness.e2e.clusters import KitCluster
 from harness.e2e.environment import e2e_fleet
 from harness.e2e.fleet import collect_diagnostics
 from harness.e2e.handles import ClusterHandle, Fleet
@@ -168,6 +170,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     kit = any(item.get_closest_marker("kit") for item in session.items)
     try:
         if e2e:
+            _pytest_kind_options(session.config)
             config = _config(session.config)
             if config.upgrade_from is not None:
                 session.config.stash[START_KEY] = history.resolve(config.upgrade_from)
@@ -308,6 +311,38 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
 def cluster(fleet: Fleet, env: str) -> ClusterHandle:
     """The cluster of the environment this test runs for."""
     return fleet.clusters[env]  # type: ignore[index]
+
+
+# pytest-kind's options that have a harness equivalent; set, they stop the run and name it.
+PYTEST_KIND_EQUIVALENTS = {
+    "keep_cluster": ("--keep-cluster", ("`make up` keeps an environment running (`make e2e UP=1` tests "
+                                        "it, `make down` removes it); a run's own clusters are always removed")),
+    "kubeconfig": ("--kubeconfig", "--e2e-kubeconfigs ENV=PATH runs an environment on an existing cluster"),
+    "kind_image": ("--kind-image", "the clusters run the kit's node image (versions.yaml pins its Kubernetes)"),
+    "kind_bin": ("--kind-bin", "the kit builds kind from the version versions.yaml pins"),
+    "kind_kubectl_bin": ("--kind-kubectl-bin", "the kit builds kubectl from the version versions.yaml pins"),
+}
+
+
+def _pytest_kind_options(config: pytest.Config) -> None:
+    for dest, (option, instead) in PYTEST_KIND_EQUIVALENTS.items():
+        if config.getoption(dest, default=None):
+            raise HarnessError(f"{option} (pytest-kind's option) is not used by this harness: {instead}")
+
+
+@pytest.fixture(scope="session")
+def kind_cluster(request: pytest.FixtureRequest, fleet: Fleet) -> KindCluster:
+    """pytest-kind's fixture, meaning here: a cluster of this session as pytest-kind's
+    KindCluster (`kubectl()`, `port_forward()`, `api`, `load_docker_image()`), made from the
+    kit with the fleet up on it. `--cluster-name=ENV` picks the environment (pytest-kind's
+    default name picks the first one tested, staging unless --e2e-environments says otherwise)."""
+    name = request.config.getoption("cluster_name", default=None)
+    env = name if name in fleet.clusters else next(iter(fleet.clusters))
+    cluster = fleet.clusters[env].cluster
+    if not isinstance(cluster, KitCluster):
+        pytest.fail(f"kind_cluster: {env} runs on a cluster the harness did not create ({cluster.name}), "
+                    "not a kind cluster of the kit", pytrace=False)
+    return cluster.kind
 
 
 @pytest.hookimpl(hookwrapper=True)
