@@ -3,7 +3,9 @@ thread's progress lines name its step.
 
 The first failure makes the others give up at their next wait (see waits.abandoned_when); the
 call returns only when every thread has ended, so nothing a step creates can appear after the
-caller has started to clean up, and then raises the first failure, naming the others.
+caller has started to clean up, and then raises the first failure, naming the others. An
+interrupt (Ctrl-C) is raised at once: the other steps stop at their next wait, and the commands
+they run got the same signal from the terminal.
 """
 
 from __future__ import annotations

@@ -121,20 +121,28 @@ def wait_ready(kube: Kube, ref: Ref, commit: str | None, timeout_s: float, diagn
     return obj
 
 
-def wait_failed(kube: Kube, ref: Ref, commit: str, timeout_s: float, mentioning: str = "") -> Status:
+def wait_failed(kube: Kube, ref: Ref, commit: str | None, timeout_s: float, mentioning: str = "",
+                handled: str | None = None) -> Status:
     """Wait until ref has tried `commit` and failed (with a message `mentioning` this, when
     given: a controller may first report a passing failure, e.g. its chart not pulled yet);
-    return its status (reason, message)."""
+    return its status (reason, message). An object without a revision of its own (a
+    HelmRelease) names none: its failure must then come after the reconcile request `handled`,
+    so a failure from before the request does not count."""
+    if commit is None and handled is None:
+        raise ValueError(f"{ref}: wait for a failure at a commit or after a reconcile request")
 
     def probe() -> tuple[bool, Status, str]:
         obj = kube.get(API[ref.kind], ref.kind, ref.name, ref.namespace) or {}
         status = status_of(obj)
         attempted = str((obj.get("status") or {}).get("lastAttemptedRevision", ""))
-        done = (status.verdict == "failed" and attempted.endswith(commit)
+        seen = (obj.get("status") or {}).get("lastHandledReconcileAt")
+        done = (status.verdict == "failed" and (commit is None or attempted.endswith(commit))
+                and (handled is None or seen == handled)
                 and mentioning.lower() in status.message.lower())
-        return done, status, f"{status.describe()} lastAttemptedRevision={attempted}"
+        return done, status, f"{status.describe()} lastAttemptedRevision={attempted} lastHandledReconcileAt={seen}"
 
-    what = f"{ref} to fail at {commit[:12]}" + (f" mentioning {mentioning!r}" if mentioning else "")
+    after = f" at {commit[:12]}" if commit else f" after reconcile request {handled}"
+    what = f"{ref} to fail{after}" + (f" mentioning {mentioning!r}" if mentioning else "")
     return wait_for(what, probe, timeout_s=timeout_s)
 
 

@@ -119,9 +119,11 @@ def probes(fleet: Fleet) -> Iterator[str]:
 def _failed(fleet: Fleet, cluster: ClusterHandle, name: str, commit: str, kind: str = "Kustomization",
             mentioning: str = "") -> str:
     ref = Ref(kind, "apps", name)
-    flux.request_reconcile(cluster.kube, ref)
-    status = flux.wait_failed(cluster.kube, ref, commit if kind == "Kustomization" else "", fleet.config.timeout(180),
-                              mentioning)
+    token = flux.request_reconcile(cluster.kube, ref)
+    # A Kustomization names the commit it tried; a HelmRelease must fail after this request.
+    status = flux.wait_failed(cluster.kube, ref, commit if kind == "Kustomization" else None,
+                              fleet.config.timeout(180), mentioning,
+                              handled=None if kind == "Kustomization" else token)
     return status.message
 
 
