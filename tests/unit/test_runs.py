@@ -80,8 +80,10 @@ def test_a_second_holder_waits_and_says_for_whom(tmp_path: Path, monkeypatch: py
     assert waiting and "one at a time" in waiting[0] and str(tmp_path) in waiting[0], lines
 
 
-def test_only_the_harness_options_are_offered(repo_root: Path) -> None:
+def test_pytest_kinds_options_are_offered_beside_the_harness_options(repo_root: Path) -> None:
+    """pytest-kind is the kind driver: its options are offered (tests/unit/test_pytest_kind.py
+    shows what each means here), next to the harness' own."""
     out = subprocess.run([sys.executable, "-m", "pytest", "--help"], cwd=repo_root, capture_output=True,
                          text=True, check=True).stdout
-    assert "--e2e-environments" in out
-    assert "--keep-cluster" not in out and "--cluster-name" not in out
+    assert "--e2e-environments" in out and "--e2e-admission-cluster" in out
+    assert "--cluster-name" in out and "--keep-cluster" in out
