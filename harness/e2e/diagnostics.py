@@ -17,8 +17,9 @@ KYVERNO_KINDS = ("validatingpolicies.policies.kyverno.io", "policyreports", "clu
 NAMESPACES_WITH_LOGS = ("flux-system", "kyverno")
 
 
-def collect(kubectl: str, cluster: Cluster, target: Path) -> Path:
-    """Write diagnostics for one cluster into target; return the folder."""
+def collect(kubectl: str, cluster: Cluster, target: Path, node_logs: bool = True) -> Path:
+    """Write diagnostics for one cluster into target; return the folder. Without `node_logs`
+    the provider's node logs are left for once per session (see export_node_logs)."""
     target.mkdir(parents=True, exist_ok=True)
     problems: list[str] = []
 
@@ -44,13 +45,21 @@ def collect(kubectl: str, cluster: Cluster, target: Path) -> Path:
         for deployment in deployments:
             name = deployment.split("/")[-1]
             save(f"logs-{namespace}-{name}.txt", [*k, "logs", "-n", namespace, deployment, "--all-containers", "--tail=2000"])
-    try:
-        cluster.export_logs(target / "node-logs")
-    except HarnessError as exc:
-        problems.append(f"node logs of {cluster.name}: {exc}")
+    if node_logs:
+        problems += export_node_logs(cluster, target / "node-logs")
     (target / "INDEX.txt").write_text(
         "Diagnostics collected after a failure.\n"
         + "\n".join(sorted(p.name for p in target.iterdir()))
         + ("\n\nCould not collect:\n" + "\n".join(problems) if problems else "\n")
     )
     return target
+
+
+def export_node_logs(cluster: Cluster, target: Path) -> list[str]:
+    """The provider's own logs of the cluster (kind: every node's journal, containerd, kubelet,
+    pods), which cover the whole session; what could not be exported, as one line."""
+    try:
+        cluster.export_logs(target)
+    except HarnessError as exc:
+        return [f"node logs of {cluster.name}: {exc}"]
+    return []

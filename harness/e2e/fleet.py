@@ -136,10 +136,25 @@ def attach(config: E2EConfig, kit: Kit, server: GitServer, clusters: dict[Enviro
     return fleet
 
 
-def collect_diagnostics(fleet: Fleet, name: str) -> Path:
-    """Diagnostics of every cluster into artifacts/<name>/<env>; returns the folder."""
+def collect_diagnostics(fleet: Fleet, name: str, node_logs: bool = True) -> Path:
+    """Diagnostics of every cluster into artifacts/<name>/<env>; returns the folder. Without
+    `node_logs`, the nodes' logs are left to export_node_logs, once per session."""
     target = fleet.diagnostics_dir(name)
     for env, handle in fleet.clusters.items():
-        diagnostics.collect(fleet.kit.binary("kubectl"), handle.cluster, target / env)
+        diagnostics.collect(fleet.kit.binary("kubectl"), handle.cluster, target / env, node_logs)
     say(f"diagnostics written to {target}")
+    return target
+
+
+NODE_LOGS = "node-logs"
+
+
+def export_node_logs(fleet: Fleet) -> Path:
+    """Every cluster's node logs into artifacts/node-logs/<env>, once (they span the session,
+    so one export after the last test explains every failure of it); returns the folder."""
+    target = fleet.diagnostics_dir(NODE_LOGS)
+    problems = []
+    for env, handle in fleet.clusters.items():
+        problems += diagnostics.export_node_logs(handle.cluster, target / env)
+    say(f"node logs written to {target}" + ("; could not export: " + "; ".join(problems) if problems else ""))
     return target

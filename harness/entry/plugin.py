@@ -20,7 +20,7 @@ from harness.core.repo import ENVIRONMENTS
 from harness.core.versions import load_versions
 from harness.e2e.clusters import KitCluster
 from harness.e2e.environment import e2e_fleet
-from harness.e2e.fleet import collect_diagnostics
+from harness.e2e.fleet import NODE_LOGS, collect_diagnostics, export_node_logs
 from harness.e2e.handles import ClusterHandle, Fleet
 from harness.e2e.probe import (
     PERIOD_S,
@@ -269,6 +269,8 @@ def fleet(request: pytest.FixtureRequest, e2e_config: E2EConfig, kit: Kit,
             say(f"start state: {why}")
             record_testsuite_property("upgrade-from.kept", why)
         yield fleet
+        if request.session.testsfailed:
+            export_node_logs(fleet)  # once, before the clusters go; each failure's folder points here
 
 
 @pytest.fixture(scope="session")
@@ -352,6 +354,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     fleet = item.session.stash.get(FLEET_KEY, None)
     if report.failed and call.when in ("setup", "call") and fleet is not None:
         name = re.sub(r"[^A-Za-z0-9_.-]+", "_", item.nodeid)
-        folder = collect_diagnostics(fleet, name)
-        report.sections.append(("diagnostics", f"diagnostics for this failure: {folder}"))
+        folder = collect_diagnostics(fleet, name, node_logs=False)
+        nodes = fleet.diagnostics_dir(NODE_LOGS)
+        text = (f"diagnostics for this failure: {folder}\n"
+                f"the nodes' logs: {nodes} (exported once, when the session ends)")
+        report.sections.append(("diagnostics", text))
 
