@@ -3,8 +3,9 @@
 The tests marked `admission` run on one cluster because every cluster is meant to admit alike:
 the same policies (and the admission policies Kyverno generates from them), the same Kyverno
 release, Flux's NetworkPolicies, and in each tenant namespace the same labels (Pod Security),
-RBAC, quota, limits and NetworkPolicies. This reads exactly those, stripped of what differs between any two clusters
-(uids, timestamps, status, managed fields), keyed by kind and name.
+RBAC, quota, limits and NetworkPolicies. This reads exactly those, keyed by kind and name, and
+only the fields that decide admission (spec, rules, subjects), not what differs between any
+two clusters anyway (uids, timestamps, status).
 """
 
 from __future__ import annotations

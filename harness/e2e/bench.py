@@ -52,19 +52,21 @@ class Result:
     clusters: int
 
     @property
+    def seed_mean(self) -> float:
+        return sum(self.seed_per_cluster.values()) / len(self.seed_per_cluster)
+
+    @property
     def ratio(self) -> float:
-        seed = sum(self.seed_per_cluster.values()) / len(self.seed_per_cluster)
-        return (self.harness_wall / self.clusters) / seed
+        return (self.harness_wall / self.clusters) / self.seed_mean
 
     def report(self) -> str:
-        seed_mean = sum(self.seed_per_cluster.values()) / len(self.seed_per_cluster)
         lines = ["seed CI steps replayed (one cluster after the other):", self.seed.table(), ""]
         lines += [f"  {format_duration(s):>8}  seed replay, {env}" for env, s in self.seed_per_cluster.items()]
         lines += ["", "the e2e's bring-up (fleet_up, every cluster at once):", self.harness.table(), "",
                   f"  {format_duration(self.harness_wall):>8}  e2e bring-up of {self.clusters} clusters",
                   "",
                   (f"per cluster: e2e {format_duration(self.harness_wall / self.clusters)}, "
-                   f"seed replay {format_duration(seed_mean)}; ratio {self.ratio:.2f}")]
+                   f"seed replay {format_duration(self.seed_mean)}; ratio {self.ratio:.2f}")]
         return "\n".join(lines)
 
 

@@ -315,6 +315,7 @@ def cluster(fleet: Fleet, env: str) -> ClusterHandle:
     return fleet.clusters[env]  # type: ignore[index]
 
 
+PYTEST_KIND_DEFAULT_NAME = "pytest-kind"  # --cluster-name's default in pytest-kind
 # pytest-kind's options that have a harness equivalent; set, they stop the run and name it.
 PYTEST_KIND_EQUIVALENTS = {
     "keep_cluster": ("--keep-cluster", ("`make up` keeps an environment running (`make e2e UP=1` tests "
@@ -338,7 +339,10 @@ def kind_cluster(request: pytest.FixtureRequest, fleet: Fleet) -> KindCluster:
     KindCluster (`kubectl()`, `port_forward()`, `api`, `load_docker_image()`), made from the
     kit with the fleet up on it. `--cluster-name=ENV` picks the environment (pytest-kind's
     default name picks the first one tested, staging unless --e2e-environments says otherwise)."""
-    name = request.config.getoption("cluster_name", default=None)
+    name = request.config.getoption("cluster_name", default=PYTEST_KIND_DEFAULT_NAME)
+    if name != PYTEST_KIND_DEFAULT_NAME and name not in fleet.clusters:
+        pytest.fail(f"--cluster-name={name}: name one of this session's clusters ({', '.join(fleet.clusters)})",
+                    pytrace=False)
     env = name if name in fleet.clusters else next(iter(fleet.clusters))
     cluster = fleet.clusters[env].cluster
     if not isinstance(cluster, KitCluster):

@@ -58,10 +58,14 @@ def readable_files(starts: Iterable[Path], refers: Callable[[Path], bool]) -> se
     and what the files accepted by `refers` name, followed the same way."""
     files: set[Path] = set()
     pending = [p.resolve() for p in starts]
+    roots = tuple(pending)
     seen: set[Path] = set()
     while pending:
         path = pending.pop()
-        if path in seen:
+        # A string naming a folder that holds a start ("/", "..", a patch's "/spec/...") is no
+        # input: a build that read its own ancestor would be a cycle kustomize refuses, and
+        # walking it would read the whole disk.
+        if path in seen or any(path != r and r.is_relative_to(path) for r in roots):
             continue
         seen.add(path)
         found = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]

@@ -92,6 +92,9 @@ def test_named(kind_cluster):
     pytester.runpytest_subprocess("-p", "no:cacheprovider", "test_inner.py").assert_outcomes(passed=1)
     pytester.runpytest_subprocess("-p", "no:cacheprovider", "test_named.py",
                                   "--cluster-name=production").assert_outcomes(passed=1)
+    unknown = pytester.runpytest_subprocess("-p", "no:cacheprovider", "test_inner.py", "--cluster-name=qa")
+    unknown.assert_outcomes(errors=1)
+    unknown.stdout.fnmatch_lines(["*--cluster-name=qa: name one of this session's clusters (staging, production)*"])
 
 
 def test_pytest_kind_options_the_harness_replaces_name_the_replacement(pytester: pytest.Pytester) -> None:

@@ -72,3 +72,15 @@ def test_a_failure_is_never_reused(tmp_path: Path) -> None:
         with pytest.raises(CommandError):
             reuse.run(argv, root=tmp_path, files=[], timeout_s=30.0)
     assert len(marker.read_text().splitlines()) == 2
+
+
+def test_a_string_naming_an_ancestor_is_not_walked(tmp_path: Path) -> None:
+    """"/" or ".." in a kustomization (a JSON patch path, say) names the disk or the tree
+    holding the build: following it would read everything, and kustomize refuses such a cycle."""
+    _kustomization(tmp_path / "app", "local.yaml")
+    (tmp_path / "app" / "local.yaml").write_text("kind: ConfigMap\n")
+    (tmp_path / "app" / "kustomization.yaml").write_text(
+        (tmp_path / "app" / "kustomization.yaml").read_text() + "patches:\n- path: /\n- path: ..\n")
+    (tmp_path / "elsewhere.yaml").write_text("kind: ConfigMap\n")
+    files = reuse.readable_files([tmp_path / "app"], _is_kustomization)
+    assert {f.name for f in files} == {"kustomization.yaml", "local.yaml"}
