@@ -15,7 +15,7 @@ from typing import Literal
 
 from harness.core.errors import ConfigError
 from harness.core.history import AUTO, GIT_PREFIX
-from harness.core.repo import ENVIRONMENTS, Environment
+from harness.core.topology import environments
 from harness.core.versions import REPO_ROOT, VERSIONS_FILE
 
 KitSource = Literal["build", "upstream"]
@@ -47,7 +47,7 @@ class Option:
 
 
 OPTIONS: tuple[Option, ...] = (
-    Option("environments", "comma-separated clusters to test: staging,production (default: both)", "ENVS"),
+    Option("environments", "comma-separated clusters to test, named by the folders of clusters/, e.g. staging,production (default: all)", "ENVS"),
     Option("artifacts", "folder for diagnostics and reports (default: ./artifacts)", "DIR"),
     Option("kubeconfigs", "comma-separated ENV=PATH: run ENV against an existing cluster instead of "
            "creating one (it must reach this host's address on its Docker network and pull the images)",
@@ -76,20 +76,20 @@ EVERY = "every"
 
 @dataclass(frozen=True)
 class E2EConfig:
-    environments: tuple[Environment, ...]
+    environments: tuple[str, ...]
     artifacts: Path
     timeout_scale: float
     kit_source: KitSource = "build"
     use_up: bool = False
     # Environments run against an existing cluster (kubeconfig) instead of a new kind cluster.
-    existing: tuple[tuple[Environment, Path], ...] = ()
+    existing: tuple[tuple[str, Path], ...] = ()
     versions_file: Path = VERSIONS_FILE
     # Where an upgrade run starts: "auto", "git:REF" or a version-set file's absolute path.
     upgrade_from: str | None = None
     upgrade_path: str = "gitops"  # how an upgrade run moves Flux (UPGRADE_PATHS)
     admission_cluster: str = "production"  # where the `admission` tests run, or EVERY
 
-    def existing_kubeconfig(self, env: Environment) -> Path | None:
+    def existing_kubeconfig(self, env: str) -> Path | None:
         return dict(self.existing).get(env)
 
     def timeout(self, seconds: float) -> float:
@@ -110,14 +110,15 @@ def _bad(option: Option, value: str, wanted: str) -> ConfigError:
     return ConfigError(f"{option.cli} / {option.env}: {value!r} is invalid; {wanted}")
 
 
-def parse_existing(text: str) -> tuple[tuple[Environment, Path], ...]:
+def parse_existing(text: str) -> tuple[tuple[str, Path], ...]:
     """ENV=KUBECONFIG pairs, comma-separated."""
     option = next(o for o in OPTIONS if o.name == "kubeconfigs")
+    known = environments(REPO_ROOT) if text.strip() else ()
     pairs = []
     for value in (v.strip() for v in text.split(",") if v.strip()):
         env, sep, path = value.partition("=")
-        if not sep or env not in ENVIRONMENTS or not path:
-            raise _bad(option, value, f"use ENV=PATH with ENV one of {', '.join(ENVIRONMENTS)}, "
+        if not sep or env not in known or not path:
+            raise _bad(option, value, f"use ENV=PATH with ENV one of {', '.join(known)}, "
                        "e.g. staging=$HOME/.kube/staging.yaml")
         if not Path(path).is_file():
             raise _bad(option, value, f"{path} (for {env}) is not a readable file")
@@ -183,10 +184,12 @@ def build_config(cli: Mapping[str, object] | None = None, ini: Mapping[str, str]
     by_name = {o.name: o for o in OPTIONS}
     text = {o.name: _pick(o, cli, ini) for o in OPTIONS}
 
-    envs_text = text["environments"] or ",".join(ENVIRONMENTS)
+    known = environments(REPO_ROOT)
+    envs_text = text["environments"] or ",".join(known)
     chosen = tuple(e.strip() for e in envs_text.split(",") if e.strip())
-    if not chosen or any(e not in ENVIRONMENTS for e in chosen):
-        raise _bad(by_name["environments"], envs_text, f"use a comma-separated subset of {', '.join(ENVIRONMENTS)}")
+    if not chosen or any(e not in known for e in chosen):
+        raise _bad(by_name["environments"], envs_text, f"use a comma-separated subset of {', '.join(known)} "
+                   "(the folders of clusters/)")
 
     up_text = text["up"].lower()
     if up_text not in ("", "0", "1", "true", "false"):
@@ -219,7 +222,7 @@ def build_config(cli: Mapping[str, object] | None = None, ini: Mapping[str, str]
 
     artifacts = Path(text["artifacts"] or REPO_ROOT / "artifacts")
     return E2EConfig(
-        environments=chosen,  # type: ignore[arg-type]
+        environments=chosen,
         artifacts=artifacts.resolve(),
         timeout_scale=scale,
         kit_source=source,

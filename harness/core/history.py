@@ -17,8 +17,9 @@ from typing import Any
 
 from harness.core import commands, yamlio
 from harness.core.errors import CommandError, ConfigError
-from harness.core.repo import FLEET_DIRS, TENANT_REPO_DIR
+from harness.core.repo import FLEET_DIRS
 from harness.core.semver import Version
+from harness.core.topology import TENANT_REPO_PREFIX
 from harness.core.versions import PREVIOUS_VERSIONS_FILE, REPO_ROOT, VERSIONS_FILE
 
 GIT_TIMEOUT_S = 30.0
@@ -145,8 +146,8 @@ def materialize(start: Start, dest: Path, root: Path = REPO_ROOT) -> Start:
     added since) are the working tree's, so today's harness can bring that state up."""
     if start.ref is None:
         return start
-    paths = [p for p in (*FLEET_DIRS, TENANT_REPO_DIR)
-             if _git("ls-tree", "--name-only", start.ref, p, root=root).strip()]
+    top = _git("ls-tree", "--name-only", start.ref, root=root).split()
+    paths = [p for p in top if p in FLEET_DIRS or p.startswith(TENANT_REPO_PREFIX)]
     if "clusters" not in paths:
         raise ConfigError(f"{start.why}: that commit has no clusters/ folder, so there is no fleet to start from; "
                           "name a later start with UPGRADE_FROM")

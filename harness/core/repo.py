@@ -1,22 +1,17 @@
-"""The fleet repo's layout, defined once: its folders, environments, the tenant label, the API
-versions of the objects the harness reads, and the order in which each cluster's platform
-Kustomizations reconcile, read from `clusters/<env>/*.yaml` (their dependsOn)."""
+"""The fleet repo's layout, defined once: its folders, the tenant label, the API versions of the
+objects the harness reads, and the order in which each cluster's platform Kustomizations
+reconcile, read from `clusters/<env>/*.yaml` (their dependsOn). What the folders hold (which
+environments, which tenants) is the topology's (topology.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 from harness.core import yamlio
 from harness.core.errors import ConfigError
 from harness.core.versions import REPO_ROOT
 
-Environment = Literal["staging", "production"]
-ENVIRONMENTS: tuple[Environment, ...] = ("staging", "production")
 FLEET_DIRS = ("clusters", "infrastructure", "tenants")
-TENANT_REPO_DIR = "tenant-repo-example"
-# Tenants whose own repository lives in this tree (the example), by tenant name.
-LOCAL_TENANT_REPOS = {"dev-team": TENANT_REPO_DIR}
 TENANT_LABEL = "toolkit.fluxcd.io/tenant"
 # Tenant namespaces run under Kubernetes' own Pod Security Admission at this level, each mode
 # pinned to the clusters' Kubernetes minor (a Kubernetes bump moves the labels with it).
@@ -47,7 +42,7 @@ def pod_security_labels(kubernetes_minor: str) -> dict[str, str]:
     return labels
 
 
-def platform_order(env: Environment, root: Path = REPO_ROOT) -> list[str]:
+def platform_order(env: str, root: Path = REPO_ROOT) -> list[str]:
     """The cluster's Flux Kustomizations in flux-system, in the order dependsOn imposes
     (bootstrap's own first; among equals, the order of the files)."""
     declared: dict[str, list[str]] = {}

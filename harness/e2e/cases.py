@@ -17,9 +17,9 @@ from typing import Any
 
 from harness.access.kube import Kube
 from harness.core.repo import API
+from harness.core.topology import Tenant
 from harness.e2e import tenancy
 
-NS = tenancy.TENANT_NAMESPACE
 Request = Callable[["Actors", str], object]  # makes one dry-run request; the str makes names unique
 
 
@@ -66,54 +66,53 @@ def _patch(obj: dict[str, Any], body: dict[str, Any], who: str = "tenant") -> Re
                                                         meta.get("namespace"), body, dry_run=True)
 
 
-def _delete(api_version: str, kind: str, name: str) -> Request:
-    return lambda actors, _: actors.tenant.delete(api_version, kind, name, NS, dry_run=True)
+def _delete(api_version: str, kind: str, name: str, ns: str) -> Request:
+    return lambda actors, _: actors.tenant.delete(api_version, kind, name, ns, dry_run=True)
 
 
-def _status(kind: str, name: str, body: dict[str, Any], who: str) -> Request:
-    return lambda actors, _: getattr(actors, who).patch_subresource(API[kind], kind, name, NS, "status", body,
+def _status(kind: str, name: str, ns: str, body: dict[str, Any], who: str) -> Request:
+    return lambda actors, _: getattr(actors, who).patch_subresource(API[kind], kind, name, ns, "status", body,
                                                                     dry_run=True)
 
 
-def _token(account: str) -> Request:
+def _token(account: str, ns: str) -> Request:
     request = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": 600}}
-    return lambda actors, _: actors.tenant.create_subresource("v1", "ServiceAccount", account, NS, "token",
+    return lambda actors, _: actors.tenant.create_subresource("v1", "ServiceAccount", account, ns, "token",
                                                               request, dry_run=True)
 
 
 ANNOTATE = {"metadata": {"annotations": {"fleet.e2e/probe": "touched"}}}
 
 
-def _service(name: str, kind: str = "ClusterIP") -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": NS},
+def _service(name: str, ns: str, kind: str = "ClusterIP") -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": ns},
             "spec": {"type": kind, "selector": {"app": name}, "ports": [{"port": 80}]}}
 
 
-def _network_policy(name: str, peer: dict[str, Any]) -> dict[str, Any]:
-    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": name, "namespace": NS},
+def _network_policy(name: str, ns: str, peer: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": name, "namespace": ns},
             "spec": {"podSelector": {"matchLabels": {"app": name}}, "policyTypes": ["Egress"],
                      "egress": [{"to": [peer]}]}}
 
 
-def _binding(name: str, subject: dict[str, Any]) -> dict[str, Any]:
-    return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": name, "namespace": NS},
+def _binding(name: str, ns: str, subject: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": name, "namespace": ns},
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
             "subjects": [subject]}
 
 
-def _helm_chart(name: str) -> dict[str, Any]:
-    return {"apiVersion": API["HelmChart"], "kind": "HelmChart", "metadata": {"name": name, "namespace": NS},
+def _helm_chart(name: str, ns: str) -> dict[str, Any]:
+    return {"apiVersion": API["HelmChart"], "kind": "HelmChart", "metadata": {"name": name, "namespace": ns},
             "spec": {"interval": "5m", "suspend": True, "chart": "podinfo",
                      "sourceRef": {"kind": "HelmRepository", "name": "podinfo"}}}
 
 
-def _deployment(name: str, image: str, account: str | None, pull: str = "Always") -> dict[str, Any]:
-    deployment = tenancy.deployment(name, account, image)
+def _deployment(name: str, ns: str, image: str, account: str | None, pull: str = "Always") -> dict[str, Any]:
+    deployment = tenancy.deployment(name, account, image, ns)
     deployment["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] = pull
     return deployment
 
 
-SELF = {"kind": "ServiceAccount", "name": "default", "namespace": NS}
 EVERYONE = {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:authenticated"}
 OWN_PEER = {"podSelector": {"matchLabels": {"app": "db"}}}
 OPEN_PEER: dict[str, Any] = {"namespaceSelector": {}}
@@ -123,20 +122,24 @@ FORGED_ARTIFACT = {"status": {"artifact": {
     "revision": "main@sha1:" + "0" * 40, "digest": "sha256:" + "0" * 64, "lastUpdateTime": "2026-01-01T00:00:00Z"}}}
 
 
-def cases(image: str, own_repository: str, prefix: str) -> tuple[Case, ...]:
-    """Every tenant policy's cases. `own_repository` is the tenant repo's URL as the clusters
-    reach it (on its allowlist); `prefix` names the fixtures of the UPDATE cases."""
+def cases(team: Tenant, image: str, own_repository: str, prefix: str) -> tuple[Case, ...]:
+    """Every tenant policy's cases, acting as `team`. `own_repository` is the tenant repo's URL
+    as the clusters reach it (on its allowlist); `prefix` names the fixtures of the UPDATE cases.
+    The HelmChart update and the onboarding twins act on the tenant's `podinfo` release, which
+    the example tenant repository ships."""
     attacker = "https://github.com/attacker/x"
-    kustomization = tenancy.kustomization(f"{prefix}-ks", suspend=True)
-    release = tenancy.helm_release(f"{prefix}-hr", suspend=True)
-    source = tenancy.source("GitRepository", f"{prefix}-src", own_repository)
-    token_secret = tenancy.token_secret(f"{prefix}-tok", "default")
-    service = _service(f"{prefix}-svc")
-    policy = _network_policy(f"{prefix}-np", OWN_PEER)
-    binding = _binding(f"{prefix}-rb", SELF)
-    deployment = _deployment(f"{prefix}-dp", image, None)
+    ns = team.namespace
+    SELF = {"kind": "ServiceAccount", "name": "default", "namespace": team.namespace}
+    kustomization = tenancy.kustomization(team, f"{prefix}-ks", suspend=True)
+    release = tenancy.helm_release(team, f"{prefix}-hr", suspend=True)
+    source = tenancy.source("GitRepository", f"{prefix}-src", own_repository, ns)
+    token_secret = tenancy.token_secret(f"{prefix}-tok", "default", ns)
+    service = _service(f"{prefix}-svc", ns)
+    policy = _network_policy(f"{prefix}-np", ns, OWN_PEER)
+    binding = _binding(f"{prefix}-rb", ns, SELF)
+    deployment = _deployment(f"{prefix}-dp", ns, image, None)
     # The HelmChart helm-controller made for the tenant's podinfo release (<namespace>-<release>).
-    podinfo_chart = {"apiVersion": API["HelmChart"], "kind": "HelmChart", "metadata": {"name": f"{NS}-podinfo", "namespace": NS}}
+    podinfo_chart = {"apiVersion": API["HelmChart"], "kind": "HelmChart", "metadata": {"name": f"{ns}-podinfo", "namespace": ns}}
     cached = copy.deepcopy(deployment["spec"]["template"]["spec"]["containers"][0])
     cached["imagePullPolicy"] = "IfNotPresent"
 
@@ -148,67 +151,67 @@ def cases(image: str, own_repository: str, prefix: str) -> tuple[Case, ...]:
                     _patch(fixture, ANNOTATE), fixture)
 
     return (
-        create("flux-tenant-service-account", lambda n: tenancy.kustomization(n, account=None, suspend=True),
-               lambda n: tenancy.kustomization(n, suspend=True)),
+        create("flux-tenant-service-account", lambda n: tenancy.kustomization(team, n, account=None, suspend=True),
+               lambda n: tenancy.kustomization(team, n, suspend=True)),
         update("flux-tenant-service-account", kustomization, {"spec": {"serviceAccountName": None}}),
-        create("flux-tenant-source-ref", lambda n: tenancy.helm_release(n, repository_namespace="flux-system", suspend=True),
-               lambda n: tenancy.helm_release(n, suspend=True)),
+        create("flux-tenant-source-ref", lambda n: tenancy.helm_release(team, n, repository_namespace="flux-system", suspend=True),
+               lambda n: tenancy.helm_release(team, n, suspend=True)),
         update("flux-tenant-source-ref", release,
                {"spec": {"chart": {"spec": {"sourceRef": {"namespace": "flux-system"}}}}}),
         create("flux-tenant-target-namespace",
-               lambda n: tenancy.kustomization(n, suspend=True, targetNamespace="kube-system"),
-               lambda n: tenancy.kustomization(n, suspend=True, targetNamespace=NS)),
+               lambda n: tenancy.kustomization(team, n, suspend=True, targetNamespace="kube-system"),
+               lambda n: tenancy.kustomization(team, n, suspend=True, targetNamespace=ns)),
         update("flux-tenant-target-namespace", kustomization, {"spec": {"targetNamespace": "kube-system"}}),
         create("flux-tenant-no-kubeconfig",
-               lambda n: tenancy.helm_release(n, suspend=True, kubeConfig={"secretRef": {"name": "admin-kubeconfig"}}),
-               lambda n: tenancy.helm_release(n, suspend=True)),
+               lambda n: tenancy.helm_release(team, n, suspend=True, kubeConfig={"secretRef": {"name": "admin-kubeconfig"}}),
+               lambda n: tenancy.helm_release(team, n, suspend=True)),
         update("flux-tenant-no-kubeconfig", release, {"spec": {"kubeConfig": {"secretRef": {"name": "admin"}}}}),
-        create("flux-tenant-source-allowlist", lambda n: tenancy.source("GitRepository", n, attacker),
-               lambda n: tenancy.source("GitRepository", n, own_repository)),
+        create("flux-tenant-source-allowlist", lambda n: tenancy.source("GitRepository", n, attacker, ns),
+               lambda n: tenancy.source("GitRepository", n, own_repository, ns)),
         update("flux-tenant-source-allowlist", source, {"spec": {"url": attacker}}),
         create("flux-tenant-source-fetch",
-               lambda n: tenancy.source("GitRepository", n, own_repository, recurseSubmodules=True),
-               lambda n: tenancy.source("GitRepository", n, own_repository)),
+               lambda n: tenancy.source("GitRepository", n, own_repository, ns, recurseSubmodules=True),
+               lambda n: tenancy.source("GitRepository", n, own_repository, ns)),
         update("flux-tenant-source-fetch", source, {"spec": {"proxySecretRef": {"name": "proxy"}}}),
         create("flux-tenant-depends-on",
-               lambda n: tenancy.kustomization(n, suspend=True, dependsOn=[{"name": "kyverno", "namespace": "flux-system"}]),
-               lambda n: tenancy.kustomization(n, suspend=True, dependsOn=[{"name": "dev-team"}])),
+               lambda n: tenancy.kustomization(team, n, suspend=True, dependsOn=[{"name": "kyverno", "namespace": "flux-system"}]),
+               lambda n: tenancy.kustomization(team, n, suspend=True, dependsOn=[{"name": team.sync}])),
         update("flux-tenant-depends-on", kustomization,
                {"spec": {"dependsOn": [{"name": "kyverno", "namespace": "flux-system"}]}}),
-        create("flux-tenant-charts", lambda n: tenancy.chart_release(n, "./charts/podinfo", "GitRepository"),
-               lambda n: tenancy.helm_release(n, suspend=True)),
+        create("flux-tenant-charts", lambda n: tenancy.chart_release(team, n, "./charts/podinfo", "GitRepository"),
+               lambda n: tenancy.helm_release(team, n, suspend=True)),
         update("flux-tenant-charts", release, {"spec": {"chart": {"spec": {"chart": "../web-team/podinfo"}}}}),
-        create("flux-tenant-reconciler-account", lambda n: _deployment(n, image, tenancy.TENANT_NAME),
-               lambda n: _deployment(n, image, None)),
+        create("flux-tenant-reconciler-account", lambda n: _deployment(n, ns, image, team.account),
+               lambda n: _deployment(n, ns, image, None)),
         update("flux-tenant-reconciler-account", deployment,
-               {"spec": {"template": {"spec": {"serviceAccountName": tenancy.TENANT_NAME}}}}),
-        create("flux-tenant-image-pull", lambda n: _deployment(n, image, None, pull="IfNotPresent"),
-               lambda n: _deployment(n, image, None)),
+               {"spec": {"template": {"spec": {"serviceAccountName": team.account}}}}),
+        create("flux-tenant-image-pull", lambda n: _deployment(n, ns, image, None, pull="IfNotPresent"),
+               lambda n: _deployment(n, ns, image, None)),
         update("flux-tenant-image-pull", deployment, {"spec": {"template": {"spec": {"containers": [cached]}}}}),
-        create("flux-tenant-reconciler-token", lambda n: tenancy.token_secret(n, tenancy.TENANT_NAME),
-               lambda n: tenancy.token_secret(n, "default")),
+        create("flux-tenant-reconciler-token", lambda n: tenancy.token_secret(n, team.account, ns),
+               lambda n: tenancy.token_secret(n, "default", ns)),
         update("flux-tenant-reconciler-token", token_secret,
-               {"metadata": {"annotations": {"kubernetes.io/service-account.name": tenancy.TENANT_NAME}}}),
-        create("flux-tenant-services", lambda n: _service(n, "NodePort"), lambda n: _service(n)),
+               {"metadata": {"annotations": {"kubernetes.io/service-account.name": team.account}}}),
+        create("flux-tenant-services", lambda n: _service(n, ns, "NodePort"), lambda n: _service(n, ns)),
         update("flux-tenant-services", service, {"spec": {"externalIPs": ["10.0.0.1"]}}),
-        create("flux-tenant-network-policies", lambda n: _network_policy(n, OPEN_PEER),
-               lambda n: _network_policy(n, OWN_PEER)),
+        create("flux-tenant-network-policies", lambda n: _network_policy(n, ns, OPEN_PEER),
+               lambda n: _network_policy(n, ns, OWN_PEER)),
         update("flux-tenant-network-policies", policy, {"spec": {"egress": [{"to": [OPEN_PEER]}]}}),
-        create("flux-tenant-role-bindings", lambda n: _binding(n, EVERYONE), lambda n: _binding(n, SELF)),
+        create("flux-tenant-role-bindings", lambda n: _binding(n, ns, EVERYONE), lambda n: _binding(n, ns, SELF)),
         update("flux-tenant-role-bindings", binding, {"subjects": [EVERYONE]}),
-        Case("flux-tenant-helm-charts", "helm-charts/create", _create(_helm_chart),
-             _create_as("helm_controller", _helm_chart)),
+        Case("flux-tenant-helm-charts", "helm-charts/create", _create(lambda n: _helm_chart(n, ns)),
+             _create_as("helm_controller", lambda n: _helm_chart(n, ns))),
         Case("flux-tenant-helm-charts", "helm-charts/update", _patch(podinfo_chart, ANNOTATE),
              _patch(podinfo_chart, ANNOTATE, who="helm_controller")),
         Case("flux-tenant-status", "status/update",
-             _status("GitRepository", "dev-team", FORGED_ARTIFACT, "tenant"),
-             _status("GitRepository", "dev-team", FORGED_ARTIFACT, "source_controller")),
+             _status("GitRepository", team.source, ns, FORGED_ARTIFACT, "tenant"),
+             _status("GitRepository", team.source, ns, FORGED_ARTIFACT, "source_controller")),
         Case("flux-tenant-reconciler-token-request", "reconciler-token-request/create",
-             _token(tenancy.TENANT_NAME), _token("default")),
+             _token(team.account, ns), _token("default", ns)),
         Case("flux-tenant-onboarding", "onboarding/update",
-             _patch(tenancy.source("GitRepository", "dev-team", own_repository), ANNOTATE),
-             _patch(tenancy.helm_release("podinfo"), ANNOTATE)),
+             _patch(tenancy.source("GitRepository", team.source, own_repository, ns), ANNOTATE),
+             _patch(tenancy.helm_release(team, "podinfo"), ANNOTATE)),
         Case("flux-tenant-onboarding", "onboarding/delete",
-             _delete("v1", "ServiceAccount", tenancy.TENANT_NAME),
-             _delete(API["HelmRelease"], "HelmRelease", "podinfo")),
+             _delete("v1", "ServiceAccount", team.account, ns),
+             _delete(API["HelmRelease"], "HelmRelease", "podinfo", ns)),
     )

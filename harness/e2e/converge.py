@@ -1,5 +1,5 @@
 """Waiting for a fleet to converge: every layer Ready at the pushed revision, in the order the
-fleet's own dependsOn gives, the policies enforced, the tenant reconciled."""
+fleet's own dependsOn gives, the policies enforced, every tenant reconciled."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 from harness.access.kube import Kube
 from harness.core import yamlio
 from harness.core.repo import API, POLICIES_DIR, platform_order
+from harness.core.topology import Tenant
 from harness.core.versions import REPO_ROOT
 from harness.e2e import flux, publish
 from harness.e2e.flux import Ref
@@ -51,12 +52,27 @@ def platform_ready(fleet: Fleet, handle: ClusterHandle, commit: str) -> None:
         flux.wait_ready(handle.kube, ref, commit, fleet.config.timeout(300), handled=token)
 
 
-def tenant_ready_everywhere(fleet: Fleet, commit: str) -> None:
-    """On every cluster, the tenant's Kustomization applied `commit` and podinfo is released."""
+def source_ref(tenant: Tenant) -> Ref:
+    return Ref("GitRepository", tenant.namespace, tenant.source)
+
+
+def sync_ref(tenant: Tenant) -> Ref:
+    return Ref("Kustomization", tenant.namespace, tenant.sync)
+
+
+def releases_ready(kube: Kube, tenant: Tenant, timeout_s: float, diagnostics: str = "") -> None:
+    """Every HelmRelease in the tenant's namespace released (its repository's charts)."""
+    for release in kube.list(API["HelmRelease"], "HelmRelease", tenant.namespace):
+        ref = Ref("HelmRelease", tenant.namespace, release["metadata"]["name"])
+        flux.wait_ready(kube, ref, None, timeout_s, diagnostics)
+
+
+def tenant_ready_everywhere(fleet: Fleet, tenant: Tenant, commit: str) -> None:
+    """On every cluster, the tenant's Kustomization applied `commit` and its releases are released."""
     for handle in fleet.clusters.values():
-        flux.request_reconcile(handle.kube, Ref("GitRepository", "apps", "dev-team"))
-        flux.wait_ready(handle.kube, Ref("Kustomization", "apps", "dev-team"), commit, fleet.config.timeout(240))
-        flux.wait_ready(handle.kube, Ref("HelmRelease", "apps", "podinfo"), None, fleet.config.timeout(240))
+        flux.request_reconcile(handle.kube, source_ref(tenant))
+        flux.wait_ready(handle.kube, sync_ref(tenant), commit, fleet.config.timeout(240))
+        releases_ready(handle.kube, tenant, fleet.config.timeout(240))
 
 
 def wait_fleet(fleet: Fleet, handle: ClusterHandle) -> None:
@@ -75,7 +91,9 @@ def wait_fleet(fleet: Fleet, handle: ClusterHandle) -> None:
                 flux.request_reconcile(kube, ref)
             flux.wait_ready(kube, ref, head, cfg.timeout(600), diag)
         flux.wait_ready(kube, Ref("HelmRelease", "flux-system", "kyverno"), None, cfg.timeout(60), diag)
-    with fleet.timings.measure(f"{handle.env}: tenant dev-team Ready at its commit, podinfo released"):
-        flux.wait_ready(kube, Ref("GitRepository", "apps", "dev-team"), fleet.tenant_commit, cfg.timeout(180), diag)
-        flux.wait_ready(kube, Ref("Kustomization", "apps", "dev-team"), fleet.tenant_commit, cfg.timeout(300), diag)
-        flux.wait_ready(kube, Ref("HelmRelease", "apps", "podinfo"), None, cfg.timeout(300), diag)
+    for tenant in fleet.tenants:
+        commit = fleet.tenant_commits[tenant.name]
+        with fleet.timings.measure(f"{handle.env}: tenant {tenant.name} Ready at its commit, its releases released"):
+            flux.wait_ready(kube, source_ref(tenant), commit, cfg.timeout(180), diag)
+            flux.wait_ready(kube, sync_ref(tenant), commit, cfg.timeout(300), diag)
+            releases_ready(kube, tenant, cfg.timeout(300), diag)

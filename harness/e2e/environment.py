@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from harness.access import networks, registry
-from harness.core import locks
+from harness.core import locks, topology
 from harness.core.config import E2EConfig
 from harness.core.errors import HarnessError
 from harness.core.progress import say
@@ -25,7 +25,7 @@ from harness.core.versions import REPO_ROOT
 from harness.e2e.fleet import attach, fleet_up
 from harness.e2e.gitserver import USERNAME, GitServer
 from harness.e2e.handles import Fleet
-from harness.e2e.repos import FLEET_REPO, TENANT_REPO, WORKING_TREE, RepoSource
+from harness.e2e.repos import FLEET_REPO, WORKING_TREE, RepoSource
 from harness.e2e.sweep import Found, remove
 from harness.kit.build import Kit
 from harness.kit.cache import cache_root
@@ -72,7 +72,7 @@ class UpRecord:
         auth = server.url.replace("http://", f"http://{USERNAME}:{self.server_token}@")
         lines += [
             f"  fleet repo:  git clone {auth}/git/{FLEET_REPO}.git   (push allowed with these credentials)",
-            f"  tenant repo: git clone {auth}/git/{TENANT_REPO}.git",
+            *(f"  {t.name} repo: git clone {auth}/git/{t.repo}.git" for t in topology.read(REPO_ROOT).served),
             f"  charts:      {server.url}/charts/",
             f"  registry:    {self.registry_endpoint} (container {self.registry_container})",
             f"  network:     {self.network}",
@@ -188,7 +188,7 @@ def e2e_fleet(config: E2EConfig, kit: Kit, workdir: Path, source: RepoSource = W
                         timeout_s=E2E_LOCK_TIMEOUT_S):
             say(f"using environment {record.run} from `make up` (nothing is created or removed)")
             yield attach(config, kit, record.server(),
-                         {env: Path(path) for env, path in record.kubeconfigs.items()},  # type: ignore[misc]
+                         {env: Path(path) for env, path in record.kubeconfigs.items()},
                          Path(record.workdir), run)
         return
     run = Run.new()

@@ -19,20 +19,21 @@ from pathlib import Path
 
 from harness.access import networks, registry
 from harness.access.kube import Kube
+from harness.core import topology
 from harness.core.config import E2EConfig
 from harness.core.errors import HarnessError
 from harness.core.parallel import run_together
 from harness.core.progress import say
-from harness.core.repo import Environment
 from harness.core.runs import Run
 from harness.core.teardown import best_effort
+from harness.core.versions import REPO_ROOT
 from harness.core.waits import wait_for
 from harness.e2e import diagnostics, enforcer, flux, publish
 from harness.e2e.clusters import Cluster, ExistingCluster, KitCluster
 from harness.e2e.converge import wait_fleet
 from harness.e2e.gitserver import GitServer, serve, serve_detached
 from harness.e2e.handles import ClusterHandle, Fleet, Timings
-from harness.e2e.repos import FLEET_REPO, TENANT_REPO, WORKING_TREE, RepoSource, publish_repos
+from harness.e2e.repos import FLEET_REPO, WORKING_TREE, RepoSource, publish_repos
 from harness.kit.build import Kit
 
 
@@ -56,8 +57,8 @@ def fleet_up(config: E2EConfig, kit: Kit, workdir: Path, run: Run, keep: bool = 
         else:
             server = stack.enter_context(serve(address, workdir / "git-server", kit.chart_repos))
         with timings.measure("publish fleet and tenant repos"):
-            fleet_commit, tenant_commit, hits = publish_repos(server, kit.versions, source)
-        fleet = Fleet(config, kit, server, hits, {}, timings, fleet_commit, tenant_commit,
+            fleet_commit, tenant_commits, hits = publish_repos(server, kit.versions, source)
+        fleet = Fleet(config, kit, server, hits, {}, timings, topology.read(source.root), fleet_commit, tenant_commits,
                       registry=reg, server_pid=daemon.pid if daemon else None)
         for env in config.environments:
             existing = config.existing_kubeconfig(env)
@@ -89,7 +90,7 @@ def fleet_up(config: E2EConfig, kit: Kit, workdir: Path, run: Run, keep: bool = 
 class _BootstrapTurns:
     """One bootstrap at a time, and the moment every one has pushed its last commit."""
 
-    def __init__(self, envs: list[Environment]) -> None:
+    def __init__(self, envs: list[str]) -> None:
         self.turn = threading.Lock()
         self.pushed = {env: threading.Event() for env in envs}
 
@@ -121,11 +122,12 @@ def _bring_up(fleet: Fleet, handle: ClusterHandle, reg: registry.Registry, turns
     wait_fleet(fleet, handle)
 
 
-def attach(config: E2EConfig, kit: Kit, server: GitServer, clusters: dict[Environment, Path],
+def attach(config: E2EConfig, kit: Kit, server: GitServer, clusters: dict[str, Path],
            workdir: Path, run: Run) -> Fleet:
     """A Fleet over an environment that is already up (`make up`): nothing is created."""
-    fleet = Fleet(config, kit, server, [], {}, Timings(), publish.head(server, FLEET_REPO),
-                  publish.head(server, TENANT_REPO))
+    tree = topology.read(REPO_ROOT)
+    fleet = Fleet(config, kit, server, [], {}, Timings(), tree, publish.head(server, FLEET_REPO),
+                  {t.name: publish.head(server, t.repo) for t in tree.served_tenants()})
     for env in config.environments:
         if env not in clusters:
             raise HarnessError(f"the environment from `make up` has no {env} cluster "

@@ -12,7 +12,7 @@ from harness.access import registry
 from harness.access.kube import Kube
 from harness.core.config import E2EConfig
 from harness.core.progress import format_duration
-from harness.core.repo import Environment
+from harness.core.topology import Tenant, Topology
 from harness.e2e import publish
 from harness.e2e.clusters import Cluster
 from harness.e2e.gitserver import GitServer
@@ -41,7 +41,7 @@ class Timings:
 class ClusterHandle:
     """One environment's cluster with Flux bootstrapped."""
 
-    env: Environment
+    env: str
     cluster: Cluster
     kube: Kube
     workdir: Path
@@ -59,12 +59,18 @@ class Fleet:
     kit: Kit
     server: GitServer
     rewrites: list[publish.RewriteHit]
-    clusters: dict[Environment, ClusterHandle]
+    clusters: dict[str, ClusterHandle]
     timings: Timings
+    topology: Topology
     fleet_commit: str = ""
-    tenant_commit: str = ""
+    tenant_commits: dict[str, str] = field(default_factory=dict)  # by tenant name
     registry: registry.Registry | None = None
     server_pid: int | None = None  # the Git server's own process (kept environments only)
+
+    @property
+    def tenants(self) -> tuple[Tenant, ...]:
+        """The tenants whose repositories this fleet serves (what the tests act as)."""
+        return self.topology.served
 
     def diagnostics_dir(self, name: str) -> Path:
         return self.config.artifacts / name

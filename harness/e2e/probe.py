@@ -28,6 +28,7 @@ from kubernetes.client.exceptions import ApiException
 
 from harness.access.kube import Kube, KubeError, refusal_message
 from harness.core.progress import format_duration, say
+from harness.core.topology import Tenant
 from harness.e2e import tenancy
 from harness.e2e.cases import Actors, Case, Request
 from harness.e2e.handles import ClusterHandle
@@ -344,11 +345,11 @@ class Worker:
 class CaseProbe(Worker):
     """Every case, violating then compliant, on every tick, on one cluster."""
 
-    def __init__(self, handle: ClusterHandle, tenant_user: str, probe_cases: tuple[Case, ...], record: Record,
+    def __init__(self, handle: ClusterHandle, team: Tenant, probe_cases: tuple[Case, ...], record: Record,
                  prefix: str, part: int = 0) -> None:
         super().__init__(f"probe-{handle.env}-cases-{part}")
         self.env, self.cases, self.record, self.prefix = handle.env, probe_cases, record, prefix
-        self.actors = Actors.of(Kube(handle.kubeconfig, timeout_s=REQUEST_TIMEOUT_S), tenant_user)
+        self.actors = Actors.of(Kube(handle.kubeconfig, timeout_s=REQUEST_TIMEOUT_S), team.user)
 
     def once(self, number: int) -> None:
         for index, case in enumerate(self.cases):
@@ -360,14 +361,15 @@ class CaseProbe(Worker):
 
 
 class PodinfoProbe(Worker):
-    def __init__(self, handle: ClusterHandle, record: Record) -> None:
+    def __init__(self, handle: ClusterHandle, namespace: str, record: Record) -> None:
         super().__init__(f"probe-{handle.env}-podinfo")
         self.env, self.record, self.admin = handle.env, record, Kube(handle.kubeconfig, timeout_s=REQUEST_TIMEOUT_S)
+        self.namespace = namespace
 
     def once(self, number: int) -> None:
         at = time.time()
         try:
-            body = json.loads(self.admin.service_get(tenancy.TENANT_NAMESPACE, "podinfo", 9898, "version"))
+            body = json.loads(self.admin.service_get(self.namespace, "podinfo", 9898, "version"))
             self.record.add(Event(at, self.env, "podinfo", "", "up" if "version" in body else "down",
                                   json.dumps(body)[:200]))
         except (ApiException, KubeError, ValueError) as exc:
@@ -404,15 +406,15 @@ class PolicyWatch(Worker):
 
 
 @contextmanager
-def running(handles: list[ClusterHandle], tenant_user: str, probe_cases: tuple[Case, ...], record: Record,
+def running(handles: list[ClusterHandle], team: Tenant, probe_cases: tuple[Case, ...], record: Record,
             prefix: str) -> Iterator[list[Worker]]:
     """Every case, podinfo and the policy watch on every cluster for the duration of the block;
     a worker that died fails it."""
     workers: list[Worker] = []
     for handle in handles:
-        workers += [CaseProbe(handle, tenant_user, probe_cases[part::CASE_THREADS], record, prefix, part)
+        workers += [CaseProbe(handle, team, probe_cases[part::CASE_THREADS], record, prefix, part)
                     for part in range(CASE_THREADS)]
-        workers += [PodinfoProbe(handle, record), PolicyWatch(handle, record)]
+        workers += [PodinfoProbe(handle, team.namespace, record), PolicyWatch(handle, record)]
     for worker in workers:
         worker.thread.start()
     count = f"{len(probe_cases)} case" + ("" if len(probe_cases) == 1 else "s")
@@ -463,9 +465,9 @@ def interval_summary(record: Record) -> str:
             f"{intervals[-1]:.1f}s at most")
 
 
-def create_fixtures(handle: ClusterHandle, tenant_user: str, probe_cases: tuple[Case, ...]) -> None:
+def create_fixtures(handle: ClusterHandle, team: Tenant, probe_cases: tuple[Case, ...]) -> None:
     """The compliant objects the UPDATE cases turn violating (dry run), created by the tenant."""
-    tenant = handle.kube.as_user(tenant_user)
+    tenant = handle.kube.as_user(team.user)
     for case in probe_cases:
         meta = (case.fixture or {}).get("metadata") or {}
         if case.fixture and handle.kube.get(case.fixture["apiVersion"], case.fixture["kind"], meta["name"],
@@ -480,10 +482,10 @@ def remove_fixtures(handle: ClusterHandle, probe_cases: tuple[Case, ...]) -> Non
             handle.kube.delete(case.fixture["apiVersion"], case.fixture["kind"], meta["name"], meta.get("namespace"))
 
 
-def baseline_problems(handle: ClusterHandle, tenant_user: str, probe_cases: tuple[Case, ...]) -> list[str]:
+def baseline_problems(handle: ClusterHandle, team: Tenant, probe_cases: tuple[Case, ...]) -> list[str]:
     """Each case once, outside any window: its violating request refused by its own policy and
     its twin admitted. A case that fails here is a wrong case, not an upgrade problem."""
-    actors = Actors.of(Kube(handle.kubeconfig), tenant_user)
+    actors = Actors.of(Kube(handle.kubeconfig), team.user)
     problems = []
     for index, case in enumerate(probe_cases):
         bad = classify(case.policy, case.violating, actors, f"baseline-{index}-bad")

@@ -1,4 +1,4 @@
-"""The repositories the e2e serves: the fleet and the tenant's, published from the working tree
+"""The repositories the e2e serves: the fleet and each tenant's, published from the working tree
 (or, for an upgrade run, from its start: a commit's files, or the working tree at older API
 versions) with the URLs that point outside rewritten to the local Git server and chart
 repositories; and moved to the working tree's content, as a merged pull request moves them."""
@@ -9,18 +9,16 @@ from dataclasses import dataclass
 from fnmatch import fnmatch
 from pathlib import Path
 
-from harness.core import commands
+from harness.core import commands, topology
 from harness.core.errors import CommandError, HarnessError
 from harness.core.history import Start
 from harness.core.progress import say
-from harness.core.repo import FLEET_DIRS, TENANT_REPO_DIR
+from harness.core.repo import FLEET_DIRS
 from harness.core.versions import REPO_ROOT, Versions, load_versions
 from harness.e2e import apiversions, publish
 from harness.e2e.gitserver import GitServer
 
 FLEET_REPO = "platform/fleet"
-TENANT_REPO = "dev-team/apps"
-TENANT_ACCOUNT = "system:serviceaccount:apps:dev-team"
 EXPORT_TIMEOUT_S = 60.0
 
 
@@ -28,7 +26,7 @@ def rewrites_for(server: GitServer, versions: Versions) -> list[publish.Rewrite]
     """Where the repos point outside, and the local stand-ins; for a version set other than
     versions.yaml, also the Kyverno chart the fleet pins (it pins versions.yaml's)."""
     rewrites = [
-        publish.Rewrite("https://git.example.com/", f"{server.url}/git/"),
+        publish.Rewrite(topology.GIT_HOST, f"{server.url}/git/"),
         publish.Rewrite("https://stefanprodan.github.io/podinfo", server.charts_url("podinfo")),
         publish.Rewrite("https://kyverno.github.io/kyverno/", server.charts_url("kyverno") + "/"),
     ]
@@ -41,7 +39,7 @@ def rewrites_for(server: GitServer, versions: Versions) -> list[publish.Rewrite]
 @dataclass(frozen=True)
 class RepoSource:
     """Where the published repos come from: a tree holding the fleet's folders and the tenant
-    repo (the working tree, or a commit's files), optionally transformed (an upgrade's start
+    repos (the working tree, or a commit's files), optionally transformed (an upgrade's start
     written at older API versions)."""
 
     root: Path = REPO_ROOT
@@ -52,19 +50,25 @@ class RepoSource:
 WORKING_TREE = RepoSource()
 
 
-def publish_repos(server: GitServer, versions: Versions,
-                  source: RepoSource = WORKING_TREE) -> tuple[str, str, list[publish.RewriteHit]]:
+def publish_repos(server: GitServer, versions: Versions, source: RepoSource = WORKING_TREE
+                  ) -> tuple[str, dict[str, str], list[publish.RewriteHit]]:
+    """The fleet and every tenant repository of the source's topology, published; returns the
+    fleet's commit, each tenant's commit by tenant name, and the rewrites made."""
     rewrites = rewrites_for(server, versions)
-    tenant_commit, tenant_hits = publish.publish(
-        server, TENANT_REPO, {"": source.root / TENANT_REPO_DIR}, rewrites,
-        f"dev-team apps (from tenant-repo-example, {source.label})", source.transform)
+    tenant_commits, hits = {}, []
+    for tenant in topology.read(source.root).served_tenants():
+        commit, tenant_hits = publish.publish(
+            server, tenant.repo, {"": source.root / str(tenant.local_dir)}, rewrites,
+            f"{tenant.name}: {tenant.repo} (from {tenant.local_dir}, {source.label})", source.transform)
+        tenant_commits[tenant.name] = commit
+        hits += tenant_hits
     fleet_commit, fleet_hits = publish.publish(
         server, FLEET_REPO, fleet_sources(source.root), rewrites,
         f"fleet ({source.label})", source.transform)
-    hits = [*fleet_hits, *tenant_hits]
+    hits = [*fleet_hits, *hits]
     for hit in hits:
         say(f"rewrite: {hit}")
-    return fleet_commit, tenant_commit, hits
+    return fleet_commit, tenant_commits, hits
 
 
 def _bootstrap_owned(path: str) -> bool:
@@ -80,8 +84,9 @@ def sync_to_working_tree(server: GitServer, versions: Versions, repo: str, messa
     """A served repo moved to the working tree's content, as a merged pull request would move it
     (the fleet's bootstrap-written files stay); the new commit, or None if it held that already."""
     rewrites = rewrites_for(server, versions)
-    if repo == TENANT_REPO:
-        return publish.sync(server, repo, {"": REPO_ROOT / TENANT_REPO_DIR}, rewrites, message)
+    for tenant in topology.read(REPO_ROOT).served:
+        if repo == tenant.repo:
+            return publish.sync(server, repo, {"": REPO_ROOT / str(tenant.local_dir)}, rewrites, message)
     return publish.sync(server, repo, fleet_sources(), rewrites, message, keep=_bootstrap_owned)
 
 

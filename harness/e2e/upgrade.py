@@ -18,6 +18,7 @@ from harness.core.errors import CommandError, HarnessError
 from harness.core.history import Start
 from harness.core.progress import step
 from harness.core.repo import API
+from harness.core.topology import Tenant
 from harness.core.versions import Versions
 from harness.core.waits import wait_for
 from harness.e2e import flux, probe, publish
@@ -36,9 +37,13 @@ SETTLE_S = 20.0
 KYVERNO_LEASE = "kyverno"  # the admission controller's leader election
 ADMISSION = "admissionregistration.k8s.io/v1"
 KYVERNO_RELEASE = Ref("HelmRelease", "flux-system", "kyverno")
-TENANT_RELEASE = Ref("HelmRelease", "apps", "podinfo")
 # The API groups whose CRDs the upgrade replaces.
 UPGRADED_GROUPS = ("toolkit.fluxcd.io", "kyverno.io")
+
+
+def tenant_release(team: Tenant) -> Ref:
+    """The release of the example tenant repository (podinfo), in `team`'s namespace."""
+    return Ref("HelmRelease", team.namespace, "podinfo")
 
 
 class UpgradeError(HarnessError):

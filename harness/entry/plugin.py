@@ -16,7 +16,7 @@ from harness.core import history
 from harness.core.config import EVERY, OPTIONS, E2EConfig, build_config
 from harness.core.errors import HarnessError
 from harness.core.progress import Sink, current_sink, say, set_sink
-from harness.core.repo import ENVIRONMENTS
+from harness.core.topology import Topology, environments, read
 from harness.core.versions import load_versions
 from harness.e2e.clusters import KitCluster
 from harness.e2e.environment import e2e_fleet
@@ -172,6 +172,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         if e2e:
             _pytest_kind_options(session.config)
             config = _config(session.config)
+            _topology(session.config).served_tenants()
             if config.upgrade_from is not None:
                 session.config.stash[START_KEY] = history.resolve(config.upgrade_from)
             prepare_host("e2e")
@@ -182,14 +183,35 @@ def pytest_collection_finish(session: pytest.Session) -> None:
                     returncode=pytest.ExitCode.USAGE_ERROR)
 
 
+TOPOLOGY_KEY = pytest.StashKey[Topology]()
+
+
+def _topology(config: pytest.Config) -> Topology:
+    """The working tree's topology, read once per session."""
+    if TOPOLOGY_KEY not in config.stash:
+        config.stash[TOPOLOGY_KEY] = read()
+    return config.stash[TOPOLOGY_KEY]
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Tests taking `env` run once per configured cluster (deselect with --e2e-environments)."""
+    """Tests taking `env` run once per configured cluster (the folders of clusters/; deselect
+    with --e2e-environments); tests taking `team` once per tenant whose repository this tree
+    holds (the folders of tenants/base/ with a tenant-repo-* folder); marked `first_tenant`,
+    as the first of them only."""
     if "env" in metafunc.fixturenames:
         try:
-            environments = _config(metafunc.config).environments
+            chosen = _config(metafunc.config).environments
         except HarnessError:
-            environments = ENVIRONMENTS  # reported once, when the e2e starts
-        metafunc.parametrize("env", environments, ids=list(environments), scope="session")
+            chosen = environments()  # reported once, when the e2e starts
+        metafunc.parametrize("env", chosen, ids=list(chosen), scope="session")
+    if "team" in metafunc.fixturenames:
+        try:
+            tenants = _topology(metafunc.config).served_tenants()
+        except HarnessError:
+            tenants = ()  # the e2e start stops on it with the fix, before anything runs
+        if metafunc.definition.get_closest_marker("first_tenant"):
+            tenants = tenants[:1]
+        metafunc.parametrize("team", tenants, ids=[t.name for t in tenants], scope="session")
 
 
 @pytest.fixture(scope="session")
@@ -312,7 +334,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
 @pytest.fixture
 def cluster(fleet: Fleet, env: str) -> ClusterHandle:
     """The cluster of the environment this test runs for."""
-    return fleet.clusters[env]  # type: ignore[index]
+    return fleet.clusters[env]
 
 
 PYTEST_KIND_DEFAULT_NAME = "pytest-kind"  # --cluster-name's default in pytest-kind

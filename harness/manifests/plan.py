@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.core.repo import LOCAL_TENANT_REPOS
 from harness.core.toolpaths import Tools
+from harness.core.topology import local_repos
 from harness.manifests.findings import Finding, describe
 from harness.manifests.render import (
     KUSTOMIZATION_FILES,
@@ -30,6 +30,8 @@ def render_everything(ws: Path, tools: Tools) -> tuple[list[Render], list[Findin
     renders: list[Render] = []
     findings: list[Finding] = []
     done: set[str] = set()
+    repos = local_repos(ws)  # namespace -> the tenant-repo-* folder deploying into it
+    all_tenants: dict[str, str] = {}  # namespace -> tenant, over every cluster
 
     def visit(rel: str, why: str, tenant: str | None = None) -> Render:
         render, problems = build(ws, rel, why, tools)
@@ -49,12 +51,13 @@ def render_everything(ws: Path, tools: Tools) -> tuple[list[Render], list[Findin
             if ref.get("name") == "flux-system" and path != rel:
                 fleet.append(visit(path, f"{describe(ks)} in {rel}"))
         tenants = tenant_namespaces(fleet)
+        all_tenants.update(tenants)
         for render in fleet:
             for ks in _flux_kustomizations(render):
                 ns = ks["metadata"].get("namespace", "")
                 if ns not in tenants:
                     continue
-                repo = LOCAL_TENANT_REPOS.get(tenants[ns])
+                repo = repos.get(ns)
                 if repo is None:
                     continue
                 path = ks["spec"].get("path", "./").removeprefix("./").rstrip("/")
@@ -64,7 +67,7 @@ def render_everything(ws: Path, tools: Tools) -> tuple[list[Render], list[Findin
     for kfile in sorted(p for name in KUSTOMIZATION_FILES for p in ws.rglob(name)):
         rel = kfile.parent.relative_to(ws).as_posix()
         if rel not in done and "flux-system" not in rel:
-            owner = next((t for t, repo in LOCAL_TENANT_REPOS.items()
+            owner = next((all_tenants.get(ns) for ns, repo in repos.items()
                           if rel == repo or rel.startswith(repo + "/")), None)
             visit(rel, "kustomization.yaml", tenant=owner)
     return renders, findings

@@ -22,8 +22,9 @@ from typing import Any
 
 from harness.core import commands, yamlio
 from harness.core.errors import CommandError
-from harness.core.repo import FLEET_DIRS, LOCAL_TENANT_REPOS, TENANT_LABEL
+from harness.core.repo import FLEET_DIRS, TENANT_LABEL
 from harness.core.toolpaths import Tools
+from harness.core.topology import tenant_repo_dirs
 from harness.manifests import reuse
 from harness.manifests.findings import ORIGIN_ANNOTATION, Finding
 
@@ -115,7 +116,7 @@ def workspace(repo: Path, tools: Tools) -> Iterator[Path]:
     """A scratch copy of the repo's manifests, bootstrapped as a cluster would see them."""
     with tempfile.TemporaryDirectory(prefix="fleet-validate-") as tmp:
         root = Path(tmp)
-        for name in (*FLEET_DIRS, *LOCAL_TENANT_REPOS.values()):
+        for name in (*FLEET_DIRS, *tenant_repo_dirs(repo)):
             if (repo / name).is_dir():
                 shutil.copytree(repo / name, root / name)
         materialize_bootstrap(root, tools.flux)

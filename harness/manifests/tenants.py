@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.core import yamlio
-from harness.core.errors import HarnessError
-from harness.core.repo import API, ENVIRONMENTS, SOURCE_ALLOWLIST, TENANT_LABEL, pod_security_labels
+from harness.core.errors import ConfigError, HarnessError
+from harness.core.repo import API, SOURCE_ALLOWLIST, TENANT_LABEL, pod_security_labels
+from harness.core.topology import environments
 from harness.core.versions import load_versions
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -249,7 +250,11 @@ def _check(repo: Path, name: str, namespace: str, git_url: str, branch: str, all
     owner = owned_namespaces(repo).get(namespace)
     if owner is not None:
         raise TenantError(f"namespace {namespace!r} is already owned by tenant {owner!r}")
-    for env in ENVIRONMENTS:
+    try:
+        envs = environments(repo)
+    except ConfigError as exc:
+        raise TenantError(f"{exc}: is {repo} a fleet repo?") from None
+    for env in envs:
         if not (repo / "tenants" / env / "kustomization.yaml").is_file():
             raise TenantError(f"tenants/{env}/kustomization.yaml is missing: is {repo} a fleet repo?")
 
@@ -257,7 +262,7 @@ def _check(repo: Path, name: str, namespace: str, git_url: str, branch: str, all
 def add_tenant(repo: Path, name: str, namespace: str, git_url: str, branch: str = "main",
                allow: tuple[str, ...] = (), quota: Quota | None = None,
                kubernetes_minor: str | None = None) -> list[Path]:
-    """Write tenants/base/NAME, register it in both overlays and give it a source allowlist
+    """Write tenants/base/NAME, register it in every environment's overlay and give it a source allowlist
     (its own repository and the `allow` prefixes); return the files written. Its namespace runs
     pods under Pod Security `restricted` pinned to `kubernetes_minor` (default: versions.yaml's)."""
     quota = quota or Quota()
@@ -272,7 +277,7 @@ def add_tenant(repo: Path, name: str, namespace: str, git_url: str, branch: str 
         raise TenantError(f"{SOURCE_ALLOWLIST} is missing: is {repo} a fleet repo?")
     entry = list(dict.fromkeys([git_url.rstrip("/"), *(a.rstrip("/") for a in allow)]))
     planned[policy] = with_allowlist(policy.read_text(), name, entry)
-    for env in ENVIRONMENTS:
+    for env in environments(repo):
         kfile = repo / "tenants" / env / "kustomization.yaml"
         data = yamlio.load(kfile.read_text()) or {}
         data.setdefault("resources", []).append(f"../base/{name}")

@@ -10,8 +10,9 @@ from pathlib import Path
 import yaml
 
 from harness.core import yamlio
-from harness.core.repo import FLEET_DIRS, LOCAL_TENANT_REPOS
+from harness.core.repo import FLEET_DIRS
 from harness.core.toolpaths import SchemaSources, Tools
+from harness.core.topology import tenant_repo_dirs
 from harness.core.versions import Versions
 from harness.manifests import checks, plan, policies
 from harness.manifests.findings import Finding
@@ -36,13 +37,13 @@ class Report:
         return not self.findings
 
 
-def roots() -> tuple[str, ...]:
-    return (*FLEET_DIRS, *LOCAL_TENANT_REPOS.values())
+def roots(repo: Path) -> tuple[str, ...]:
+    return (*FLEET_DIRS, *tenant_repo_dirs(repo))
 
 
 def check_yaml_parses(repo: Path) -> list[Finding]:
     findings = []
-    for root in roots():
+    for root in roots(repo):
         for path in sorted((repo / root).rglob("*.y*ml")):
             try:
                 yamlio.load_all(path.read_text())
@@ -66,7 +67,7 @@ def validate(repo: Path, tools: Tools, sources: SchemaSources, versions: Version
     findings = check_yaml_parses(repo)
     if findings:
         return Report(tuple(findings), 0, 0, time.monotonic() - started)
-    findings += checks.check_remote_bases(repo, roots())
+    findings += checks.check_remote_bases(repo, roots(repo))
     with workspace(repo, tools) as ws:
         renders, build_findings = plan.render_everything(ws, tools)
     findings += build_findings

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from harness.core import yamlio
+from harness.core.topology import Tenant
 from harness.e2e import flux, publish
-from harness.e2e.flux import Ref
+from harness.e2e.converge import source_ref, sync_ref
 from harness.e2e.handles import Fleet
-from harness.e2e.repos import TENANT_REPO
 from harness.entry.plugin import FLEET_KEY
 
 pytest_plugins = ["pytester"]
@@ -37,8 +37,7 @@ def _break_values(work: Path) -> None:
     release["spec"]["install"]["remediation"]["retries"] = 0
     release["spec"]["upgrade"]["remediation"]["retries"] = 0
     path.write_text(yamlio.dump(release))
-    for env in ("staging", "production"):
-        overlay = work / env / "podinfo-values.yaml"
+    for overlay in sorted(work.glob("*/podinfo-values.yaml")):
         patch = yamlio.load(overlay.read_text())
         patch["spec"]["values"].pop("replicaCount", None)
         overlay.write_text(yamlio.dump(patch))
@@ -65,19 +64,21 @@ from harness.e2e.flux import Ref
 
 def test_podinfo_release_is_ready(outer_fleet):
     handle = next(iter(outer_fleet.clusters.values()))
-    flux.wait_ready(handle.kube, Ref("HelmRelease", "apps", "podinfo"), None, {RELEASE_TIMEOUT_S})
+    namespace = outer_fleet.tenants[0].namespace
+    flux.wait_ready(handle.kube, Ref("HelmRelease", namespace, "podinfo"), None, {RELEASE_TIMEOUT_S})
 '''
 
 
+@pytest.mark.first_tenant
 def test_broken_helm_values_fail_fast_with_reason_and_diagnostics(
-    fleet: Fleet, restore_tenant_repo: Callable[[], str | None], pytester: pytest.Pytester
+    fleet: Fleet, team: Tenant, restore_tenant_repo: Callable[[], str | None], pytester: pytest.Pytester
 ) -> None:
-    commit = publish.commit_change(fleet.server, TENANT_REPO, _break_values, "e2e: invalid values type")
+    commit = publish.commit_change(fleet.server, team.repo, _break_values, "e2e: invalid values type")
     assert commit is not None
     handle = next(iter(fleet.clusters.values()))
-    flux.request_reconcile(handle.kube, Ref("GitRepository", "apps", "dev-team"))
+    flux.request_reconcile(handle.kube, source_ref(team))
     # The tenant Kustomization applies the (schema-valid) HelmRelease; the release itself fails.
-    flux.wait_ready(handle.kube, Ref("Kustomization", "apps", "dev-team"), commit, fleet.config.timeout(180))
+    flux.wait_ready(handle.kube, sync_ref(team), commit, fleet.config.timeout(180))
 
     pytester.makepyfile(test_inner=INNER_TEST)
     # The inner session's diagnostics go to a scratch folder, not into this run's artifacts.
@@ -89,7 +90,7 @@ def test_broken_helm_values_fail_fast_with_reason_and_diagnostics(
 
     result.assert_outcomes(failed=1)
     output = result.stdout.str()
-    assert "HelmRelease apps/podinfo failed: reason=" in output and "replicas" in output, output
+    assert f"HelmRelease {team.namespace}/podinfo failed: reason=" in output and "replicas" in output, output
     assert elapsed < RELEASE_TIMEOUT_S / 2, f"the failure took {elapsed:.0f}s: it waited instead of failing fast"
     found = re.search(r"diagnostics for this failure: (\S+)", output)
     assert found, f"the report names no diagnostics folder:\n{output}"

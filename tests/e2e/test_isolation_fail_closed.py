@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from harness.access.kube import Kube
+from harness.core.topology import Tenant
 from harness.core.waits import wait_for
 from harness.e2e import kyverno, publish, tenancy
 from harness.e2e.converge import applied_policy_names, platform_ready, policies_not_ready
@@ -75,13 +76,13 @@ def test_every_tenant_policy_is_enforced_by_the_api_server(cluster: ClusterHandl
 
 def test_tenant_policies_hold_while_the_policy_engine_is_down(
     fleet: Fleet, cluster: ClusterHandle, tenant: Kube, probe_name: str, admission_down: Callable[[], None]
-) -> None:
-    violating = tenancy.kustomization(probe_name, account=None, suspend=True)
-    compliant = tenancy.kustomization(f"{probe_name}-ok", suspend=True)
+, team: Tenant) -> None:
+    violating = tenancy.kustomization(team, probe_name, account=None, suspend=True)
+    compliant = tenancy.kustomization(team, f"{probe_name}-ok", suspend=True)
     reason = ("spec.serviceAccountName is required",)
     tenancy.assert_refused(tenant, violating, tenancy.DENIED, tenancy.by_policy("flux-tenant-service-account"), *reason)
     tenancy.assert_admitted(tenant, cluster.kube, compliant)
-    tenancy.assert_refused(tenant, tenancy.source("GitRepository", probe_name, "https://github.com/attacker/x"),
+    tenancy.assert_refused(tenant, tenancy.source("GitRepository", probe_name, "https://github.com/attacker/x", team.namespace),
                            tenancy.DENIED, tenancy.by_policy("flux-tenant-source-allowlist"))
 
     admission_down()  # the twin: the same objects once Kyverno is back

@@ -15,6 +15,7 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 
 from harness.access.kube import Kube, refusal, refusal_message
+from harness.core.topology import Tenant
 from harness.e2e import network, tenancy
 from harness.e2e.handles import ClusterHandle, Fleet
 from harness.e2e.network import Prober
@@ -39,10 +40,10 @@ class Probers:
 
 
 @pytest.fixture(scope="module")
-def probers(fleet: Fleet, env: str) -> Iterator[Probers]:
+def probers(fleet: Fleet, env: str, team: Tenant) -> Iterator[Probers]:
     handle = fleet.clusters[env]  # type: ignore[index]
     kubectl, image = fleet.kit.binary("kubectl"), podinfo_tag(fleet.kit.versions)
-    namespaces = (tenancy.TENANT_NAMESPACE, "flux-system")
+    namespaces = (team.namespace, "flux-system")
     try:
         for namespace in namespaces:
             network.create_prober(handle.kube, namespace, PROBER, image)
@@ -65,15 +66,15 @@ def _refused_with_twin(probers: Probers, kind: str, target: str) -> None:
     assert outcome.refused, f"not connected, but not refused by a network policy: {outcome}"
 
 
-def _podinfo_ip(cluster: ClusterHandle) -> str:
-    pod = network.running_pod(cluster.kube, tenancy.TENANT_NAMESPACE, "app.kubernetes.io/name", "podinfo")
+def _podinfo_ip(cluster: ClusterHandle, team: Tenant) -> str:
+    pod = network.running_pod(cluster.kube, team.namespace, "app.kubernetes.io/name", "podinfo")
     return str(pod["status"]["podIP"])
 
 
-def test_tenant_pod_reaches_its_own_pods_and_the_cluster_dns(probers: Probers, cluster: ClusterHandle) -> None:
-    own = probers.tenant.http(f"http://podinfo.{tenancy.TENANT_NAMESPACE}:{network.PODINFO_PORT}/healthz")
+def test_tenant_pod_reaches_its_own_pods_and_the_cluster_dns(probers: Probers, cluster: ClusterHandle, team: Tenant) -> None:
+    own = probers.tenant.http(f"http://podinfo.{team.namespace}:{network.PODINFO_PORT}/healthz")
     assert own.connected, f"the tenant's pod cannot reach its own Service (name resolved through DNS): {own}"
-    direct = probers.tenant.http(f"http://{_podinfo_ip(cluster)}:{network.PODINFO_PORT}/healthz")
+    direct = probers.tenant.http(f"http://{_podinfo_ip(cluster, team)}:{network.PODINFO_PORT}/healthz")
     assert direct.connected, f"the tenant's pod cannot reach its own pod: {direct}"
     dns = probers.tenant.tcp("kube-dns.kube-system.svc.cluster.local:53")
     assert dns.connected, f"the tenant's pod cannot reach the cluster DNS: {dns}"
@@ -95,8 +96,8 @@ def test_tenant_pod_cannot_reach_the_flux_controllers(probers: Probers, cluster:
     _refused_with_twin(probers, "tcp", f"{pod['status']['podIP']}:{FLUX_PORTS[controller]}")
 
 
-def test_pods_outside_the_namespace_cannot_reach_the_tenants_pods(probers: Probers, cluster: ClusterHandle) -> None:
-    target = f"http://{_podinfo_ip(cluster)}:{network.PODINFO_PORT}/healthz"
+def test_pods_outside_the_namespace_cannot_reach_the_tenants_pods(probers: Probers, cluster: ClusterHandle, team: Tenant) -> None:
+    target = f"http://{_podinfo_ip(cluster, team)}:{network.PODINFO_PORT}/healthz"
     twin = probers.tenant.http(target)
     assert twin.connected, f"twin failed: the tenant's own pod cannot reach its podinfo: {twin}"
     # flux-system's pods may connect anywhere (Flux's allow-egress): only the tenant's ingress rules refuse.
@@ -105,9 +106,9 @@ def test_pods_outside_the_namespace_cannot_reach_the_tenants_pods(probers: Probe
     assert outcome.refused, f"not connected, but not refused by a network policy: {outcome}"
 
 
-def _policy(name: str, egress_peer: dict[str, object]) -> dict[str, object]:
+def _policy(team: Tenant, name: str, egress_peer: dict[str, object]) -> dict[str, object]:
     return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-            "metadata": {"name": name, "namespace": tenancy.TENANT_NAMESPACE},
+            "metadata": {"name": name, "namespace": team.namespace},
             "spec": {"podSelector": {"matchLabels": {"app": PROBER}}, "policyTypes": ["Egress"],
                      "egress": [{"to": [egress_peer]}]}}
 
@@ -119,23 +120,23 @@ def _policy(name: str, egress_peer: dict[str, object]) -> dict[str, object]:
     pytest.param({"ipBlock": {"cidr": "0.0.0.0/0"}}, id="every-address"),
 ])
 def test_tenant_network_policy_cannot_open_the_namespace(tenant: Kube, cluster: ClusterHandle, probe_name: str,
-                                                         peer: dict[str, object]) -> None:
-    tenancy.assert_refused(tenant, _policy(probe_name, peer), tenancy.DENIED,
+                                                         peer: dict[str, object], team: Tenant) -> None:
+    tenancy.assert_refused(tenant, _policy(team, probe_name, peer), tenancy.DENIED,
                            tenancy.by_policy("flux-tenant-network-policies"),
                            "egress may only go to pods of its own namespace")
-    tenancy.assert_admitted(tenant, cluster.kube, _policy(probe_name, {"podSelector": {"matchLabels": {"app": "db"}}}))
+    tenancy.assert_admitted(tenant, cluster.kube, _policy(team, probe_name, {"podSelector": {"matchLabels": {"app": "db"}}}))
 
 
 def test_tenant_cannot_remove_the_platforms_network_policy(tenant: Kube, cluster: ClusterHandle,
-                                                           probe_name: str) -> None:
+                                                           probe_name: str, team: Tenant) -> None:
     with pytest.raises(ApiException) as refused:
-        tenant.delete("networking.k8s.io/v1", "NetworkPolicy", tenancy.TENANT_NAME, tenancy.TENANT_NAMESPACE)
+        tenant.delete("networking.k8s.io/v1", "NetworkPolicy", team.name, team.namespace)
     message = refusal_message(refused.value)
     assert refused.value.status == tenancy.DENIED and tenancy.by_policy("flux-tenant-onboarding") in message, \
         refusal(refused.value)
-    assert cluster.kube.get("networking.k8s.io/v1", "NetworkPolicy", tenancy.TENANT_NAME, tenancy.TENANT_NAMESPACE)
+    assert cluster.kube.get("networking.k8s.io/v1", "NetworkPolicy", team.name, team.namespace)
     # The twin: the tenant removes a policy of its own.
-    own = _policy(probe_name, {"podSelector": {}})
+    own = _policy(team, probe_name, {"podSelector": {}})
     tenant.create(own)
-    tenant.delete("networking.k8s.io/v1", "NetworkPolicy", probe_name, tenancy.TENANT_NAMESPACE)
-    assert cluster.kube.get("networking.k8s.io/v1", "NetworkPolicy", probe_name, tenancy.TENANT_NAMESPACE) is None
+    tenant.delete("networking.k8s.io/v1", "NetworkPolicy", probe_name, team.namespace)
+    assert cluster.kube.get("networking.k8s.io/v1", "NetworkPolicy", probe_name, team.namespace) is None

@@ -1,4 +1,5 @@
-"""On every cluster, the fleet reconciles from Git: lockdown live, every layer Ready, podinfo up."""
+"""On every cluster, the fleet reconciles from Git: lockdown live, every layer Ready, every
+tenant Ready at its pushed revision, the example's podinfo up."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ from harness.access.portforward import port_forward
 from harness.access.readiness import status_of
 from harness.core import yamlio
 from harness.core.lockdown import LOCKDOWN_FLAGS, lockdown_problems
-from harness.core.repo import API, TENANT_REPO_DIR, platform_order
+from harness.core.repo import API, platform_order
 from harness.core.semver import highest
+from harness.core.topology import Tenant
 from harness.core.versions import REPO_ROOT
 from harness.e2e import flux, publish
-from harness.e2e.converge import applied_policy_names, policies_not_ready
+from harness.e2e.converge import applied_policy_names, policies_not_ready, source_ref, sync_ref
 from harness.e2e.flux import Ref
 from harness.e2e.handles import ClusterHandle, Fleet
 from harness.e2e.repos import FLEET_REPO
@@ -55,18 +57,23 @@ def test_platform_layers_are_ready_at_the_pushed_fleet_revision(fleet: Fleet, cl
     assert_ready(cluster, Ref("HelmRelease", "flux-system", "kyverno"))
 
 
-def test_tenant_is_ready_at_its_pushed_revision(fleet: Fleet, cluster: ClusterHandle) -> None:
-    commit = publish.head(fleet.server, "dev-team/apps")
-    assert_ready(cluster, Ref("GitRepository", "apps", "dev-team"), commit)
-    tenant = assert_ready(cluster, Ref("Kustomization", "apps", "dev-team"), commit)
-    assert tenant["spec"]["path"] == f"./{cluster.env}"
-    assert_ready(cluster, Ref("HelmRelease", "apps", "podinfo"))
+def test_tenant_is_ready_at_its_pushed_revision(fleet: Fleet, cluster: ClusterHandle, team: Tenant) -> None:
+    commit = publish.head(fleet.server, team.repo)
+    assert_ready(cluster, source_ref(team), commit)
+    sync = assert_ready(cluster, sync_ref(team), commit)
+    assert sync["spec"]["path"] == f"./{cluster.env}"
+    assert sync["spec"]["serviceAccountName"] == team.account
+    releases = cluster.kube.list(API["HelmRelease"], "HelmRelease", team.namespace)
+    for release in releases:
+        assert_ready(cluster, Ref("HelmRelease", team.namespace, release["metadata"]["name"]))
+    if (REPO_ROOT / str(team.local_dir) / "base" / "podinfo-release.yaml").is_file():
+        assert "podinfo" in [r["metadata"]["name"] for r in releases], "the example's podinfo release is missing"
 
 
-def test_podinfo_follows_the_environment_overlay(fleet: Fleet, cluster: ClusterHandle) -> None:
-    overlay = yamlio.load((REPO_ROOT / TENANT_REPO_DIR / cluster.env / "podinfo-values.yaml").read_text())
+def test_podinfo_follows_the_environment_overlay(fleet: Fleet, cluster: ClusterHandle, team: Tenant) -> None:
+    overlay = yamlio.load((REPO_ROOT / str(team.local_dir) / cluster.env / "podinfo-values.yaml").read_text())
     chart_range = overlay["spec"]["chart"]["spec"]["version"]
-    release = assert_ready(cluster, Ref("HelmRelease", "apps", "podinfo"))
+    release = assert_ready(cluster, Ref("HelmRelease", team.namespace, "podinfo"))
     assert release["spec"]["chart"]["spec"]["version"] == chart_range
     # Which chart the range must resolve to, from what the chart repository serves.
     index = yamlio.load((fleet.kit.chart_repos["podinfo"] / "index.yaml").read_text())
@@ -74,21 +81,21 @@ def test_podinfo_follows_the_environment_overlay(fleet: Fleet, cluster: ClusterH
     expected = highest(served, chart_range)
     assert release["status"]["lastAttemptedRevision"] == expected, (chart_range, served)
     if fleet.kit.source == "build":
-        # The kit serves a pre-release beside the stable chart: staging (pre-releases
-        # allowed) must take it, production (stable only) must not.
-        want_prerelease = cluster.env == "staging"
+        # The kit serves a pre-release beside the stable chart: an overlay whose range admits
+        # pre-releases (staging's, ">=6.0.0-0") must take it, a stable-only one must not.
+        want_prerelease = "-" in chart_range
         assert ("-" in str(expected)) is want_prerelease, (cluster.env, chart_range, expected, served)
-    deployment = cluster.kube.get("apps/v1", "Deployment", "podinfo", "apps")
+    deployment = cluster.kube.get("apps/v1", "Deployment", "podinfo", team.namespace)
     assert deployment is not None, "podinfo Deployment missing"
     expected = overlay["spec"]["values"]["replicaCount"]
     assert deployment["spec"]["replicas"] == expected
     assert deployment["status"].get("readyReplicas") == expected, deployment["status"]
 
 
-def test_podinfo_answers_over_http(fleet: Fleet, cluster: ClusterHandle) -> None:
+def test_podinfo_answers_over_http(fleet: Fleet, cluster: ClusterHandle, team: Tenant) -> None:
     log = cluster.workdir / "port-forward-podinfo.log"
     kubectl = fleet.kit.binary("kubectl")
-    with port_forward(kubectl, cluster.kubeconfig, "apps", "svc/podinfo", 9898, log) as port:
+    with port_forward(kubectl, cluster.kubeconfig, team.namespace, "svc/podinfo", 9898, log) as port:
         body = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10).read())
     assert body["version"] == fleet.kit.versions.podinfo
     assert body["message"] == cluster.env  # the overlay's ui.message

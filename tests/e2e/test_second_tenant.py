@@ -10,15 +10,18 @@ from pathlib import Path
 import pytest
 
 from harness.core import yamlio
+from harness.core.repo import API
+from harness.core.topology import Tenant
 from harness.e2e import flux, network, publish, tenancy
-from harness.e2e.converge import platform_ready
+from harness.e2e.converge import platform_ready, source_ref, sync_ref
 from harness.e2e.flux import Ref
 from harness.e2e.handles import Fleet
-from harness.e2e.repos import FLEET_REPO, TENANT_ACCOUNT, TENANT_REPO
+from harness.e2e.repos import FLEET_REPO
 from harness.kit.images import podinfo_tag
 from harness.manifests.tenants import add_tenant
 
-pytestmark = pytest.mark.e2e
+# web-team's neighbour is the first served tenant (the example: dev-team).
+pytestmark = [pytest.mark.e2e, pytest.mark.first_tenant]
 
 # Unique per session, so a second run against a kept `make up` environment publishes anew.
 WEB_REPO = f"web-team/apps-{uuid.uuid4().hex[:6]}"
@@ -40,7 +43,7 @@ def web_repo(fleet: Fleet, tmp_path_factory: pytest.TempPathFactory) -> str:
     (root / "base" / "kustomization.yaml").write_text(yamlio.dump(
         {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "namespace": "web",
          "resources": ["configmap.yaml"]}))
-    for env in ("staging", "production"):
+    for env in fleet.topology.environments:
         (root / env).mkdir()
         (root / env / "kustomization.yaml").write_text(yamlio.dump(
             {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": ["../base"]}))
@@ -77,41 +80,39 @@ def test_onboarded_tenant_reconciles_on_every_cluster(fleet: Fleet, web_tenant: 
 
 
 def test_neighbours_hostile_commit_leaves_the_other_tenant_ready(
-    fleet: Fleet, web_tenant: str, restore_tenant_repo: Callable[[], str | None], probe_name: str
+    fleet: Fleet, team: Tenant, web_tenant: str, restore_tenant_repo: Callable[[], str | None], probe_name: str
 ) -> None:
     def escape(work: Path) -> None:
         (work / "escape.yaml").write_text(yamlio.dump(
             {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": probe_name, "namespace": "web"}}))
-        for env in ("staging", "production"):
-            overlay = yamlio.load((work / env / "kustomization.yaml").read_text())
-            overlay.pop("namespace", None)
-            overlay["resources"].append("../escape.yaml")
-            (work / env / "kustomization.yaml").write_text(yamlio.dump(overlay))
+        tenancy.add_to_overlays(work, "../escape.yaml", keep_namespace=False)
 
-    bad = publish.commit_change(fleet.server, TENANT_REPO, escape, "e2e: dev-team writes into web")
+    bad = publish.commit_change(fleet.server, team.repo, escape, f"e2e: {team.name} writes into web")
     assert bad is not None
     for handle in fleet.clusters.values():
-        flux.request_reconcile(handle.kube, Ref("GitRepository", "apps", "dev-team"))
-        status = flux.wait_failed(handle.kube, Ref("Kustomization", "apps", "dev-team"), bad, fleet.config.timeout(240))
+        flux.request_reconcile(handle.kube, source_ref(team))
+        status = flux.wait_failed(handle.kube, sync_ref(team), bad, fleet.config.timeout(240))
         assert "forbidden" in status.message.lower(), status.describe()
         assert handle.kube.get("v1", "ConfigMap", probe_name, "web") is None, f"{handle.env}: wrote into web"
         flux.request_reconcile(handle.kube, Ref("Kustomization", "web", "web-team"))
         flux.wait_ready(handle.kube, Ref("Kustomization", "web", "web-team"), web_tenant, fleet.config.timeout(120))
 
 
-def test_one_tenants_repository_is_refused_to_the_other(fleet: Fleet, web_tenant: str, probe_name: str) -> None:
+def test_one_tenants_repository_is_refused_to_the_other(fleet: Fleet, team: Tenant, web_tenant: str,
+                                                        probe_name: str) -> None:
     """Row 9 across tenants: each allowlist is the tenant's own; the twin is web-team's own repo."""
-    dev_url, web_url = fleet.server.repo_url(TENANT_REPO), fleet.server.repo_url(WEB_REPO)
+    dev_url, web_url = fleet.server.repo_url(team.repo), fleet.server.repo_url(WEB_REPO)
     for handle in fleet.clusters.values():
-        dev, web = handle.kube.as_user(TENANT_ACCOUNT), handle.kube.as_user("system:serviceaccount:web:web-team")
-        tenancy.assert_refused(dev, tenancy.source("GitRepository", probe_name, web_url, "apps"), tenancy.DENIED,
-                               tenancy.by_policy("flux-tenant-source-allowlist"), f"{web_url} is not on the allowlist of tenant dev-team")
+        dev, web = handle.kube.as_user(team.user), handle.kube.as_user("system:serviceaccount:web:web-team")
+        tenancy.assert_refused(dev, tenancy.source("GitRepository", probe_name, web_url, team.namespace), tenancy.DENIED,
+                               tenancy.by_policy("flux-tenant-source-allowlist"),
+                               f"{web_url} is not on the allowlist of tenant {team.name}")
         tenancy.assert_refused(web, tenancy.source("GitRepository", probe_name, dev_url, "web"), tenancy.DENIED,
                                tenancy.by_policy("flux-tenant-source-allowlist"), f"{dev_url} is not on the allowlist of tenant web-team")
         tenancy.assert_admitted(web, handle.kube, tenancy.source("GitRepository", probe_name, web_url, "web"))
 
 
-def test_neighbours_pods_cannot_reach_each_other(fleet: Fleet, web_tenant: str) -> None:
+def test_neighbours_pods_cannot_reach_each_other(fleet: Fleet, web_tenant: str, team: Tenant) -> None:
     """Row 21 across tenants: web-team's pod and dev-team's podinfo are refused to each other,
     and web-team's pod cannot fetch dev-team's artifact; the twins: each reaches what is its own
     (the cluster DNS, its own Service)."""
@@ -120,15 +121,15 @@ def test_neighbours_pods_cannot_reach_each_other(fleet: Fleet, web_tenant: str) 
         try:
             web = network.start_prober(handle.kube, kubectl, handle.kubeconfig, "web", "e2e-net-probe", image)
             podinfo = network.prober_of(kubectl, handle.kubeconfig,
-                                        network.running_pod(handle.kube, "apps", "app.kubernetes.io/name", "podinfo"))
+                                        network.running_pod(handle.kube, team.namespace, "app.kubernetes.io/name", "podinfo"))
             network.wait_refused(web, "tcp", f"{podinfo.ip}:{network.PODINFO_PORT}", 20.0)
-            artifact = (handle.kube.get("source.toolkit.fluxcd.io/v1", "GitRepository", "dev-team", "apps")
+            artifact = (handle.kube.get(API["GitRepository"], "GitRepository", team.source, team.namespace)
                         or {})["status"]["artifact"]["url"]
             for outcome in (web.tcp(f"{podinfo.ip}:{network.PODINFO_PORT}"),
                             podinfo.tcp(f"{web.ip}:{network.PODINFO_PORT}"), web.http(artifact)):
                 assert outcome.refused, f"{handle.env}: expected refused by a network policy: {outcome}"
             for outcome in (web.tcp("kube-dns.kube-system.svc.cluster.local:53"),
-                            podinfo.http(f"http://podinfo.apps:{network.PODINFO_PORT}/healthz")):
+                            podinfo.http(f"http://podinfo.{team.namespace}:{network.PODINFO_PORT}/healthz")):
                 assert outcome.connected, f"{handle.env}: twin failed: {outcome}"
         finally:
             handle.kube.delete("v1", "Pod", "e2e-net-probe", "web")

@@ -11,24 +11,24 @@ import pytest
 from harness.access.kube import Kube
 from harness.access.readiness import condition
 from harness.core import yamlio
+from harness.core.topology import Tenant
 from harness.core.waits import wait_for
 from harness.e2e import flux, publish, tenancy
 from harness.e2e.converge import tenant_ready_everywhere
 from harness.e2e.flux import Ref
 from harness.e2e.handles import ClusterHandle, Fleet
-from harness.e2e.repos import TENANT_ACCOUNT, TENANT_REPO
 
 pytestmark = pytest.mark.e2e
 
 # a. Direct API calls as the tenant's service account.
 
 @pytest.mark.admission
-def test_tenant_account_can_create_in_its_namespace(cluster: ClusterHandle, tenant: Kube, probe_name: str) -> None:
-    created = tenant.create(tenancy.config_map(probe_name, "apps"))
+def test_tenant_account_can_create_in_its_namespace(cluster: ClusterHandle, tenant: Kube, probe_name: str, team: Tenant) -> None:
+    created = tenant.create(tenancy.config_map(probe_name, team.namespace))
     try:
-        assert created["metadata"]["namespace"] == "apps"
+        assert created["metadata"]["namespace"] == team.namespace
     finally:
-        cluster.kube.delete("v1", "ConfigMap", probe_name, "apps")
+        cluster.kube.delete("v1", "ConfigMap", probe_name, team.namespace)
 
 
 @pytest.mark.parametrize(("target", "namespace"), [
@@ -41,7 +41,7 @@ def test_tenant_account_can_create_in_its_namespace(cluster: ClusterHandle, tena
 @pytest.mark.admission
 def test_tenant_account_cannot_write_outside_its_namespace(
     cluster: ClusterHandle, tenant: Kube, probe_name: str, target: str, namespace: str | None
-) -> None:
+, team: Tenant) -> None:
     objects = {
         "ConfigMap": tenancy.config_map(probe_name, namespace),
         "Namespace": {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": probe_name}},
@@ -49,16 +49,16 @@ def test_tenant_account_cannot_write_outside_its_namespace(
             "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
             "metadata": {"name": probe_name},
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
-            "subjects": [{"kind": "ServiceAccount", "name": "dev-team", "namespace": "apps"}],
+            "subjects": [{"kind": "ServiceAccount", "name": team.account, "namespace": team.namespace}],
         },
     }
-    tenancy.assert_refused(tenant, objects[target], 403, "forbidden", TENANT_ACCOUNT)
+    tenancy.assert_refused(tenant, objects[target], 403, "forbidden", team.user)
 
 
 # b. A commit to the tenant repo that reaches outside the namespace.
 
 def _add_to_base(work: Path, name: str) -> None:
-    """A well-behaved change: one more ConfigMap in the tenant's base (namespace apps)."""
+    """A well-behaved change: one more ConfigMap in the tenant's base (in its namespace)."""
     (work / "base" / f"{name}.yaml").write_text(yamlio.dump(tenancy.config_map(name, None)))
     kustomization = yamlio.load((work / "base" / "kustomization.yaml").read_text())
     kustomization["resources"].append(f"{name}.yaml")
@@ -66,42 +66,38 @@ def _add_to_base(work: Path, name: str) -> None:
 
 
 def _add_escape(work: Path, name: str, namespace: str) -> None:
-    """A hostile change: the overlays stop forcing namespace apps and add an object elsewhere."""
+    """A hostile change: the overlays stop forcing the tenant's namespace and add an object elsewhere."""
     (work / "escape").mkdir()
     (work / "escape" / f"{name}.yaml").write_text(yamlio.dump(tenancy.config_map(name, namespace)))
     (work / "escape" / "kustomization.yaml").write_text(yamlio.dump(
         {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": [f"{name}.yaml"]}))
-    for env in ("staging", "production"):
-        overlay = yamlio.load((work / env / "kustomization.yaml").read_text())
-        overlay.pop("namespace", None)
-        overlay["resources"].append("../escape")
-        (work / env / "kustomization.yaml").write_text(yamlio.dump(overlay))
+    tenancy.add_to_overlays(work, "../escape", keep_namespace=False)
 
 
 def test_tenant_commit_inside_its_namespace_is_applied(fleet: Fleet, restore_tenant_repo: Callable[[], str | None],
-                                                       probe_name: str) -> None:
-    commit = publish.commit_change(fleet.server, TENANT_REPO, lambda w: _add_to_base(w, probe_name),
+                                                       probe_name: str, team: Tenant) -> None:
+    commit = publish.commit_change(fleet.server, team.repo, lambda w: _add_to_base(w, probe_name),
                                    "e2e: add a ConfigMap in apps")
     assert commit is not None
-    tenant_ready_everywhere(fleet, commit)
+    tenant_ready_everywhere(fleet, team, commit)
     for handle in fleet.clusters.values():
-        assert handle.kube.get("v1", "ConfigMap", probe_name, "apps") is not None, handle.env
+        assert handle.kube.get("v1", "ConfigMap", probe_name, team.namespace) is not None, handle.env
 
 
 def test_tenant_commit_outside_its_namespace_is_forbidden_and_revert_recovers(
     fleet: Fleet, restore_tenant_repo: Callable[[], str | None], probe_name: str
-) -> None:
-    bad = publish.commit_change(fleet.server, TENANT_REPO, lambda w: _add_escape(w, probe_name, "default"),
+, team: Tenant) -> None:
+    bad = publish.commit_change(fleet.server, team.repo, lambda w: _add_escape(w, probe_name, "default"),
                                 "e2e: try to write into default")
     assert bad is not None
     for handle in fleet.clusters.values():
-        flux.request_reconcile(handle.kube, Ref("GitRepository", "apps", "dev-team"))
-        status = flux.wait_failed(handle.kube, Ref("Kustomization", "apps", "dev-team"), bad,
+        flux.request_reconcile(handle.kube, Ref("GitRepository", team.namespace, team.source))
+        status = flux.wait_failed(handle.kube, Ref("Kustomization", team.namespace, team.sync), bad,
                                   fleet.config.timeout(240))
         assert "forbidden" in status.message.lower(), f"{handle.env}: {status.describe()}"
-        assert "dev-team" in status.message, f"{handle.env}: {status.describe()}"
+        assert team.user in status.message, f"{handle.env}: {status.describe()}"
         assert handle.kube.get("v1", "ConfigMap", probe_name, "default") is None, f"{handle.env}: escaped"
-        release = handle.kube.get(flux.API["HelmRelease"], "HelmRelease", "podinfo", "apps")
+        release = handle.kube.get(flux.API["HelmRelease"], "HelmRelease", "podinfo", team.namespace)
         assert release is not None, f"{handle.env}: the tenant's existing objects were removed"
     reverted = restore_tenant_repo()
     assert reverted is not None  # and every cluster is Ready at it (checked by restore)
@@ -177,38 +173,38 @@ def test_source_in_flux_system_is_access_denied(fleet: Fleet, cluster: ClusterHa
 # d. Kyverno rejects tenant objects that break the policies, at admission.
 
 @pytest.mark.admission
-def test_policy_admits_tenant_kustomization_with_service_account(cluster: ClusterHandle, tenant: Kube, probe_name: str) -> None:
-    tenancy.assert_admitted(tenant, cluster.kube, tenancy.kustomization(probe_name, suspend=True))
+def test_policy_admits_tenant_kustomization_with_service_account(cluster: ClusterHandle, tenant: Kube, probe_name: str, team: Tenant) -> None:
+    tenancy.assert_admitted(tenant, cluster.kube, tenancy.kustomization(team, probe_name, suspend=True))
 
 
 @pytest.mark.admission
-def test_policy_rejects_tenant_kustomization_without_service_account(tenant: Kube, probe_name: str) -> None:
-    tenancy.assert_refused(tenant, tenancy.kustomization(probe_name, account=None, suspend=True), tenancy.DENIED,
+def test_policy_rejects_tenant_kustomization_without_service_account(tenant: Kube, probe_name: str, team: Tenant) -> None:
+    tenancy.assert_refused(tenant, tenancy.kustomization(team, probe_name, account=None, suspend=True), tenancy.DENIED,
                    tenancy.by_policy("flux-tenant-service-account"), "spec.serviceAccountName is required")
 
 
 @pytest.mark.admission
-def test_policy_rejects_tenant_kustomization_with_foreign_source(tenant: Kube, probe_name: str) -> None:
-    tenancy.assert_refused(tenant, tenancy.kustomization(probe_name, source_namespace="flux-system", suspend=True),
+def test_policy_rejects_tenant_kustomization_with_foreign_source(tenant: Kube, probe_name: str, team: Tenant) -> None:
+    tenancy.assert_refused(tenant, tenancy.kustomization(team, probe_name, source_namespace="flux-system", suspend=True),
                    tenancy.DENIED, tenancy.by_policy("flux-tenant-source-ref"), "cross-namespace source references are not allowed")
 
 
 @pytest.mark.admission
 def test_policy_admits_tenant_source_on_the_allowlist(fleet: Fleet, cluster: ClusterHandle, tenant: Kube,
-                                                      probe_name: str) -> None:
-    url = fleet.server.repo_url(TENANT_REPO)
-    tenancy.assert_admitted(tenant, cluster.kube, tenancy.source("GitRepository", probe_name, url))
+                                                      probe_name: str, team: Tenant) -> None:
+    url = fleet.server.repo_url(team.repo)
+    tenancy.assert_admitted(tenant, cluster.kube, tenancy.source("GitRepository", probe_name, url, team.namespace))
 
 
 @pytest.mark.admission
-def test_policy_rejects_tenant_source_off_the_allowlist(tenant: Kube, probe_name: str) -> None:
-    tenancy.assert_refused(tenant, tenancy.source("GitRepository", probe_name, "https://github.com/attacker/manifests"),
-                           tenancy.DENIED, tenancy.by_policy("flux-tenant-source-allowlist"), "is not on the allowlist of tenant dev-team")
+def test_policy_rejects_tenant_source_off_the_allowlist(tenant: Kube, probe_name: str, team: Tenant) -> None:
+    tenancy.assert_refused(tenant, tenancy.source("GitRepository", probe_name, "https://github.com/attacker/manifests", team.namespace),
+                           tenancy.DENIED, tenancy.by_policy("flux-tenant-source-allowlist"), f"is not on the allowlist of tenant {team.name}")
 
 
 @pytest.mark.admission
-def test_policy_rejects_tenant_kustomization_with_kubeconfig(tenant: Kube, probe_name: str) -> None:
-    tenancy.assert_refused(tenant, tenancy.kustomization(probe_name, suspend=True, kubeConfig={"secretRef": {"name": "admin-kubeconfig"}}),
+def test_policy_rejects_tenant_kustomization_with_kubeconfig(tenant: Kube, probe_name: str, team: Tenant) -> None:
+    tenancy.assert_refused(tenant, tenancy.kustomization(team, probe_name, suspend=True, kubeConfig={"secretRef": {"name": "admin-kubeconfig"}}),
                    tenancy.DENIED, tenancy.by_policy("flux-tenant-no-kubeconfig"), "spec.kubeConfig is not allowed")
 
 
@@ -223,7 +219,8 @@ def _probe_charts(fleet: Fleet, kube: Kube, name: str, namespace: str) -> None:
 def test_release_from_own_namespace_is_installed(fleet: Fleet, cluster: ClusterHandle, probe_namespace: str) -> None:
     """The twin of the HelmRelease refusal below (row 1), through helm-controller."""
     _probe_charts(fleet, cluster.kube, probe_namespace, probe_namespace)
-    cluster.kube.create(tenancy.helm_release("own-charts", probe_namespace, repository=probe_namespace,
+    # Namespace and account are given: no tenant's defaults apply (any tenant would do).
+    cluster.kube.create(tenancy.helm_release(fleet.tenants[0], "own-charts", probe_namespace, repository=probe_namespace,
                                              account="default"))
     flux.wait_ready(cluster.kube, Ref("HelmRelease", probe_namespace, "own-charts"), None, fleet.config.timeout(240))
     assert cluster.kube.get("apps/v1", "Deployment", "own-charts-podinfo", probe_namespace) is not None
@@ -242,7 +239,7 @@ def test_release_from_flux_system_is_access_denied(fleet: Fleet, cluster: Cluste
     kube = cluster.kube
     _probe_charts(fleet, kube, probe_namespace, "flux-system")
     try:
-        kube.create(tenancy.helm_release("foreign-charts", probe_namespace, repository=probe_namespace,
+        kube.create(tenancy.helm_release(fleet.tenants[0], "foreign-charts", probe_namespace, repository=probe_namespace,
                                          repository_namespace="flux-system", account="default"))
         needle = (f'"HelmRelease":{{"name":"foreign-charts","namespace":"{probe_namespace}"}}',
                   "cross-namespace references are not allowed")

@@ -25,7 +25,7 @@ from harness.e2e import kyverno, probe, publish
 from harness.e2e.cases import Case, cases
 from harness.e2e.converge import platform_ready, policies_not_ready
 from harness.e2e.handles import ClusterHandle, Fleet
-from harness.e2e.repos import FLEET_REPO, TENANT_ACCOUNT, TENANT_REPO
+from harness.e2e.repos import FLEET_REPO
 from harness.kit.images import podinfo_tag
 
 pytestmark = pytest.mark.e2e
@@ -47,7 +47,8 @@ def cluster(fleet: Fleet) -> ClusterHandle:
 
 
 def _case(fleet: Fleet) -> tuple[Case, ...]:
-    found = tuple(c for c in cases(podinfo_tag(fleet.kit.versions), fleet.server.repo_url(TENANT_REPO), "weak")
+    team = fleet.tenants[0]
+    found = tuple(c for c in cases(team, podinfo_tag(fleet.kit.versions), fleet.server.repo_url(team.repo), "weak")
                   if c.name == CASE)
     assert len(found) == 1, CASE
     return found
@@ -84,7 +85,7 @@ def test_probe_names_the_request_a_failing_open_policy_admitted(fleet: Fleet, cl
                                                                 restore: None) -> None:
     kube = cluster.kube
     record = probe.Record()
-    with (probe.running([cluster], TENANT_ACCOUNT, _case(fleet), record, f"weak-{uuid.uuid4().hex[:6]}"),
+    with (probe.running([cluster], fleet.tenants[0], _case(fleet), record, f"weak-{uuid.uuid4().hex[:6]}"),
           record.phase("policy fails open, admission controller restarting")):
         wait_for("the probe's first refusal", lambda: _own_refusal_seen(record, 0.0), fleet.config.timeout(30))
         kube.patch(API["ValidatingPolicy"], "ValidatingPolicy", POLICY, None, {"spec": {
@@ -125,7 +126,7 @@ def test_probe_catches_a_binding_missing_for_three_seconds(fleet: Fleet, cluster
                          "ownerReferences": binding["metadata"].get("ownerReferences") or []},
             "spec": binding["spec"]}
     record = probe.Record()
-    with (probe.running([cluster], TENANT_ACCOUNT, _case(fleet), record, f"weak-{uuid.uuid4().hex[:6]}"),
+    with (probe.running([cluster], fleet.tenants[0], _case(fleet), record, f"weak-{uuid.uuid4().hex[:6]}"),
           record.phase("admission policy binding missing")):
         wait_for("the probe's first refusal", lambda: _own_refusal_seen(record, 0.0), fleet.config.timeout(30))
         kube.delete(ADMISSION, "ValidatingAdmissionPolicyBinding", BINDING)
@@ -176,7 +177,7 @@ def _answers(kube: Kube) -> bool:
 
 def test_probe_reports_a_silent_api_server_as_no_answer(fleet: Fleet, cluster: ClusterHandle, silenced: str) -> None:
     record = probe.Record()
-    with (probe.running([cluster], TENANT_ACCOUNT, _case(fleet), record, f"weak-{uuid.uuid4().hex[:6]}"),
+    with (probe.running([cluster], fleet.tenants[0], _case(fleet), record, f"weak-{uuid.uuid4().hex[:6]}"),
           record.phase("API server frozen")):
         wait_for("the probe's first refusal", lambda: _own_refusal_seen(record, 0.0), fleet.config.timeout(30))
         commands.run(["docker", "pause", silenced], timeout_s=60.0)

@@ -20,7 +20,7 @@ def no_e2e_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_config_defaults() -> None:
     config = build_config()
-    assert config.environments == ("staging", "production")
+    assert config.environments == ("production", "staging")  # the folders of clusters/, by name
     assert (config.kit_source, config.use_up, config.timeout_scale) == ("build", False, 1.0)
 
 

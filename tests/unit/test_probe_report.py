@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from harness.core import topology
 from harness.e2e.cases import cases
 from harness.e2e.converge import applied_policy_names
 from harness.e2e.probe import (
@@ -119,5 +120,5 @@ def test_largest_gap_is_per_cluster_check_and_case() -> None:
 def test_every_case_names_a_policy_the_fleet_applies() -> None:
     """An upgrade run probes the cases of the policies its start applies: a case whose policy
     name matched none would be dropped from the window without a word."""
-    named = {c.policy for c in cases("podinfo:1", "http://git.example/dev-team/apps", "p")}
+    named = {c.policy for c in cases(topology.read().tenants[0], "podinfo:1", "http://git.example/dev-team/apps", "p")}
     assert named and named <= set(applied_policy_names()), sorted(named - set(applied_policy_names()))

@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 
 from harness.core.errors import ConfigError
-from harness.core.repo import ENVIRONMENTS, platform_order
+from harness.core.repo import platform_order
+from harness.core.topology import environments
 
 
-@pytest.mark.parametrize("environment", ENVIRONMENTS)
+@pytest.mark.parametrize("environment", environments())
 def test_the_platform_order_is_read_from_the_clusters_files(environment: str) -> None:
     assert platform_order(environment) == ["flux-system", "kyverno", "kyverno-policies", "tenants"]  # type: ignore[arg-type]
 

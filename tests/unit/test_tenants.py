@@ -25,7 +25,8 @@ from harness.manifests.tenants import (
 
 @pytest.fixture
 def fleet(tmp_path: Path, repo_root: Path) -> Path:
-    """A scratch copy of the fleet's tenants tree and its policies."""
+    """A scratch copy of the fleet's environments, tenants tree and policies."""
+    shutil.copytree(repo_root / "clusters", tmp_path / "clusters")
     shutil.copytree(repo_root / "tenants", tmp_path / "tenants")
     shutil.copytree(repo_root / "infrastructure", tmp_path / "infrastructure")
     return tmp_path

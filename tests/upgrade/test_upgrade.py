@@ -20,10 +20,9 @@ from harness.e2e import flux, probe, publish
 from harness.e2e.cases import Case, cases
 from harness.e2e.converge import applied_policy_names, tenant_ready_everywhere
 from harness.e2e.handles import Fleet
-from harness.e2e.repos import FLEET_REPO, TENANT_ACCOUNT, TENANT_REPO, sync_to_working_tree
+from harness.e2e.repos import FLEET_REPO, sync_to_working_tree
 from harness.e2e.upgrade import (
     SETTLE_S,
-    TENANT_RELEASE,
     UpgradeRun,
     commit_components,
     helm_release_revision,
@@ -32,6 +31,7 @@ from harness.e2e.upgrade import (
     release_chart,
     stale_images,
     stored_version_problems,
+    tenant_release,
     upgrade_flux,
     upgrade_flux_gitops,
     wait_kyverno,
@@ -49,7 +49,8 @@ def _cases(fleet: Fleet, upgrade: UpgradeRun) -> tuple[Case, ...]:
     """Every case of the policies the start state applies (a policy the upgrade adds is judged
     by the isolation suite after it)."""
     present = set(applied_policy_names(upgrade.start_root))
-    return tuple(c for c in cases(podinfo_tag(fleet.kit.versions), fleet.server.repo_url(TENANT_REPO), PREFIX)
+    team = fleet.tenants[0]  # the probe acts as the first served tenant (the example)
+    return tuple(c for c in cases(team, podinfo_tag(fleet.kit.versions), fleet.server.repo_url(team.repo), PREFIX)
                  if c.policy in present)
 
 
@@ -96,8 +97,8 @@ def test_isolation_holds_at_the_previous_set(fleet: Fleet, upgrade: UpgradeRun) 
     wrong case, not an upgrade problem). The UPDATE cases' objects are created here."""
     problems = []
     for handle in fleet.clusters.values():
-        probe.create_fixtures(handle, TENANT_ACCOUNT, _cases(fleet, upgrade))
-        problems += probe.baseline_problems(handle, TENANT_ACCOUNT, _cases(fleet, upgrade))
+        probe.create_fixtures(handle, fleet.tenants[0], _cases(fleet, upgrade))
+        problems += probe.baseline_problems(handle, fleet.tenants[0], _cases(fleet, upgrade))
     assert not problems, "\n".join(problems)
 
 
@@ -109,16 +110,18 @@ def test_in_place_upgrade_admits_no_violating_object(
     record = upgrade.record
     handles = list(fleet.clusters.values())
     try:
-        with probe.running(handles, TENANT_ACCOUNT, _cases(fleet, upgrade), record, PREFIX):
-            # The tenant moves first, as its owner would on the platform's notice: its repo
-            # migrated by the new CLI, then at the working tree's content. Its release is
-            # compared after the platform's upgrade from here on.
-            with record.phase("tenant repo: flux migrate -f ., then the working tree's"):
-                migrate_manifests(fleet, TENANT_REPO, flux_cli, handles[0].workdir / "flux-migrate-tenant.log")
-                sync_to_working_tree(fleet.server, target, TENANT_REPO, "dev-team apps: the working tree's")
-                tenant_ready_everywhere(fleet, publish.head(fleet.server, TENANT_REPO))
+        with probe.running(handles, fleet.tenants[0], _cases(fleet, upgrade), record, PREFIX):
+            # The tenants move first, as their owners would on the platform's notice: each repo
+            # migrated by the new CLI, then at the working tree's content. The example's release
+            # is compared after the platform's upgrade from here on.
+            with record.phase("tenant repos: flux migrate -f ., then the working tree's"):
+                for team in fleet.tenants:
+                    migrate_manifests(fleet, team.repo, flux_cli, handles[0].workdir / f"flux-migrate-{team.name}.log")
+                    sync_to_working_tree(fleet.server, target, team.repo, f"{team.name}: the working tree's")
+                    tenant_ready_everywhere(fleet, team, publish.head(fleet.server, team.repo))
                 for handle in handles:
-                    upgrade.tenant_releases[handle.env] = helm_release_revision(handle.kube, TENANT_RELEASE)
+                    upgrade.tenant_releases[handle.env] = helm_release_revision(
+                        handle.kube, tenant_release(fleet.tenants[0]))
             with record.phase("flux migrate -f . (fleet repo)"):
                 migrate_manifests(fleet, FLEET_REPO, flux_cli, handles[0].workdir / "flux-migrate-fleet.log")
             if fleet.config.upgrade_path == "bootstrap":
@@ -142,8 +145,9 @@ def test_in_place_upgrade_admits_no_violating_object(
                     wait_kyverno(fleet, handle, commit or publish.head(fleet.server, FLEET_REPO), target)
             with record.phase(f"Kyverno settled (new leader, admission policies unchanged {SETTLE_S:.0f} s)"):
                 wait_settled(fleet, handles, target)
-            with record.phase("tenant reconciled after the upgrade"):
-                tenant_ready_everywhere(fleet, publish.head(fleet.server, TENANT_REPO))
+            with record.phase("tenants reconciled after the upgrade"):
+                for team in fleet.tenants:
+                    tenant_ready_everywhere(fleet, team, publish.head(fleet.server, team.repo))
         fleet.kit = upgrade.target
         upgrade.done = True
     finally:
@@ -212,4 +216,4 @@ def test_tenant_release_was_not_released_again(fleet: Fleet, upgrade: UpgradeRun
     for env, handle in fleet.clusters.items():
         before = upgrade.tenant_releases.get(env)
         assert before is not None, f"{env}: no baseline revision (test_isolation_holds_at_the_previous_set)"
-        assert helm_release_revision(handle.kube, TENANT_RELEASE) == before, env
+        assert helm_release_revision(handle.kube, tenant_release(fleet.tenants[0])) == before, env

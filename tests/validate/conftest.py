@@ -29,7 +29,7 @@ def validate_copy(
 
     def run(edit: Edit) -> Report:
         copy = tmp_path / "repo"
-        for name in (*roots(), "tests/policies", "tests/e2e"):
+        for name in (*roots(repo_root), "tests/policies", "tests/e2e"):
             shutil.copytree(repo_root / name, copy / name)
         edit(copy)
         return validate(copy, kit.tools, kit.sources, versions)
