@@ -87,11 +87,14 @@ class Kube:
             raise KubeError(f"{what} on the cluster of {self.kubeconfig} failed: {exc} "
                             f"(each API request has {self.timeout_s:.0f}s)") from exc
 
-    def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
-        """The object as a dict, or None if it does not exist."""
+    def get(self, api_version: str, kind: str, name: str, namespace: str | None = None,
+            timeout_s: float | None = None) -> dict[str, Any] | None:
+        """The object as a dict, or None if it does not exist. `timeout_s` shortens this
+        request's deadline (a wait gives it what is left of its own)."""
+        bound = {} if timeout_s is None else {"_request_timeout": (min(timeout_s, self.timeout_s),) * 2}
         with self._request(f"get {kind} {namespace or ''}/{name}"):
             try:
-                return dict(self._resource(api_version, kind).get(name=name, namespace=namespace).to_dict())
+                return dict(self._resource(api_version, kind).get(name=name, namespace=namespace, **bound).to_dict())
             except NotFoundError:
                 return None
 

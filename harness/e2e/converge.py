@@ -1,8 +1,13 @@
-"""Waiting for a fleet to converge: every layer Ready at the pushed revision, in the order the
-fleet's own dependsOn gives, the policies enforced, every tenant reconciled."""
+"""Convergence, one engine for every wait on the fleet (bring-up, attach, re-convergence after
+a disruptive test, the upgrade): a plan of Flux objects in the order the fleet's own dependsOn
+gives, each with its kind's deadline; each object is asked to reconcile and waited for at its
+revision after that request (so nothing from before the request, Ready or failed, counts), and
+each API attempt is bounded by what is left of its deadline."""
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from harness.access.kube import Kube
@@ -10,6 +15,7 @@ from harness.core import yamlio
 from harness.core.repo import API, POLICIES_DIR, platform_order
 from harness.core.topology import Tenant
 from harness.core.versions import REPO_ROOT
+from harness.core.waits import wait_for
 from harness.e2e import flux, publish
 from harness.e2e.flux import Ref
 from harness.e2e.handles import ClusterHandle, Fleet
@@ -40,16 +46,38 @@ def policies_not_ready(kube: Kube) -> dict[str, object]:
     return states
 
 
-def platform_ready(fleet: Fleet, handle: ClusterHandle, commit: str) -> None:
-    """Every platform layer of one cluster reconciled again and Ready at fleet `commit`, in the
-    fleet's dependsOn order (after a change to the fleet, or a disturbance of its parts)."""
-    source = Ref("GitRepository", "flux-system", "flux-system")
-    token = flux.request_reconcile(handle.kube, source)
-    flux.wait_ready(handle.kube, source, commit, fleet.config.timeout(120), handled=token)
-    for name in platform_order(handle.env):
-        ref = Ref("Kustomization", "flux-system", name)
-        token = flux.request_reconcile(handle.kube, ref)
-        flux.wait_ready(handle.kube, ref, commit, fleet.config.timeout(300), handled=token)
+# How long each kind may take to reconcile once asked (scaled by --e2e-timeout-scale).
+DEADLINE_S = {"GitRepository": 120.0, "HelmRepository": 120.0, "OCIRepository": 120.0,
+              "Kustomization": 300.0, "HelmRelease": 300.0}
+# A first install (bring-up): the platform's Kustomizations install Kyverno and wait for every
+# policy to be enforced, which takes longer than a later reconcile.
+FIRST_INSTALL_S = 600.0
+# A HelmRelease target with this name stands for every HelmRelease in its namespace, listed
+# once what applies them is Ready (a tenant's repository decides which releases it has).
+EVERY_RELEASE = "*"
+
+
+@dataclass(frozen=True)
+class Target:
+    """One object of a plan: Ready at `commit` (None: whatever it applies, e.g. a HelmRelease)
+    after a reconcile request, within `deadline_s` (default: its kind's)."""
+
+    ref: Ref
+    commit: str | None = None
+    deadline_s: float | None = None
+
+    @property
+    def budget_s(self) -> float:
+        return self.deadline_s if self.deadline_s is not None else DEADLINE_S[self.ref.kind]
+
+
+def platform_plan(env: str, commit: str, first_install: bool = False, root: Path = REPO_ROOT) -> list[Target]:
+    """The fleet's own layers on the cluster of `env` at fleet `commit`: its source, its
+    Kustomizations in dependsOn order, the policy engine's release."""
+    layers = FIRST_INSTALL_S if first_install else None
+    return [Target(Ref("GitRepository", "flux-system", "flux-system"), commit),
+            *(Target(Ref("Kustomization", "flux-system", name), commit, layers) for name in platform_order(env, root)),
+            Target(Ref("HelmRelease", "flux-system", "kyverno"))]
 
 
 def source_ref(tenant: Tenant) -> Ref:
@@ -60,40 +88,63 @@ def sync_ref(tenant: Tenant) -> Ref:
     return Ref("Kustomization", tenant.namespace, tenant.sync)
 
 
-def releases_ready(kube: Kube, tenant: Tenant, timeout_s: float, diagnostics: str = "") -> None:
-    """Every HelmRelease in the tenant's namespace released (its repository's charts)."""
-    for release in kube.list(API["HelmRelease"], "HelmRelease", tenant.namespace):
-        ref = Ref("HelmRelease", tenant.namespace, release["metadata"]["name"])
-        flux.wait_ready(kube, ref, None, timeout_s, diagnostics)
+def tenant_plan(tenant: Tenant, commit: str) -> list[Target]:
+    """A tenant at its repository's `commit`: its source, its Kustomization, then every release
+    its repository applies."""
+    return [Target(source_ref(tenant), commit), Target(sync_ref(tenant), commit),
+            Target(Ref("HelmRelease", tenant.namespace, EVERY_RELEASE))]
+
+
+def _expand(kube: Kube, target: Target) -> list[Target]:
+    if target.ref.name != EVERY_RELEASE:
+        return [target]
+    releases = kube.list(API["HelmRelease"], "HelmRelease", target.ref.namespace)
+    return [Target(Ref("HelmRelease", target.ref.namespace, r["metadata"]["name"]), target.commit, target.deadline_s)
+            for r in releases]
+
+
+def converge(kube: Kube, plan: list[Target], scale: float = 1.0, diagnostics: str = "") -> None:
+    """Each target in order: it exists, is asked to reconcile, and is Ready at its revision
+    after the request, within its deadline (times `scale`); fails fast on a failure that answers
+    the request (flux.wait_ready)."""
+    for planned in plan:
+        for target in _expand(kube, planned):
+            ref = target.ref
+            deadline = time.monotonic() + target.budget_s * scale
+
+            def exists(ref: Ref = ref, deadline: float = deadline) -> tuple[bool, None, str]:
+                left = max(flux.MIN_REQUEST_S, deadline - time.monotonic())
+                found = kube.get(API[ref.kind], ref.kind, ref.name, ref.namespace, timeout_s=left)
+                return found is not None, None, "does not exist yet"
+
+            wait_for(f"{ref} to exist", exists, max(0.0, deadline - time.monotonic()), interval_s=1.0,
+                     hint=f"diagnostics: {diagnostics}" if diagnostics else "")
+            token = flux.request_reconcile(kube, ref)
+            flux.wait_ready(kube, ref, target.commit, max(0.0, deadline - time.monotonic()), diagnostics,
+                            handled=token)
+
+
+def platform_ready(fleet: Fleet, handle: ClusterHandle, commit: str) -> None:
+    """Every platform layer of one cluster reconciled again and Ready at fleet `commit`, in the
+    fleet's dependsOn order (after a change to the fleet, or a disturbance of its parts)."""
+    converge(handle.kube, platform_plan(handle.env, commit), fleet.config.timeout_scale)
 
 
 def tenant_ready_everywhere(fleet: Fleet, tenant: Tenant, commit: str) -> None:
-    """On every cluster, the tenant's Kustomization applied `commit` and its releases are released."""
+    """On every cluster, the tenant reconciled again at `commit`, its releases released."""
     for handle in fleet.clusters.values():
-        flux.request_reconcile(handle.kube, source_ref(tenant))
-        flux.wait_ready(handle.kube, sync_ref(tenant), commit, fleet.config.timeout(240))
-        releases_ready(handle.kube, tenant, fleet.config.timeout(240))
+        converge(handle.kube, tenant_plan(tenant, commit), fleet.config.timeout_scale)
 
 
 def wait_fleet(fleet: Fleet, handle: ClusterHandle) -> None:
-    """Every layer Ready at the revision pushed, in the dependsOn order of clusters/<env>."""
-    cfg, kube = fleet.config, handle.kube
+    """A fresh or attached cluster converged: every platform layer at the fleet's HEAD, then
+    every tenant at its repository's commit."""
     diag = str(fleet.diagnostics_dir("setup") / handle.env)
     head = publish.head(fleet.server, FLEET_REPO)
-    order = platform_order(handle.env)
-    with fleet.timings.measure(f"{handle.env}: {', '.join(order)} Ready at fleet HEAD"):
-        source = Ref("GitRepository", "flux-system", "flux-system")
-        flux.request_reconcile(kube, source)
-        flux.wait_ready(kube, source, head, cfg.timeout(120), diag)
-        for name in order:
-            ref = Ref("Kustomization", "flux-system", name)
-            if kube.get(API["Kustomization"], "Kustomization", name, "flux-system") is not None:
-                flux.request_reconcile(kube, ref)
-            flux.wait_ready(kube, ref, head, cfg.timeout(600), diag)
-        flux.wait_ready(kube, Ref("HelmRelease", "flux-system", "kyverno"), None, cfg.timeout(60), diag)
+    plan = platform_plan(handle.env, head, first_install=True)
+    with fleet.timings.measure(f"{handle.env}: {', '.join(t.ref.name for t in plan)} Ready at fleet HEAD"):
+        converge(handle.kube, plan, fleet.config.timeout_scale, diag)
     for tenant in fleet.tenants:
-        commit = fleet.tenant_commits[tenant.name]
         with fleet.timings.measure(f"{handle.env}: tenant {tenant.name} Ready at its commit, its releases released"):
-            flux.wait_ready(kube, source_ref(tenant), commit, cfg.timeout(180), diag)
-            flux.wait_ready(kube, sync_ref(tenant), commit, cfg.timeout(300), diag)
-            releases_ready(kube, tenant, cfg.timeout(300), diag)
+            converge(handle.kube, tenant_plan(tenant, fleet.tenant_commits[tenant.name]),
+                     fleet.config.timeout_scale, diag)

@@ -122,6 +122,18 @@ def _bring_up(fleet: Fleet, handle: ClusterHandle, reg: registry.Registry, turns
     wait_fleet(fleet, handle)
 
 
+def _kept_cluster(kit: Kit, run: Run, env: str, kubeconfig: Path, workdir: Path) -> Cluster:
+    """A cluster `make up` created and kept: the kind cluster it is (so its node logs are
+    exported like any run's), or, when its kind cluster is no longer there under its name or
+    kubeconfig, an existing cluster reached through the kubeconfig alone. Attaching deletes
+    nothing either way (`make down` does)."""
+    cluster = KitCluster(run.name(env), workdir, kit.binary("kind"), kit.binary("kubectl"), kit.node_image, run.network)
+    if cluster.kubeconfig_path.resolve() == kubeconfig.resolve() and cluster.exists():
+        return cluster
+    say(f"{env}: kind cluster {cluster.name} of `make up` not found; using {kubeconfig} as an existing cluster")
+    return ExistingCluster(run.name(env), kubeconfig)
+
+
 def attach(config: E2EConfig, kit: Kit, server: GitServer, clusters: dict[str, Path],
            workdir: Path, run: Run) -> Fleet:
     """A Fleet over an environment that is already up (`make up`): nothing is created."""
@@ -132,8 +144,8 @@ def attach(config: E2EConfig, kit: Kit, server: GitServer, clusters: dict[str, P
         if env not in clusters:
             raise HarnessError(f"the environment from `make up` has no {env} cluster "
                                f"(it has {', '.join(clusters)}); choose with --e2e-environments")
-        cluster = ExistingCluster(run.name(env), clusters[env])
-        fleet.clusters[env] = ClusterHandle(env, cluster, Kube(clusters[env]), workdir / env)
+        fleet.clusters[env] = ClusterHandle(env, _kept_cluster(kit, run, env, clusters[env], workdir / env),
+                                            Kube(clusters[env]), workdir / env)
     run_together({env: functools.partial(wait_fleet, fleet, handle) for env, handle in fleet.clusters.items()})
     return fleet
 

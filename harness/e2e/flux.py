@@ -19,6 +19,8 @@ from harness.core.waits import WaitTimeoutError, wait_for
 from harness.e2e.gitserver import GitServer
 
 BOOTSTRAP_TIMEOUT_S = 600.0
+# The least a wait's API request is given near its deadline (a last look, not a hang).
+MIN_REQUEST_S = 2.0
 REQUESTED_AT = "reconcile.fluxcd.io/requestedAt"
 
 
@@ -93,22 +95,27 @@ def wait_ready(kube: Kube, ref: Ref, commit: str | None, timeout_s: float, diagn
                handled: str | None = None) -> dict[str, Any]:
     """Wait until ref is Ready (at `commit` if given, and after handling the reconcile request
     `handled` if given: a Ready status from before the request does not count); fail fast on
-    terminal states."""
+    terminal states, but only on states that answer the request and `commit` (a failure from
+    before the request, or of an older revision, is what the request is meant to replace). Each
+    API request gets at most what is left of the deadline."""
     started = time.monotonic()
-    last: list[Status] = []
+    deadline = started + timeout_s
 
     def probe() -> tuple[bool, dict[str, Any], str]:
-        obj = kube.get(API[ref.kind], ref.kind, ref.name, ref.namespace)
+        left = max(MIN_REQUEST_S, deadline - time.monotonic())
+        obj = kube.get(API[ref.kind], ref.kind, ref.name, ref.namespace, timeout_s=left)
         if obj is None:
             return False, {}, "does not exist yet"
         status = status_of(obj, commit)
-        last[:] = [status]
-        if status.verdict == "failed" and (status.terminal or status.reason in TERMINAL_REASONS):
-            raise FluxError(f"{ref} failed: reason={status.reason}: {status.message}"
-                            + (f" (diagnostics: {diagnostics})" if diagnostics else ""))
         seen = (obj.get("status") or {}).get("lastHandledReconcileAt")
         if handled is not None and seen != handled:
-            return False, obj, f"reconcile request {handled} not handled yet (last handled: {seen})"
+            return False, obj, (f"reconcile request {handled} not handled yet (last handled: {seen}); "
+                                f"until then: {status.describe()}")
+        attempted = str((obj.get("status") or {}).get("lastAttemptedRevision") or "")
+        stale = commit is not None and attempted != "" and not attempted.endswith(commit)
+        if status.verdict == "failed" and (status.terminal or status.reason in TERMINAL_REASONS) and not stale:
+            raise FluxError(f"{ref} failed: reason={status.reason}: {status.message}"
+                            + (f" (diagnostics: {diagnostics})" if diagnostics else ""))
         return status.verdict == "ready", obj, status.describe()
 
     target = f" at {commit[:12]}" if commit else ""

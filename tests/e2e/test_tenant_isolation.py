@@ -123,18 +123,20 @@ def probe_namespace(fleet: Fleet, cluster: ClusterHandle, probe_name: str, probe
     account may edit it, with the probe repo as GitRepository `probe` there and in flux-system."""
     kube = cluster.kube
     kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": probe_name}})
-    kube.create({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-                 "metadata": {"name": "default-edit", "namespace": probe_name},
-                 "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
-                 "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": probe_name}]})
-    for namespace in (probe_name, "flux-system"):
-        kube.create({"apiVersion": flux.API["GitRepository"], "kind": "GitRepository",
-                     "metadata": {"name": probe_name, "namespace": namespace},
-                     "spec": {"interval": "5m", "url": fleet.server.repo_url(PROBE_REPO), "ref": {"branch": "main"}}})
-        flux.wait_ready(kube, Ref("GitRepository", namespace, probe_name), probe_repo, fleet.config.timeout(120))
-    yield probe_name
-    kube.delete(flux.API["GitRepository"], "GitRepository", probe_name, "flux-system")
-    kube.delete("v1", "Namespace", probe_name)
+    try:  # whatever part was made goes again, also when the setup fails half-way
+        kube.create({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                     "metadata": {"name": "default-edit", "namespace": probe_name},
+                     "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
+                     "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": probe_name}]})
+        for namespace in (probe_name, "flux-system"):
+            kube.create({"apiVersion": flux.API["GitRepository"], "kind": "GitRepository",
+                         "metadata": {"name": probe_name, "namespace": namespace},
+                         "spec": {"interval": "5m", "url": fleet.server.repo_url(PROBE_REPO), "ref": {"branch": "main"}}})
+            flux.wait_ready(kube, Ref("GitRepository", namespace, probe_name), probe_repo, fleet.config.timeout(120))
+        yield probe_name
+    finally:
+        kube.delete(flux.API["GitRepository"], "GitRepository", probe_name, "flux-system")
+        kube.delete("v1", "Namespace", probe_name)
 
 
 def _probe_kustomization(name: str, namespace: str, source_namespace: str) -> dict[str, Any]:
