@@ -40,6 +40,7 @@ class Tenant:
     branch: str
     allowlist: tuple[str, ...]  # its entry in the source allowlist policy
     local_dir: str | None = None  # the folder of this tree that holds its repository
+    releases: tuple[str, ...] = ()  # the HelmReleases that repository ships
 
     @property
     def user(self) -> str:
@@ -180,10 +181,13 @@ def _tenant(root: Path, folder: Path, allowlists: dict[str, list[str]], repos: d
         raise ConfigError(f"{where}: the tenant's Kustomization names no serviceAccountName, so Flux would "
                           "reconcile it as itself; set the tenant's account")
     spec = sources[0]["spec"]
+    local = repos.get(namespace)
+    releases = sorted({d["metadata"]["name"] for _, d in _docs(root / local) if d.get("kind") == "HelmRelease"}
+                      if local else set())
     return Tenant(name=name, namespace=namespace, account=account, source=sources[0]["metadata"]["name"],
                   sync=syncs[0]["metadata"]["name"], repo_url=spec["url"],
                   branch=(spec.get("ref") or {}).get("branch", "main"),
-                  allowlist=tuple(allowlists.get(name, ())), local_dir=repos.get(namespace))
+                  allowlist=tuple(allowlists.get(name, ())), local_dir=local, releases=tuple(releases))
 
 
 def _policies(root: Path) -> tuple[Policy, ...]:

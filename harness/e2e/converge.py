@@ -52,9 +52,6 @@ DEADLINE_S = {"GitRepository": 120.0, "HelmRepository": 120.0, "OCIRepository": 
 # A first install (bring-up): the platform's Kustomizations install Kyverno and wait for every
 # policy to be enforced, which takes longer than a later reconcile.
 FIRST_INSTALL_S = 600.0
-# A HelmRelease target with this name stands for every HelmRelease in its namespace, listed
-# once what applies them is Ready (a tenant's repository decides which releases it has).
-EVERY_RELEASE = "*"
 
 
 @dataclass(frozen=True)
@@ -89,39 +86,30 @@ def sync_ref(tenant: Tenant) -> Ref:
 
 
 def tenant_plan(tenant: Tenant, commit: str) -> list[Target]:
-    """A tenant at its repository's `commit`: its source, its Kustomization, then every release
-    its repository applies."""
+    """A tenant at its repository's `commit`: its source, its Kustomization, then the releases
+    its repository ships (what a test adds to the repository is that test's to wait for)."""
     return [Target(source_ref(tenant), commit), Target(sync_ref(tenant), commit),
-            Target(Ref("HelmRelease", tenant.namespace, EVERY_RELEASE))]
-
-
-def _expand(kube: Kube, target: Target) -> list[Target]:
-    if target.ref.name != EVERY_RELEASE:
-        return [target]
-    releases = kube.list(API["HelmRelease"], "HelmRelease", target.ref.namespace)
-    return [Target(Ref("HelmRelease", target.ref.namespace, r["metadata"]["name"]), target.commit, target.deadline_s)
-            for r in releases]
+            *(Target(Ref("HelmRelease", tenant.namespace, name)) for name in tenant.releases)]
 
 
 def converge(kube: Kube, plan: list[Target], scale: float = 1.0, diagnostics: str = "") -> None:
     """Each target in order: it exists, is asked to reconcile, and is Ready at its revision
     after the request, within its deadline (times `scale`); fails fast on a failure that answers
     the request (flux.wait_ready)."""
-    for planned in plan:
-        for target in _expand(kube, planned):
-            ref = target.ref
-            deadline = time.monotonic() + target.budget_s * scale
+    for target in plan:
+        ref = target.ref
+        deadline = time.monotonic() + target.budget_s * scale
 
-            def exists(ref: Ref = ref, deadline: float = deadline) -> tuple[bool, None, str]:
-                left = max(flux.MIN_REQUEST_S, deadline - time.monotonic())
-                found = kube.get(API[ref.kind], ref.kind, ref.name, ref.namespace, timeout_s=left)
-                return found is not None, None, "does not exist yet"
+        def exists(ref: Ref = ref, deadline: float = deadline) -> tuple[bool, None, str]:
+            left = max(flux.MIN_REQUEST_S, deadline - time.monotonic())
+            found = kube.get(API[ref.kind], ref.kind, ref.name, ref.namespace, timeout_s=left)
+            return found is not None, None, "does not exist yet"
 
-            wait_for(f"{ref} to exist", exists, max(0.0, deadline - time.monotonic()), interval_s=1.0,
-                     hint=f"diagnostics: {diagnostics}" if diagnostics else "")
-            token = flux.request_reconcile(kube, ref)
-            flux.wait_ready(kube, ref, target.commit, max(0.0, deadline - time.monotonic()), diagnostics,
-                            handled=token)
+        wait_for(f"{ref} to exist", exists, max(0.0, deadline - time.monotonic()), interval_s=1.0,
+                 hint=f"diagnostics: {diagnostics}" if diagnostics else "")
+        token = flux.request_reconcile(kube, ref)
+        flux.wait_ready(kube, ref, target.commit, max(0.0, deadline - time.monotonic()), diagnostics,
+                        handled=token)
 
 
 def platform_ready(fleet: Fleet, handle: ClusterHandle, commit: str) -> None:

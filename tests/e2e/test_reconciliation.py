@@ -63,11 +63,8 @@ def test_tenant_is_ready_at_its_pushed_revision(fleet: Fleet, cluster: ClusterHa
     sync = assert_ready(cluster, sync_ref(team), commit)
     assert sync["spec"]["path"] == f"./{cluster.env}"
     assert sync["spec"]["serviceAccountName"] == team.account
-    releases = cluster.kube.list(API["HelmRelease"], "HelmRelease", team.namespace)
-    for release in releases:
-        assert_ready(cluster, Ref("HelmRelease", team.namespace, release["metadata"]["name"]))
-    if (REPO_ROOT / str(team.local_dir) / "base" / "podinfo-release.yaml").is_file():
-        assert "podinfo" in [r["metadata"]["name"] for r in releases], "the example's podinfo release is missing"
+    for name in team.releases:  # those its repository ships
+        assert_ready(cluster, Ref("HelmRelease", team.namespace, name))
 
 
 def test_podinfo_follows_the_environment_overlay(fleet: Fleet, cluster: ClusterHandle, team: Tenant) -> None:
