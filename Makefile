@@ -20,7 +20,7 @@ ifdef UP
 export FLEET_E2E_UP := $(UP)
 endif
 
-.PHONY: venv validate test unit kit kit-check e2e upgrade up down lint sweep bench
+.PHONY: venv validate test unit kit kit-check e2e e2e-native upgrade up down lint sweep bench
 
 $(PY): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,10 +36,22 @@ validate: $(PY)
 ## The test command: unit tests, manifest checks, the kit smoke check and the e2e.
 test: $(PY)
 	$(PY) -m pytest --junitxml=artifacts/junit.xml $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory e2e-native
 
-## The main job: both clusters, Flux bootstrapped from the local Git server, tenancy proven.
+## The main job: both clusters, Flux bootstrapped from the local Git server, tenancy proven; then
+## the isolation suite on the fleet's native variant (e2e-native).
 e2e: $(PY)
 	$(PY) -m pytest -m e2e --junitxml=artifacts/junit-e2e.xml $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory e2e-native
+
+## The fleet's native variant (the tenant policies as native ValidatingAdmissionPolicies, no policy
+## engine) on one cluster: its reconciliation and the isolation suite.
+NATIVE_SUITE = tests/e2e/test_reconciliation.py tests/e2e/test_tenant_isolation.py tests/e2e/test_isolation_admission.py \
+               tests/e2e/test_isolation_tenant_repo.py tests/e2e/test_isolation_fail_closed.py \
+               tests/e2e/test_isolation_workloads.py tests/e2e/test_isolation_network.py
+e2e-native: $(PY)
+	$(PY) -m pytest -m e2e --e2e-policy-engine=native --e2e-environments=production \
+		--junitxml=artifacts/junit-e2e-native.xml $(NATIVE_SUITE) $(PYTEST_ARGS)
 
 ## The in-place upgrade: both clusters at UPGRADE_FROM (auto: a pull request's base, else the newest
 ## commit with an older version set, else versions.previous.yaml; or git:REF, or a set FILE), upgraded

@@ -68,8 +68,12 @@ OPTIONS: tuple[Option, ...] = (
            "each cluster (default: production, else the first cluster tested)", "ENV|every"),
     Option("upgrade-path", "how the upgrade run moves Flux: gitops (default: a commit of the new CLI's "
            "gotk-components.yaml, applied by Flux itself) or bootstrap (the new CLI's flux bootstrap)", "PATH"),
+    Option("policy-engine", "what enforces the tenant policies: kyverno (default: the fleet as it is) or native "
+           "(its variant with the same rules as native ValidatingAdmissionPolicies and no policy engine; new "
+           "clusters only)", "ENGINE"),
 )
 UPGRADE_PATHS = ("gitops", "bootstrap")
+POLICY_ENGINES = ("kyverno", "native")
 # --e2e-admission-cluster's value that runs the admission tests on each cluster.
 EVERY = "every"
 
@@ -88,6 +92,7 @@ class E2EConfig:
     upgrade_from: str | None = None
     upgrade_path: str = "gitops"  # how an upgrade run moves Flux (UPGRADE_PATHS)
     admission_cluster: str = "production"  # where the `admission` tests run, or EVERY
+    policy_engine: str = "kyverno"  # POLICY_ENGINES: the fleet as it is, or its native variant
 
     def existing_kubeconfig(self, env: str) -> Path | None:
         return dict(self.existing).get(env)
@@ -215,6 +220,13 @@ def build_config(cli: Mapping[str, object] | None = None, ini: Mapping[str, str]
     if upgrade_path not in UPGRADE_PATHS:
         raise _bad(by_name["upgrade-path"], upgrade_path, f"use one of {', '.join(UPGRADE_PATHS)}")
 
+    engine = text["policy-engine"] or POLICY_ENGINES[0]
+    if engine not in POLICY_ENGINES:
+        raise _bad(by_name["policy-engine"], engine, f"use one of {', '.join(POLICY_ENGINES)}")
+    if engine != POLICY_ENGINES[0] and (start is not None or up_text in ("1", "true") or text["kubeconfigs"]):
+        raise _bad(by_name["policy-engine"], engine, "the native variant is brought up on new clusters of its own; "
+                   "drop --e2e-upgrade-from / --e2e-up / --e2e-kubeconfigs")
+
     admission = text["admission-cluster"] or ("production" if "production" in chosen else chosen[0])
     if admission != EVERY and admission not in chosen:
         raise _bad(by_name["admission-cluster"], admission,
@@ -232,4 +244,5 @@ def build_config(cli: Mapping[str, object] | None = None, ini: Mapping[str, str]
         upgrade_from=start,
         upgrade_path=upgrade_path,
         admission_cluster=admission,
+        policy_engine=engine,
     )

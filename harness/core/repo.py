@@ -18,6 +18,9 @@ TENANT_LABEL = "toolkit.fluxcd.io/tenant"
 POD_SECURITY_LEVEL = "restricted"
 POD_SECURITY_MODES = ("enforce", "audit", "warn")
 POLICIES_DIR = "infrastructure/kyverno-policies"
+# The same policies as native ValidatingAdmissionPolicies, in the fleet's variant without a
+# policy engine (harness/manifests/native.py writes it from POLICIES_DIR).
+NATIVE_POLICIES_DIR = "infrastructure/admission-policies"
 # The per-tenant source allowlist (a JSON map in the policy's `allowlists` variable).
 SOURCE_ALLOWLIST = f"{POLICIES_DIR}/tenant-source-allowlist.yaml"
 BOOTSTRAP_KUSTOMIZATION = "flux-system"  # written by `flux bootstrap`, first of every cluster

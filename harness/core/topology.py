@@ -16,7 +16,7 @@ from typing import Any
 
 from harness.core import yamlio
 from harness.core.errors import ConfigError
-from harness.core.repo import API, POLICIES_DIR, SOURCE_ALLOWLIST, TENANT_LABEL
+from harness.core.repo import API, NATIVE_POLICIES_DIR, POLICIES_DIR, SOURCE_ALLOWLIST, TENANT_LABEL
 from harness.core.versions import REPO_ROOT
 
 # Where the fleet's repositories live as written (a placeholder host); the e2e serves each
@@ -120,8 +120,11 @@ def _environments(root: Path) -> tuple[str, ...]:
 
 
 def _allowlists(root: Path) -> dict[str, list[str]]:
-    """The allowlist policy's JSON map (tenant -> URL prefixes); {} when the fleet has none."""
+    """The allowlist policy's JSON map (tenant -> URL prefixes), from the Kyverno policy or its
+    native variant; {} when the fleet has neither."""
     path = root / SOURCE_ALLOWLIST
+    if not path.is_file():
+        path = root / NATIVE_POLICIES_DIR / Path(SOURCE_ALLOWLIST).name
     if not path.is_file():
         return {}
     for doc in yamlio.load_all(path.read_text()):
@@ -192,9 +195,12 @@ def _tenant(root: Path, folder: Path, allowlists: dict[str, list[str]], repos: d
 
 def _policies(root: Path) -> tuple[Policy, ...]:
     folder = root / POLICIES_DIR
+    if not folder.is_dir():
+        folder = root / NATIVE_POLICIES_DIR
     found = []
     for path, doc in _docs(folder) if folder.is_dir() else []:
-        if str(doc.get("apiVersion", "")).startswith(_POLICY_APIS) and (doc.get("metadata") or {}).get("name"):
+        if (str(doc.get("apiVersion", "")).startswith(_POLICY_APIS) and (doc.get("metadata") or {}).get("name")
+                and not str(doc.get("kind", "")).endswith("Binding")):
             found.append(Policy(doc["metadata"]["name"], doc["kind"], path.relative_to(root).as_posix()))
     return tuple(found)
 

@@ -16,7 +16,7 @@ from harness.core.repo import API, POLICIES_DIR, platform_order
 from harness.core.topology import Tenant
 from harness.core.versions import REPO_ROOT
 from harness.core.waits import wait_for
-from harness.e2e import flux, publish
+from harness.e2e import engines, flux, publish
 from harness.e2e.flux import Ref
 from harness.e2e.handles import ClusterHandle, Fleet
 from harness.e2e.repos import FLEET_REPO
@@ -33,17 +33,10 @@ def applied_policy_names(root: Path = REPO_ROOT) -> list[str]:
     return names
 
 
-def policies_not_ready(kube: Kube) -> dict[str, object]:
-    """The applied ValidatingPolicies Kyverno reports neither as generated into a
-    ValidatingAdmissionPolicy nor as ready in its webhook, with its message; empty when every
-    one is enforced (the same test as the fleet's health check)."""
-    states = {}
-    for name in applied_policy_names():
-        status = (kube.get(API["ValidatingPolicy"], "ValidatingPolicy", name) or {}).get("status") or {}
-        condition_status = status.get("conditionStatus") or {}
-        if status.get("generated") is not True and condition_status.get("ready") is not True:
-            states[name] = condition_status.get("message") or "not enforced yet"
-    return states
+def policies_not_ready(kube: Kube, root: Path = REPO_ROOT) -> dict[str, object]:
+    """The tenant policies not enforced yet on the cluster, as the fleet's engine judges it
+    (engines.py); empty when every one is."""
+    return engines.engine_of(root).not_enforced(kube)
 
 
 # How long each kind may take to reconcile once asked (scaled by --e2e-timeout-scale).
@@ -70,11 +63,12 @@ class Target:
 
 def platform_plan(env: str, commit: str, first_install: bool = False, root: Path = REPO_ROOT) -> list[Target]:
     """The fleet's own layers on the cluster of `env` at fleet `commit`: its source, its
-    Kustomizations in dependsOn order, the policy engine's release."""
+    Kustomizations in dependsOn order, the policy engine's release if it has one."""
     layers = FIRST_INSTALL_S if first_install else None
+    release = engines.engine_of(root).release
     return [Target(Ref("GitRepository", "flux-system", "flux-system"), commit),
             *(Target(Ref("Kustomization", "flux-system", name), commit, layers) for name in platform_order(env, root)),
-            Target(Ref("HelmRelease", "flux-system", "kyverno"))]
+            *([Target(release)] if release else [])]
 
 
 def source_ref(tenant: Tenant) -> Ref:
@@ -115,7 +109,7 @@ def converge(kube: Kube, plan: list[Target], scale: float = 1.0, diagnostics: st
 def platform_ready(fleet: Fleet, handle: ClusterHandle, commit: str) -> None:
     """Every platform layer of one cluster reconciled again and Ready at fleet `commit`, in the
     fleet's dependsOn order (after a change to the fleet, or a disturbance of its parts)."""
-    converge(handle.kube, platform_plan(handle.env, commit), fleet.config.timeout_scale)
+    converge(handle.kube, platform_plan(handle.env, commit, root=fleet.topology.root), fleet.config.timeout_scale)
 
 
 def tenant_ready_everywhere(fleet: Fleet, tenant: Tenant, commit: str) -> None:
@@ -129,7 +123,7 @@ def wait_fleet(fleet: Fleet, handle: ClusterHandle) -> None:
     every tenant at its repository's commit."""
     diag = str(fleet.diagnostics_dir("setup") / handle.env)
     head = publish.head(fleet.server, FLEET_REPO)
-    plan = platform_plan(handle.env, head, first_install=True)
+    plan = platform_plan(handle.env, head, first_install=True, root=fleet.topology.root)
     with fleet.timings.measure(f"{handle.env}: {', '.join(t.ref.name for t in plan)} Ready at fleet HEAD"):
         converge(handle.kube, plan, fleet.config.timeout_scale, diag)
     for tenant in fleet.tenants:

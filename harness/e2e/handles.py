@@ -13,7 +13,7 @@ from harness.access.kube import Kube
 from harness.core.config import E2EConfig
 from harness.core.progress import format_duration
 from harness.core.topology import Tenant, Topology
-from harness.e2e import publish
+from harness.e2e import engines, publish
 from harness.e2e.clusters import Cluster
 from harness.e2e.gitserver import GitServer
 from harness.kit.build import Kit
@@ -66,6 +66,11 @@ class Fleet:
     tenant_commits: dict[str, str] = field(default_factory=dict)  # by tenant name
     registry: registry.Registry | None = None
     server_pid: int | None = None  # the Git server's own process (kept environments only)
+
+    @property
+    def engine(self) -> engines.PolicyEngine:
+        """What enforces the tenant policies of the fleet this run serves."""
+        return engines.engine_of(self.topology.root)
 
     @property
     def tenants(self) -> tuple[Tenant, ...]:

@@ -5,6 +5,7 @@ repositories; and moved to the working tree's content, as a merged pull request 
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from fnmatch import fnmatch
 from pathlib import Path
@@ -17,6 +18,7 @@ from harness.core.repo import FLEET_DIRS
 from harness.core.versions import REPO_ROOT, Versions, load_versions
 from harness.e2e import apiversions, publish
 from harness.e2e.gitserver import GitServer
+from harness.manifests import native
 
 FLEET_REPO = "platform/fleet"
 EXPORT_TIMEOUT_S = 60.0
@@ -88,6 +90,16 @@ def sync_to_working_tree(server: GitServer, versions: Versions, repo: str, messa
         if repo == tenant.repo:
             return publish.sync(server, repo, {"": REPO_ROOT / str(tenant.local_dir)}, rewrites, message)
     return publish.sync(server, repo, fleet_sources(), rewrites, message, keep=_bootstrap_owned)
+
+
+def native_source(dest: Path, root: Path = REPO_ROOT) -> RepoSource:
+    """The working tree's native variant (harness/manifests/native.py), written under `dest`:
+    the fleet's folders and tenant repositories, with native admission policies and no engine."""
+    for name in (*FLEET_DIRS, *topology.tenant_repo_dirs(root)):
+        if (root / name).is_dir():
+            shutil.copytree(root / name, dest / name)
+    native.write_variant(dest)
+    return RepoSource(dest, "the working tree's native variant (native admission policies, no policy engine)")
 
 
 def start_source(start: Start, previous_flux: str, target_flux: str) -> tuple[RepoSource, list[str]]:

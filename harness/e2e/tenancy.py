@@ -14,6 +14,7 @@ from harness.access.kube import Kube, refusal, refusal_message
 from harness.core import yamlio
 from harness.core.repo import API
 from harness.core.topology import Tenant
+from harness.e2e import engines
 
 # The tenant's own reconciler account (the default of `account` below); None names no account.
 OWN = "(the tenant's own account)"
@@ -24,8 +25,9 @@ DENIED = 422
 
 
 def by_policy(name: str) -> str:
-    """How the API server names the policy that refused a request."""
-    return f"ValidatingAdmissionPolicy 'vpol-{name}'"
+    """How the API server names the admission policy that refused a request for tenant policy
+    `name` (it depends on this session's policy engine)."""
+    return f"ValidatingAdmissionPolicy '{engines.current().admission_policy(name)}'"
 
 
 def config_map(name: str, namespace: str | None = None) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from harness.core.errors import HarnessError
 from harness.core.progress import Sink, current_sink, say, set_sink
 from harness.core.topology import Topology, environments, read
 from harness.core.versions import load_versions
+from harness.e2e import engines
 from harness.e2e.clusters import KitCluster
 from harness.e2e.environment import e2e_fleet
 from harness.e2e.fleet import NODE_LOGS, collect_diagnostics, export_node_logs
@@ -32,7 +33,7 @@ from harness.e2e.probe import (
     summary_line,
     table,
 )
-from harness.e2e.repos import WORKING_TREE, start_source
+from harness.e2e.repos import WORKING_TREE, native_source, start_source
 from harness.e2e.upgrade import UpgradeRun
 from harness.kit.build import Kit, build_kit
 from harness.kit.charts import merged_repos
@@ -135,6 +136,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             config.hook.pytest_deselected(items=deselected)
             items[:] = [item for item in items if not item.get_closest_marker("upgrade")]
     _place_admission_tests(config, items)
+    _keep_engine_tests(config, items)
     items.sort(key=lambda item: (item.get_closest_marker("e2e") is not None,
                                  item.get_closest_marker("upgrade") is None))
 
@@ -160,6 +162,24 @@ def _place_admission_tests(config: pytest.Config, items: list[pytest.Item]) -> N
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = [item for item in items if not elsewhere(item)]
+
+
+def _keep_engine_tests(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test marked `policy_engine(NAME)` is about that engine itself (taking Kyverno down, its
+    policy kinds, its chart): it runs only when the fleet runs that engine."""
+    try:
+        engine = _config(config).policy_engine
+    except HarnessError:
+        return  # reported once, when the e2e starts
+
+    def other(item: pytest.Item) -> bool:
+        marker = item.get_closest_marker("policy_engine")
+        return marker is not None and engine not in marker.args
+
+    deselected = [item for item in items if other(item)]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if not other(item)]
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -254,6 +274,8 @@ def fleet(request: pytest.FixtureRequest, e2e_config: E2EConfig, kit: Kit,
     run starts at --e2e-upgrade-from's state (a commit's repos and set, or a set with the working
     tree's repos at the API versions it serves and the new set drops), serving both sets' charts."""
     start, source = kit, WORKING_TREE
+    if e2e_config.policy_engine == "native":
+        source = native_source(tmp_path_factory.mktemp("native-fleet"))
     if e2e_config.upgrade_from is not None:
         origin = request.config.stash[START_KEY]
         try:
@@ -279,6 +301,8 @@ def fleet(request: pytest.FixtureRequest, e2e_config: E2EConfig, kit: Kit,
         record_testsuite_property(f"version.{key}", value)
     with e2e_fleet(e2e_config, start, tmp_path_factory.mktemp("e2e"), source) as fleet:
         request.session.stash[FLEET_KEY] = fleet
+        engines.use(fleet.engine)
+        record_testsuite_property("policy-engine", fleet.engine.name)
         # What the clusters run, as their API servers say (an upgrade run never upgrades nodes).
         for env, handle in fleet.clusters.items():
             record_testsuite_property(f"version.kubernetes.{env}", handle.kube.server_version())

@@ -174,6 +174,7 @@ def _allowed(tenant: Kube, verb: str, api_version: str, kind: str, admin: Kube, 
     return bool(review["status"]["allowed"])
 
 
+@pytest.mark.policy_engine("kyverno")
 def test_tenant_can_read_but_not_write_policy_engine_kinds(cluster: ClusterHandle, tenant: Kube, team: Tenant) -> None:
     kinds = [k for group in POLICY_GROUPS for k in cluster.kube.namespaced_kinds(group)]
     assert any(kind == "Policy" for _, kind in kinds), f"discovery found no kyverno.io Policy kind: {kinds}"
@@ -184,6 +185,7 @@ def test_tenant_can_read_but_not_write_policy_engine_kinds(cluster: ClusterHandl
     tenant.list("kyverno.io/v1", "Policy", team.namespace)  # and really can: a 403 would raise here
 
 
+@pytest.mark.policy_engine("kyverno")
 def test_tenant_generate_policy_is_forbidden(tenant: Kube, probe_name: str, team: Tenant) -> None:
     policy: dict[str, Any] = {
         "apiVersion": "kyverno.io/v1", "kind": "Policy", "metadata": {"name": probe_name, "namespace": team.namespace},

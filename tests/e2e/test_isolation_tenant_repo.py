@@ -136,8 +136,8 @@ def test_nested_kustomization_as_the_tenant_is_applied(fleet: Fleet, cluster: Cl
 
 
 def test_nested_kustomization_as_an_account_of_another_namespace_is_forbidden(
-    fleet: Fleet, cluster: ClusterHandle, probes: str
-, team: Tenant) -> None:
+    fleet: Fleet, cluster: ClusterHandle, probes: str, team: Tenant
+) -> None:
     """Row 3: kustomize-controller exists in flux-system only; in a tenant namespace it is nobody."""
     message = _failed(fleet, cluster, team, "probe-foreign-account", probes)
     assert f"system:serviceaccount:{team.namespace}:kustomize-controller" in message and "forbidden" in message.lower(), message
@@ -145,8 +145,8 @@ def test_nested_kustomization_as_an_account_of_another_namespace_is_forbidden(
 
 
 def test_nested_release_as_an_account_of_another_namespace_is_forbidden(
-    fleet: Fleet, cluster: ClusterHandle, probes: str
-, team: Tenant) -> None:
+    fleet: Fleet, cluster: ClusterHandle, probes: str, team: Tenant
+) -> None:
     """Row 3 for helm-controller; the twin is the tenant's own podinfo release."""
     flux.wait_ready(cluster.kube, Ref("HelmRelease", team.namespace, "podinfo"), None, fleet.config.timeout(120))
     # helm-controller v1.4 first reports the chart it has not pulled yet; the verdict comes after.
@@ -226,8 +226,8 @@ def _commit_refused(fleet: Fleet, team: Tenant, obj: dict[str, Any], *fragments:
 
 
 def test_tenant_repo_kustomization_without_account_is_refused(
-    fleet: Fleet, restore_tenant_repo: Callable[[], str | None], probe_name: str
-, team: Tenant) -> None:
+    fleet: Fleet, restore_tenant_repo: Callable[[], str | None], probe_name: str, team: Tenant
+) -> None:
     """Row 2 (the twin: every nested Kustomization with the account is applied, above)."""
     _commit_refused(fleet, team, tenancy.kustomization(team, probe_name, path="./base", account=None),
                     tenancy.by_policy("flux-tenant-service-account"), "spec.serviceAccountName is required")
@@ -237,8 +237,8 @@ def test_tenant_repo_kustomization_without_account_is_refused(
 
 
 def test_tenant_repo_redeclaring_its_onboarding_is_refused(
-    fleet: Fleet, restore_tenant_repo: Callable[[], str | None]
-, team: Tenant) -> None:
+    fleet: Fleet, restore_tenant_repo: Callable[[], str | None], team: Tenant
+) -> None:
     """Row 13: the tenant's repo re-declares its own GitRepository on another branch."""
     redeclared = tenancy.source("GitRepository", team.source, fleet.server.repo_url(team.repo), team.namespace)
     redeclared["spec"].update({"suspend": False, "interval": "1m", "ref": {"branch": "attacker"}})

@@ -17,7 +17,7 @@ from harness.core.semver import highest
 from harness.core.topology import Tenant
 from harness.core.versions import REPO_ROOT
 from harness.e2e import flux, publish
-from harness.e2e.converge import applied_policy_names, policies_not_ready, source_ref, sync_ref
+from harness.e2e.converge import applied_policy_names, source_ref, sync_ref
 from harness.e2e.flux import Ref
 from harness.e2e.handles import ClusterHandle, Fleet
 from harness.e2e.repos import FLEET_REPO
@@ -44,17 +44,21 @@ def test_flux_controllers_run_with_the_lockdown_flags(cluster: ClusterHandle) ->
 
 def test_platform_layers_are_ready_at_the_pushed_fleet_revision(fleet: Fleet, cluster: ClusterHandle) -> None:
     head = publish.head(fleet.server, FLEET_REPO)
-    for name in platform_order(cluster.env):
+    for name in platform_order(cluster.env, fleet.topology.root):
         assert_ready(cluster, Ref("Kustomization", "flux-system", name), head)
-    # The fleet orders itself: kyverno-policies is healthy only once Kyverno enforces every
-    # policy, and tenants depends on it; the harness never waited for the policies itself.
-    applied = applied_policy_names()
-    live = {p["metadata"]["name"] for p in cluster.kube.list(API["ValidatingPolicy"], "ValidatingPolicy")}
-    assert applied and set(applied) <= live, f"policies the fleet applies: {applied}; live: {sorted(live)}"
-    assert policies_not_ready(cluster.kube) == {}, "tenants is Ready while policies are not enforced"
+    # The fleet orders itself: the policies' layer is healthy only once every policy is
+    # enforced, and tenants depends on it; the harness never waited for the policies itself.
+    engine = fleet.engine
+    applied = engine.policies()
+    assert sorted(applied) == sorted(applied_policy_names()), (engine.name, applied)
+    if engine.name == "kyverno":
+        live = {p["metadata"]["name"] for p in cluster.kube.list(API["ValidatingPolicy"], "ValidatingPolicy")}
+        assert set(applied) <= live, f"policies the fleet applies: {applied}; live: {sorted(live)}"
+    assert engine.not_enforced(cluster.kube) == {}, "tenants is Ready while policies are not enforced"
     sync = assert_ready(cluster, Ref("Kustomization", "flux-system", "flux-system"), head)
     assert sync["spec"]["serviceAccountName"] == "kustomize-controller"
-    assert_ready(cluster, Ref("HelmRelease", "flux-system", "kyverno"))
+    if engine.release is not None:
+        assert_ready(cluster, engine.release)
 
 
 def test_tenant_is_ready_at_its_pushed_revision(fleet: Fleet, cluster: ClusterHandle, team: Tenant) -> None:

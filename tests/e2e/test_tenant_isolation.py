@@ -40,8 +40,8 @@ def test_tenant_account_can_create_in_its_namespace(cluster: ClusterHandle, tena
 ])
 @pytest.mark.admission
 def test_tenant_account_cannot_write_outside_its_namespace(
-    cluster: ClusterHandle, tenant: Kube, probe_name: str, target: str, namespace: str | None
-, team: Tenant) -> None:
+    cluster: ClusterHandle, tenant: Kube, probe_name: str, target: str, namespace: str | None, team: Tenant
+) -> None:
     objects = {
         "ConfigMap": tenancy.config_map(probe_name, namespace),
         "Namespace": {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": probe_name}},
@@ -85,8 +85,8 @@ def test_tenant_commit_inside_its_namespace_is_applied(fleet: Fleet, restore_ten
 
 
 def test_tenant_commit_outside_its_namespace_is_forbidden_and_revert_recovers(
-    fleet: Fleet, restore_tenant_repo: Callable[[], str | None], probe_name: str
-, team: Tenant) -> None:
+    fleet: Fleet, restore_tenant_repo: Callable[[], str | None], probe_name: str, team: Tenant
+) -> None:
     bad = publish.commit_change(fleet.server, team.repo, lambda w: _add_escape(w, probe_name, "default"),
                                 "e2e: try to write into default")
     assert bad is not None

@@ -28,7 +28,8 @@ from harness.e2e.handles import ClusterHandle, Fleet
 from harness.e2e.repos import FLEET_REPO
 from harness.kit.images import podinfo_tag
 
-pytestmark = pytest.mark.e2e
+# The probe is tried against Kyverno's own failure modes (its admission controller gone).
+pytestmark = [pytest.mark.e2e, pytest.mark.policy_engine("kyverno")]
 
 POLICY = "flux-tenant-service-account"
 CASE = "service-account/create"

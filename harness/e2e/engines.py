@@ -1,0 +1,170 @@
+"""The policy engine seam: what the harness asks of whatever enforces the tenant policies.
+
+Two implementations. Kyverno (the fleet as it is): ValidatingPolicies that Kyverno, installed by
+Flux, turns into ValidatingAdmissionPolicies named `vpol-<policy>`. Native (the fleet's variant
+from harness/manifests/native.py): the same rules as ValidatingAdmissionPolicies named after
+the policy, no engine installed. Either way the API server refuses a request with HTTP 422
+naming the admission policy; what differs is that name, how enforcement is judged, whether
+there is an engine release to converge and an engine a test can take down, and what the kit
+must build for it. The engine of a fleet is read from its folders.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from harness.access.kube import Kube
+from harness.core import yamlio
+from harness.core.repo import API, POLICIES_DIR
+from harness.e2e.flux import Ref
+from harness.manifests.native import NATIVE_DIR
+
+ADMISSION_API = "admissionregistration.k8s.io/v1"
+
+
+class PolicyEngine(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    def policies(self) -> list[str]:
+        """The tenant policies the fleet applies, by name."""
+
+    def admission_policy(self, policy: str) -> str:
+        """The ValidatingAdmissionPolicy that enforces `policy` (its binding is `binding()`)."""
+
+    def binding(self, policy: str) -> str: ...
+
+    def not_enforced(self, kube: Kube) -> dict[str, object]:
+        """The policies not enforced yet on the cluster, with why; empty when all are."""
+
+    @property
+    def release(self) -> Ref | None:
+        """The engine's own release, which converges with the platform (None: no engine)."""
+
+    @property
+    def can_go_down(self) -> bool:
+        """Is there an engine apart from the API server that a test can take down?"""
+
+    @property
+    def kit(self) -> tuple[str, ...]:
+        """What the kit builds for this engine (its images and chart), by versions.yaml name."""
+
+
+def _listed(folder: Path, kind: str) -> list[str]:
+    names = []
+    for resource in yamlio.load((folder / "kustomization.yaml").read_text())["resources"]:
+        if (folder / resource).is_file():
+            names += [d["metadata"]["name"] for d in yamlio.load_all((folder / resource).read_text())
+                      if d and d.get("kind") == kind]
+    return names
+
+
+def _admission_missing(kube: Kube, engine: PolicyEngine) -> dict[str, object]:
+    """Each policy whose admission policy or binding is missing, or whose expressions the API
+    server could not type-check."""
+    states: dict[str, object] = {}
+    for name in engine.policies():
+        vap = kube.get(ADMISSION_API, "ValidatingAdmissionPolicy", engine.admission_policy(name))
+        binding = kube.get(ADMISSION_API, "ValidatingAdmissionPolicyBinding", engine.binding(name))
+        warnings = (((vap or {}).get("status") or {}).get("typeChecking") or {}).get("expressionWarnings")
+        if vap is None or binding is None:
+            states[name] = f"no ValidatingAdmissionPolicy {engine.admission_policy(name)} and binding yet"
+        elif warnings:
+            states[name] = f"type-checking warnings: {warnings}"
+    return states
+
+
+@dataclass(frozen=True)
+class Kyverno:
+    root: Path
+    name: str = "kyverno"
+
+    def policies(self) -> list[str]:
+        return _listed(self.root / POLICIES_DIR, "ValidatingPolicy")
+
+    def admission_policy(self, policy: str) -> str:
+        return f"vpol-{policy}"
+
+    def binding(self, policy: str) -> str:
+        return f"vpol-{policy}-binding"
+
+    def not_enforced(self, kube: Kube) -> dict[str, object]:
+        """Kyverno's own verdict, as the fleet's health check reads it: the policy generated into
+        a ValidatingAdmissionPolicy, or ready in Kyverno's webhook."""
+        states = {}
+        for name in self.policies():
+            status = (kube.get(API["ValidatingPolicy"], "ValidatingPolicy", name) or {}).get("status") or {}
+            condition_status = status.get("conditionStatus") or {}
+            if status.get("generated") is not True and condition_status.get("ready") is not True:
+                states[name] = condition_status.get("message") or "not enforced yet"
+        return states
+
+    @property
+    def release(self) -> Ref | None:
+        return Ref("HelmRelease", "flux-system", "kyverno")
+
+    @property
+    def can_go_down(self) -> bool:
+        return True
+
+    @property
+    def kit(self) -> tuple[str, ...]:
+        return ("kyverno", "kyverno_chart")
+
+
+@dataclass(frozen=True)
+class Native:
+    root: Path
+    name: str = "native"
+
+    def policies(self) -> list[str]:
+        return _listed(self.root / NATIVE_DIR, "ValidatingAdmissionPolicy")
+
+    def admission_policy(self, policy: str) -> str:
+        return policy
+
+    def binding(self, policy: str) -> str:
+        return policy
+
+    def not_enforced(self, kube: Kube) -> dict[str, object]:
+        """The API server is the engine: a policy is enforced once it and its binding exist and
+        its expressions type-check."""
+        return _admission_missing(kube, self)
+
+    @property
+    def release(self) -> Ref | None:
+        return None
+
+    @property
+    def can_go_down(self) -> bool:
+        return False
+
+    @property
+    def kit(self) -> tuple[str, ...]:
+        return ()
+
+
+ENGINES = ("kyverno", "native")
+
+
+def engine_of(root: Path) -> PolicyEngine:
+    """The engine the fleet at `root` is written for: native admission policies if it has
+    their folder, else Kyverno's policies."""
+    return Native(root) if (root / NATIVE_DIR).is_dir() else Kyverno(root)
+
+
+_current: list[PolicyEngine] = []
+
+
+def use(engine: PolicyEngine) -> None:
+    """The engine of this session's fleet (the plugin sets it once the fleet is up): how a
+    refusal names its policy in every assertion of the session."""
+    _current[:] = [engine]
+
+
+def current() -> PolicyEngine:
+    if not _current:
+        raise RuntimeError("no fleet is up in this session, so no policy engine is known yet")
+    return _current[0]

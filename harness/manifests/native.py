@@ -1,0 +1,122 @@
+"""The fleet without a policy engine: the same tenant rules as native ValidatingAdmissionPolicies
+and bindings, enforced by the API server alone.
+
+Each Kyverno ValidatingPolicy the fleet applies becomes the ValidatingAdmissionPolicy and
+binding Kyverno itself generates from it (`autogen.validatingAdmissionPolicy`: the policy's
+match constraints, conditions, variables, validations and failure policy; the binding with its
+validation actions), named after the policy instead of Kyverno's `vpol-` names. The e2e checks
+this against what Kyverno generates live, so the two variants stay one set of rules.
+
+`write_variant` turns a copy of the fleet into that variant: `infrastructure/admission-policies/`
+instead of `infrastructure/kyverno` and `kyverno-policies`, and each cluster's Kustomizations
+rewired to it (the tenants depend on it as they depended on the policies)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from harness.core import yamlio
+from harness.core.errors import HarnessError
+from harness.core.repo import NATIVE_POLICIES_DIR, POLICIES_DIR
+
+NATIVE_DIR = NATIVE_POLICIES_DIR
+ENGINE_DIRS = ("infrastructure/kyverno", POLICIES_DIR)
+ADMISSION_API = "admissionregistration.k8s.io/v1"
+# What a ValidatingAdmissionPolicy takes from a Kyverno ValidatingPolicy's spec, as Kyverno's
+# autogen copies it.
+POLICY_FIELDS = ("failurePolicy", "matchConstraints", "matchConditions", "variables", "validations",
+                 "auditAnnotations")
+# The cluster Kustomizations of the engine, and the one that replaces them.
+ENGINE_LAYERS = ("kyverno", "kyverno-policies")
+NATIVE_LAYER = "admission-policies"
+
+
+class VariantError(HarnessError):
+    """The fleet cannot be turned into its native variant as it is."""
+
+
+def applied_policies(root: Path) -> list[tuple[str, dict[str, Any]]]:
+    """(file, ValidatingPolicy) for every policy the policies folder's kustomization applies."""
+    folder = root / POLICIES_DIR
+    found = []
+    for resource in yamlio.load((folder / "kustomization.yaml").read_text())["resources"]:
+        if (folder / resource).is_file():
+            for doc in yamlio.load_all((folder / resource).read_text()):
+                if doc and doc.get("kind") == "ValidatingPolicy":
+                    found.append((resource, doc))
+    return found
+
+
+def admission_policy(policy: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The ValidatingAdmissionPolicy and binding that enforce `policy` natively."""
+    name, spec = policy["metadata"]["name"], policy["spec"]
+    if not ((spec.get("autogen") or {}).get("validatingAdmissionPolicy") or {}).get("enabled"):
+        raise VariantError(f"policy {name} is not generated into a ValidatingAdmissionPolicy by Kyverno "
+                           "(autogen.validatingAdmissionPolicy.enabled), so it may use what only Kyverno "
+                           "evaluates; write its native form by hand")
+    vap = {"apiVersion": ADMISSION_API, "kind": "ValidatingAdmissionPolicy", "metadata": {"name": name},
+           "spec": {field: spec[field] for field in POLICY_FIELDS if field in spec}}
+    binding = {"apiVersion": ADMISSION_API, "kind": "ValidatingAdmissionPolicyBinding", "metadata": {"name": name},
+               "spec": {"policyName": name, "validationActions": list(spec.get("validationActions") or ["Deny"])}}
+    return vap, binding
+
+
+def _rewire(path: Path) -> None:
+    """One cluster file: the engine's Kustomizations out, the native one in, dependsOn moved."""
+    docs = [d for d in yamlio.load_all(path.read_text()) if d]
+    kept: list[dict[str, Any]] = []
+    replaced = False
+    for doc in docs:
+        name = doc["metadata"]["name"]
+        if doc.get("kind") == "Kustomization" and name in ENGINE_LAYERS:
+            if not replaced:
+                kept.append(_native_layer(doc))
+                replaced = True
+            continue
+        needs = (doc.get("spec") or {}).get("dependsOn") or []
+        if any(n.get("name") in ENGINE_LAYERS for n in needs):
+            doc["spec"]["dependsOn"] = [{"name": NATIVE_LAYER}] + [n for n in needs if n.get("name") not in ENGINE_LAYERS]
+        kept.append(doc)
+    path.write_text(yamlio.dump_all(kept))
+
+
+def _native_layer(template: dict[str, Any]) -> dict[str, Any]:
+    spec = {k: v for k, v in template["spec"].items()
+            if k not in ("dependsOn", "healthChecks", "healthCheckExprs", "wait", "path")}
+    spec["path"] = f"./{NATIVE_DIR}"
+    spec["wait"] = True  # applied means enforced: the API server evaluates them from then on
+    return {"apiVersion": template["apiVersion"], "kind": "Kustomization",
+            "metadata": {"name": NATIVE_LAYER, "namespace": template["metadata"]["namespace"]}, "spec": spec}
+
+
+def write_variant(root: Path) -> list[str]:
+    """Turn the fleet at `root` (a copy: this rewrites it) into the native variant; returns
+    the files written, repo-relative."""
+    policies = applied_policies(root)
+    if not policies:
+        raise VariantError(f"{root / POLICIES_DIR}: no ValidatingPolicy to turn into native admission policies")
+    folder = root / NATIVE_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    written, resources = [], []
+    for file, policy in policies:
+        vap, binding = admission_policy(policy)
+        out = folder / file
+        source = f"{POLICIES_DIR}/{file}"
+        out.write_text(f"# Generated from {source} by harness/manifests/native.py: edit that file.\n"
+                       + yamlio.dump_all([vap, binding]))
+        resources.append(file)
+        written.append(out.relative_to(root).as_posix())
+    (folder / "kustomization.yaml").write_text(yamlio.dump(
+        {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": resources}))
+    written.append(f"{NATIVE_DIR}/kustomization.yaml")
+    for cluster in sorted(p for p in (root / "clusters").iterdir() if p.is_dir()):
+        for path in sorted(cluster.glob("*.yaml")):
+            text = path.read_text()
+            if any(f"name: {layer}" in text for layer in ENGINE_LAYERS):
+                _rewire(path)
+                written.append(path.relative_to(root).as_posix())
+    for engine_dir in ENGINE_DIRS:
+        shutil.rmtree(root / engine_dir)
+    return written
