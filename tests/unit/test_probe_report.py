@@ -122,3 +122,11 @@ def test_every_case_names_a_policy_the_fleet_applies() -> None:
     name matched none would be dropped from the window without a word."""
     named = {c.policy for c in cases(topology.read().tenants[0], "podinfo:1", "http://git.example/dev-team/apps", "p")}
     assert named and named <= set(applied_policy_names()), sorted(named - set(applied_policy_names()))
+
+
+def test_every_policy_the_fleet_applies_has_a_probe_case() -> None:
+    """A new tenant policy cannot be left out of the upgrade probe: this fails until it has a
+    violating request and its twin in harness/e2e/cases.py."""
+    named = {c.policy for c in cases(topology.read().tenants[0], "podinfo:1", "http://git.example/dev-team/apps", "p")}
+    missing = set(applied_policy_names()) - named
+    assert not missing, f"policies with no probe case (add them to harness/e2e/cases.py): {sorted(missing)}"
