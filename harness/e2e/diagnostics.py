@@ -34,6 +34,9 @@ def collect(kubectl: str, cluster: Cluster, target: Path, node_logs: bool = True
     save("flux-objects.yaml", [*k, "get", ",".join(FLUX_KINDS), "-A", "-o", "yaml"])
     save("flux-summary.txt", [*k, "get", ",".join(FLUX_KINDS), "-A", "-o", "wide"])
     save("kyverno-policies.yaml", [*k, "get", ",".join(KYVERNO_KINDS), "-A", "-o", "yaml"])
+    # What the API server enforces, whichever engine wrote it (Kyverno's vpol-*, or the native variant's).
+    save("admission-policies.yaml", [*k, "get", "validatingadmissionpolicies,validatingadmissionpolicybindings",
+                                     "-o", "yaml"])
     save("events.txt", [*k, "get", "events", "-A", "--sort-by=.lastTimestamp"])
     save("pods.txt", [*k, "get", "pods", "-A", "-o", "wide"])
     for namespace in NAMESPACES_WITH_LOGS:
