@@ -61,15 +61,8 @@ def fleet_up(config: E2EConfig, kit: Kit, workdir: Path, run: Run, keep: bool = 
         fleet = Fleet(config, kit, server, hits, {}, timings, topology.read(source.root), fleet_commit, tenant_commits,
                       registry=reg, server_pid=daemon.pid if daemon else None)
         for env in config.environments:
-            existing = config.existing_kubeconfig(env)
-            cluster: Cluster
-            if existing is not None:
-                cluster = ExistingCluster(f"existing-{env}", existing)
-                (workdir / env).mkdir(parents=True, exist_ok=True)
-                say(f"{env}: using the existing cluster of {existing}")
-            else:
-                cluster = KitCluster(run.name(env), workdir / env, kit.binary("kind"), kit.binary("kubectl"),
-                                     kit.node_image, run.network)
+            cluster = provide(config, kit, run, env, workdir / env)
+            if isinstance(cluster, KitCluster):
                 stack.callback(best_effort, f"delete cluster {cluster.name}", cluster.delete)
             fleet.clusters[env] = ClusterHandle(env, cluster, Kube(Path(cluster.kubeconfig_path)), workdir / env)
         turns = _BootstrapTurns(list(fleet.clusters))
@@ -120,6 +113,18 @@ def _bring_up(fleet: Fleet, handle: ClusterHandle, reg: registry.Registry, turns
             enforcer.wait_running(handle.kube, kit.versions, handle.cluster.name)
     turns.wait_all_pushed(fleet.config.timeout(flux.BOOTSTRAP_TIMEOUT_S * len(turns.pushed)))
     wait_fleet(fleet, handle)
+
+
+def provide(config: E2EConfig, kit: Kit, run: Run, env: str, workdir: Path) -> Cluster:
+    """The provider of one environment's cluster, from the configuration: an existing cluster
+    where --e2e-kubeconfigs names one for `env`, else a new kind cluster from the kit (created
+    by the bring-up, deleted with the run). A further provider plugs in here."""
+    existing = config.existing_kubeconfig(env)
+    if existing is not None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        say(f"{env}: using the existing cluster of {existing}")
+        return ExistingCluster(f"existing-{env}", existing)
+    return KitCluster(run.name(env), workdir, kit.binary("kind"), kit.binary("kubectl"), kit.node_image, run.network)
 
 
 def _kept_cluster(kit: Kit, run: Run, env: str, kubeconfig: Path, workdir: Path) -> Cluster:
