@@ -47,6 +47,7 @@ def wait_for(
     timeout_s: float,
     interval_s: float = 2.0,
     hint: str = "",
+    first_s: float | None = None,
 ) -> T:
     """Call probe() until it reports done; return its value.
 
@@ -67,7 +68,10 @@ def wait_for(
     retrying = tenacity.Retrying(
         retry=tenacity.retry_if_exception_type(_NotYet),
         stop=tenacity.stop_after_delay(timeout_s),
-        wait=tenacity.wait_fixed(interval_s),
+        # From `first_s`, doubling up to `interval_s`: a state expected any moment (a reconcile
+        # request being handled) is seen at once, a long wait still polls at `interval_s`.
+        wait=(tenacity.wait_exponential(multiplier=first_s, min=first_s, max=interval_s) if first_s
+              else tenacity.wait_fixed(interval_s)),
         reraise=True,
     )
     try:

@@ -121,7 +121,7 @@ def wait_ready(kube: Kube, ref: Ref, commit: str | None, timeout_s: float, diagn
     target = f" at {commit[:12]}" if commit else ""
     try:
         obj = wait_for(f"{ref} to be Ready{target}", probe, timeout_s=timeout_s, interval_s=2.0,
-                       hint=f"diagnostics: {diagnostics}" if diagnostics else "")
+                       hint=f"diagnostics: {diagnostics}" if diagnostics else "", first_s=0.25)
     except WaitTimeoutError as exc:
         raise FluxError(str(exc)) from None
     say(f"  {ref} Ready{target} after {format_duration(time.monotonic() - started)}")

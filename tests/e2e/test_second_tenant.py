@@ -72,12 +72,15 @@ def web_tenant(fleet: Fleet, web_repo: str) -> Iterator[str]:
             _sync_fleet(fleet, restored)
 
 
-def test_onboarded_tenant_reconciles_on_every_cluster(fleet: Fleet, web_tenant: str) -> None:
+def test_onboarded_tenant_reconciles_on_every_cluster(fleet: Fleet, team: Tenant, web_tenant: str) -> None:
+    """Also takes `team`, as every test of this module does: a session-scoped parameter some tests
+    of a module take and others not makes pytest set the module's fixtures up twice."""
     for handle in fleet.clusters.values():
         ks = flux.wait_ready(handle.kube, Ref("Kustomization", "web", "web-team"), web_tenant, fleet.config.timeout(180))
         assert ks["spec"]["serviceAccountName"] == "web-team"
         assert ks["spec"]["path"] == f"./{handle.env}"
         assert handle.kube.get("v1", "ConfigMap", "web-settings", "web") is not None, handle.env
+        assert handle.kube.get("v1", "ConfigMap", "web-settings", team.namespace) is None, handle.env
 
 
 def test_neighbours_hostile_commit_leaves_the_other_tenant_ready(
