@@ -18,6 +18,7 @@ from typing import Protocol
 from harness.access.kube import Kube
 from harness.core import yamlio
 from harness.core.repo import API, POLICIES_DIR
+from harness.core.versions import REPO_ROOT
 from harness.e2e.flux import Ref
 from harness.manifests.native import NATIVE_DIR
 
@@ -147,6 +148,11 @@ class Native:
 
 
 ENGINES = ("kyverno", "native")
+
+
+def named(name: str, root: Path = REPO_ROOT) -> PolicyEngine:
+    """The engine --e2e-policy-engine names, for the fleet at `root`."""
+    return Native(root) if name == "native" else Kyverno(root)
 
 
 def engine_of(root: Path) -> PolicyEngine:

@@ -57,6 +57,12 @@ def pytest_configure(config: pytest.Config) -> None:
     signal.signal(signal.SIGTERM, _interrupt)
     config.stash[SINK_KEY] = current_sink()
     set_sink(_live_sink(config))
+    # How refusals name their policy is known from the settings, before the test modules
+    # (whose parameters name policies) are imported; the fleet's own engine replaces it later.
+    try:
+        engines.use(engines.named(_config(config).policy_engine))
+    except HarnessError:
+        engines.use(engines.named("kyverno"))  # the bad setting is reported when the e2e starts
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
