@@ -47,8 +47,9 @@ def grow(root: Path, source: str = "staging") -> None:
     url = f"{topology.GIT_HOST}{NEW_TENANT}/apps.git"
     add_tenant(root, NEW_TENANT, NEW_NAMESPACE, url, allow=tuple(a for a in example.allowlist if a != example.repo_url))
     shutil.copytree(root / str(example.local_dir), root / NEW_REPO_DIR)
-    for path in (root / NEW_REPO_DIR).rglob("kustomization.yaml"):
-        path.write_text(path.read_text().replace(f"namespace: {example.namespace}\n", f"namespace: {NEW_NAMESPACE}\n"))
+    for path in (root / NEW_REPO_DIR).rglob("*.yaml"):  # the copy deploys into its own namespace, as its account
+        text = path.read_text().replace(f"namespace: {example.namespace}\n", f"namespace: {NEW_NAMESPACE}\n")
+        path.write_text(text.replace(f"serviceAccountName: {example.account}\n", f"serviceAccountName: {NEW_TENANT}\n"))
 
 
 @pytest.fixture
@@ -85,6 +86,8 @@ def test_a_new_environment_and_tenant_are_folders(grown: Path) -> None:
                                                                      f"{NEW_TENANT}/apps", NEW_REPO_DIR)
     assert [t.name for t in tree.served_tenants()] == ["dev-team", NEW_TENANT]
     assert "https://stefanprodan.github.io/podinfo" in ops.allowlist
+    release = (grown / NEW_REPO_DIR / "base" / "podinfo-release.yaml").read_text()
+    assert f"serviceAccountName: {NEW_TENANT}" in release and f"namespace: {NEW_NAMESPACE}" in release, release
     overlay = (grown / "tenants" / NEW_ENV / f"{NEW_TENANT}-patch.yaml").read_text()
     assert f"path: ./{NEW_ENV}" in overlay, overlay
     assert "path: ./tenants/qa" in (grown / "clusters" / NEW_ENV / "tenants.yaml").read_text()
