@@ -39,11 +39,12 @@ class FakeFleet:
 def test_every_clusters_node_logs_land_in_one_folder(tmp_path: Path) -> None:
     staging, production = FakeCluster("fleet-x-staging"), FakeCluster("fleet-x-production", fails=True)
     lines: list[str] = []
+    previous = progress.current_sink()
     progress.set_sink(lines.append)
     try:
         folder = export_node_logs(FakeFleet(tmp_path, {"staging": staging, "production": production}))  # type: ignore[arg-type]
     finally:
-        progress.set_sink(None)
+        progress.set_sink(previous)
     assert folder == tmp_path / NODE_LOGS
     assert (folder / "staging" / "kubelet.log").read_text() == "journal\n"
     assert (staging.exports, production.exports) == (1, 1)

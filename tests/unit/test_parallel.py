@@ -31,11 +31,13 @@ def test_steps_run_at_the_same_time_and_their_lines_name_them() -> None:
         arrived.append(name)
         progress.say(f"arrived as {name}")
 
+    previous = progress.current_sink()
+
     progress.set_sink(lines.append)
     try:
         run_together({"staging": lambda: step("staging"), "production": lambda: step("production")})
     finally:
-        progress.set_sink(None)
+        progress.set_sink(previous)
     assert sorted(arrived) == ["production", "staging"]
     said = sorted(line.split("] ", 1)[1] for line in lines)
     assert said == ["production: arrived as production", "staging: arrived as staging"]

@@ -36,12 +36,13 @@ def test_progress_is_live_under_output_capture(pytester: pytest.Pytester) -> Non
 def test_a_silent_step_is_repeated_with_its_elapsed_time(monkeypatch: pytest.MonkeyPatch) -> None:
     lines: list[str] = []
     monkeypatch.setattr(progress, "HEARTBEAT_S", 0.2)
+    previous = progress.current_sink()
     progress.set_sink(lines.append)
     try:
         with progress.step("waiting on something slow"):
             threading.Event().wait(1.5)
     finally:
-        progress.set_sink(None)
+        progress.set_sink(previous)
     beats = [line for line in lines if "... still waiting on something slow" in line]
     assert len(beats) >= 2, lines
     assert lines[-1].split("] ", 1)[1].startswith("done waiting on something slow in 1."), lines

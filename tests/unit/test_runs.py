@@ -55,6 +55,7 @@ def test_sweep_removes_dead_runs_keeps_live_ones_clusters_first() -> None:
 
 def test_a_second_holder_waits_and_says_for_whom(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     lines: list[str] = []
+    previous = progress.current_sink()
     progress.set_sink(lines.append)
     first_in, release = threading.Event(), threading.Event()
     order: list[str] = []
@@ -74,7 +75,7 @@ def test_a_second_holder_waits_and_says_for_whom(tmp_path: Path, monkeypatch: py
             order.append("second")
     finally:
         thread.join()
-        progress.set_sink(None)
+        progress.set_sink(previous)
     assert order == ["first", "second"]
     waiting = [line for line in lines if "waiting for the e2e of run aaaaaa" in line]
     assert waiting and "one at a time" in waiting[0] and str(tmp_path) in waiting[0], lines

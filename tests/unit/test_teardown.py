@@ -18,6 +18,8 @@ def test_a_failing_teardown_step_is_said_and_the_tests_failure_survives() -> Non
     def docker_rm_fails() -> None:
         raise CommandError(["docker", "rm", "-f", "fleet-abc123-registry"], 1, "daemon gone", "command failed")
 
+    previous = progress.current_sink()
+
     progress.set_sink(lines.append)
     try:
         with pytest.raises(AssertionError, match="the test's own failure"), ExitStack() as stack:
@@ -25,7 +27,7 @@ def test_a_failing_teardown_step_is_said_and_the_tests_failure_survives() -> Non
             stack.callback(best_effort, "remove registry fleet-abc123-registry", docker_rm_fails)
             raise AssertionError("the test's own failure")
     finally:
-        progress.set_sink(None)
+        progress.set_sink(previous)
     assert done == ["network"]  # the steps after the failing one still ran
     assert any("teardown: could not remove registry fleet-abc123-registry" in line and "daemon gone" in line
                for line in lines), lines
