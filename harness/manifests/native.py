@@ -17,6 +17,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from harness.core import yamlio
 from harness.core.errors import HarnessError
 from harness.core.repo import NATIVE_POLICIES_DIR, POLICIES_DIR
@@ -31,6 +33,22 @@ POLICY_FIELDS = ("failurePolicy", "matchConstraints", "matchConditions", "variab
 # The cluster Kustomizations of the engine, and the one that replaces them.
 ENGINE_LAYERS = ("kyverno", "kyverno-policies")
 NATIVE_LAYER = "admission-policies"
+
+
+class _BlockDumper(yaml.SafeDumper):
+    """Multi-line strings (the policies' CEL) as literal blocks, as the policies are written."""
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value and not any(line != line.rstrip() for line in value.splitlines()) else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_BlockDumper.add_representer(str, _str)
+
+
+def _dump_all(docs: list[dict[str, Any]]) -> str:
+    return str(yaml.dump_all(docs, Dumper=_BlockDumper, sort_keys=False, width=120))
 
 
 class VariantError(HarnessError):
@@ -105,7 +123,7 @@ def write_variant(root: Path) -> list[str]:
         out = folder / file
         source = f"{POLICIES_DIR}/{file}"
         out.write_text(f"# Generated from {source} by harness/manifests/native.py: edit that file.\n"
-                       + yamlio.dump_all([vap, binding]))
+                       + _dump_all([vap, binding]))
         resources.append(file)
         written.append(out.relative_to(root).as_posix())
     (folder / "kustomization.yaml").write_text(yamlio.dump(

@@ -15,7 +15,13 @@ from typing import Any
 
 from harness.core import yamlio
 from harness.core.errors import ConfigError, HarnessError
-from harness.core.repo import API, SOURCE_ALLOWLIST, TENANT_LABEL, pod_security_labels
+from harness.core.repo import (
+    API,
+    NATIVE_POLICIES_DIR,
+    SOURCE_ALLOWLIST,
+    TENANT_LABEL,
+    pod_security_labels,
+)
 from harness.core.topology import environments
 from harness.core.versions import load_versions
 
@@ -273,6 +279,9 @@ def add_tenant(repo: Path, name: str, namespace: str, git_url: str, branch: str 
         for file, text in tenant_files(name, namespace, git_url, branch, quota, minor).items()
     }
     policy = repo / SOURCE_ALLOWLIST
+    native = repo / NATIVE_POLICIES_DIR / Path(SOURCE_ALLOWLIST).name
+    if not policy.is_file() and native.is_file():
+        policy = native  # a fleet that deploys the native variant (harness/manifests/native.py)
     if not policy.is_file():
         raise TenantError(f"{SOURCE_ALLOWLIST} is missing: is {repo} a fleet repo?")
     entry = list(dict.fromkeys([git_url.rstrip("/"), *(a.rstrip("/") for a in allow)]))

@@ -19,6 +19,7 @@ from harness.manifests.native import (
     applied_policies,
     write_variant,
 )
+from harness.manifests.tenants import add_tenant
 
 
 @pytest.fixture
@@ -55,3 +56,17 @@ def test_a_policy_kyverno_would_not_generate_is_refused() -> None:
     policy = {"metadata": {"name": "webhook-only"}, "spec": {"validations": [{"expression": "true"}]}}
     with pytest.raises(VariantError, match="policy webhook-only is not generated into a ValidatingAdmissionPolicy"):
         admission_policy(policy)
+
+
+def test_what_the_variant_writes_loads_back_as_generated(repo_root: Path, variant: Path) -> None:
+    for file, policy in applied_policies(repo_root):
+        assert yamlio.load_all((variant / NATIVE_DIR / file).read_text()) == list(admission_policy(policy)), file
+
+
+def test_a_tenant_is_onboarded_into_the_native_variant(variant: Path) -> None:
+    """`tenant add` on a fleet that deploys the variant writes the allowlist entry into the
+    native policy (its CEL written as a literal block, as in the Kyverno policy)."""
+    add_tenant(variant, "ops-team", "ops", "https://git.example.com/ops-team/apps.git")
+    ops = topology.read(variant).tenant("ops-team")
+    assert ops.allowlist == ("https://git.example.com/ops-team/apps.git",)
+    assert "dev-team" in [t.name for t in topology.read(variant).tenants]
