@@ -5,24 +5,33 @@ Flux, turns into ValidatingAdmissionPolicies named `vpol-<policy>`. Native (the 
 from harness/manifests/native.py): the same rules as ValidatingAdmissionPolicies named after
 the policy, no engine installed. Either way the API server refuses a request with HTTP 422
 naming the admission policy; what differs is that name, how enforcement is judged, whether
-there is an engine release to converge and an engine a test can take down, and what the kit
-must build for it. The engine of a fleet is read from its folders.
+there is an engine release to converge, taking the engine down for a test (and back), and what
+the kit must build for it. The engine of a fleet is read from its folders. The offline policy
+tests (`kyverno test`, make validate) judge the Kyverno policies, the source of both.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from harness.access.kube import Kube
 from harness.core import yamlio
+from harness.core.errors import HarnessError
 from harness.core.repo import API, POLICIES_DIR
 from harness.core.versions import REPO_ROOT
+from harness.core.waits import wait_for
+from harness.e2e import kyverno
 from harness.e2e.flux import Ref
 from harness.manifests.native import NATIVE_DIR
 
 ADMISSION_API = "admissionregistration.k8s.io/v1"
+
+
+class EngineError(HarnessError):
+    """Something was asked of a policy engine that it does not have."""
 
 
 class PolicyEngine(Protocol):
@@ -47,6 +56,11 @@ class PolicyEngine(Protocol):
     @property
     def can_go_down(self) -> bool:
         """Is there an engine apart from the API server that a test can take down?"""
+
+    def take_down(self, kube: Kube, timeout_s: float) -> Callable[[float], None]:
+        """Take the engine away (its own admission gone), leaving what the API server enforces
+        alone; returns what brings it back within a deadline, waiting until every policy is
+        enforced again. An engine that cannot go down refuses."""
 
     @property
     def kit(self) -> tuple[str, ...]:
@@ -110,6 +124,33 @@ class Kyverno:
     def can_go_down(self) -> bool:
         return True
 
+    def take_down(self, kube: Kube, timeout_s: float) -> Callable[[float], None]:
+        """Kyverno's admission controller scaled to zero, its pods and (removed by Kyverno on
+        the way out) its webhook configurations gone."""
+        replicas = kyverno.replicas(kube)
+
+        def bring_back(within_s: float) -> None:
+            kyverno.scale(kube, replicas)
+
+            def back() -> tuple[bool, dict[str, object], str]:
+                available, waiting = kyverno.available(kube), self.not_enforced(kube)
+                return available >= replicas and not waiting, waiting, f"available={available} not ready={waiting}"
+
+            wait_for(f"{kyverno.ADMISSION} back and every policy enforced", back, within_s)
+
+        kyverno.scale(kube, 0)
+
+        def gone() -> tuple[bool, list[str], str]:
+            left = kyverno.admission_pods(kube) + kyverno.admission_webhooks(kube)
+            return not left, left, f"left: {left}"
+
+        try:
+            wait_for(f"{kyverno.ADMISSION} pods and Kyverno's webhooks to be gone", gone, timeout_s)
+        except BaseException:
+            bring_back(timeout_s)  # not left half down
+            raise
+        return bring_back
+
     @property
     def kit(self) -> tuple[str, ...]:
         return ("kyverno", "kyverno_chart")
@@ -141,6 +182,9 @@ class Native:
     @property
     def can_go_down(self) -> bool:
         return False
+
+    def take_down(self, kube: Kube, timeout_s: float) -> Callable[[float], None]:
+        raise EngineError("the native variant has no policy engine apart from the API server: nothing to take down")
 
     @property
     def kit(self) -> tuple[str, ...]:

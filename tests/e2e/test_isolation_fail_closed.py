@@ -6,15 +6,13 @@ remove its own webhooks). Compliant objects are still admitted meanwhile."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
 
 from harness.access.kube import Kube
 from harness.core.topology import Tenant
-from harness.core.waits import wait_for
-from harness.e2e import kyverno, publish, tenancy
-from harness.e2e.converge import applied_policy_names, platform_ready, policies_not_ready
+from harness.e2e import publish, tenancy
+from harness.e2e.converge import applied_policy_names, platform_ready
 from harness.e2e.handles import ClusterHandle, Fleet
 from harness.e2e.repos import FLEET_REPO
 
@@ -22,35 +20,21 @@ pytestmark = [pytest.mark.e2e, pytest.mark.admission]
 
 @pytest.fixture
 def admission_down(fleet: Fleet, cluster: ClusterHandle) -> Iterator[Callable[[], None]]:
-    """Kyverno's admission controller scaled to zero and gone; yields `restore`, which scales it
-    back and waits until every policy is ready again (also run after the test)."""
-    kube = cluster.kube
-    replicas = kyverno.replicas(kube)
+    """The fleet's policy engine taken down (engines.py: for Kyverno, its admission controller
+    scaled to zero and its webhooks gone); yields `restore`, which brings it back and waits until
+    every policy is enforced and the fleet converged again (also run after the test)."""
+    bring_back = fleet.engine.take_down(cluster.kube, fleet.config.timeout(120))
     restored: list[bool] = []
 
     def restore() -> None:
         if restored:
             return
-        kyverno.scale(kube, replicas)
-
-        def back() -> tuple[bool, dict[str, Any], str]:
-            available = kyverno.available(kube)
-            waiting = policies_not_ready(kube)
-            return available >= replicas and not waiting, waiting, f"available={available} not ready={waiting}"
-
-        wait_for(f"{kyverno.ADMISSION} back and every policy ready", back, fleet.config.timeout(240))
-        # Flux may have seen Kyverno down meanwhile: the fleet's layers converge again.
+        bring_back(fleet.config.timeout(240))
+        # Flux may have seen the engine down meanwhile: the fleet's layers converge again.
         platform_ready(fleet, cluster, publish.head(fleet.server, FLEET_REPO))
         restored.append(True)
 
-    kyverno.scale(kube, 0)
     try:
-        def gone() -> tuple[bool, list[str], str]:
-            # Scaled to zero, Kyverno removes its own webhook configurations on the way out.
-            left = kyverno.admission_pods(kube) + kyverno.admission_webhooks(kube)
-            return not left, left, f"left: {left}"
-
-        wait_for(f"{kyverno.ADMISSION} pods and Kyverno's webhooks to be gone", gone, fleet.config.timeout(120))
         yield restore
     finally:
         restore()

@@ -47,6 +47,8 @@ def test_the_variant_converges_without_an_engine(repo_root: Path, variant: Path)
     engine = engines.engine_of(variant)
     assert (engine.name, engine.release, engine.can_go_down, engine.admission_policy("x")) == ("native", None, False, "x")
     assert engines.engine_of(variant.parent / "nowhere").name == "kyverno"
+    with pytest.raises(engines.EngineError, match="no policy engine apart from the API server"):
+        engine.take_down(None, 1.0)  # type: ignore[arg-type]
     tree = topology.read(variant)
     assert "https://stefanprodan.github.io/podinfo" in tree.tenants[0].allowlist  # read from the native policy
     assert len(tree.policies) == len(engine.policies()) == len(applied_policies(repo_root))
