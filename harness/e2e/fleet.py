@@ -127,7 +127,7 @@ def provide(config: E2EConfig, kit: Kit, run: Run, env: str, workdir: Path) -> C
     return KitCluster(run.name(env), workdir, kit.binary("kind"), kit.binary("kubectl"), kit.node_image, run.network)
 
 
-def _kept_cluster(kit: Kit, run: Run, env: str, kubeconfig: Path, workdir: Path) -> Cluster:
+def kept_cluster(kit: Kit, run: Run, env: str, kubeconfig: Path, workdir: Path) -> Cluster:
     """A cluster `make up` created and kept: the kind cluster it is (so its node logs are
     exported like any run's), or, when its kind cluster is no longer there under its name or
     kubeconfig, an existing cluster reached through the kubeconfig alone. Attaching deletes
@@ -149,7 +149,7 @@ def attach(config: E2EConfig, kit: Kit, server: GitServer, clusters: dict[str, P
         if env not in clusters:
             raise HarnessError(f"the environment from `make up` has no {env} cluster "
                                f"(it has {', '.join(clusters)}); choose with --e2e-environments")
-        fleet.clusters[env] = ClusterHandle(env, _kept_cluster(kit, run, env, clusters[env], workdir / env),
+        fleet.clusters[env] = ClusterHandle(env, kept_cluster(kit, run, env, clusters[env], workdir / env),
                                             Kube(clusters[env]), workdir / env)
     run_together({env: functools.partial(wait_fleet, fleet, handle) for env, handle in fleet.clusters.items()})
     return fleet

@@ -10,7 +10,10 @@ from pathlib import Path
 import pytest
 from pytest_kind import KindCluster
 
-from harness.e2e.clusters import PYTEST_KIND_DIR, ClusterError, KitCluster
+from harness.core.config import build_config
+from harness.core.runs import Run
+from harness.e2e.clusters import PYTEST_KIND_DIR, ClusterError, ExistingCluster, KitCluster
+from harness.e2e.fleet import kept_cluster, provide
 
 pytest_plugins = ["pytester"]
 
@@ -108,3 +111,38 @@ def test_needs_clusters():
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--keep-cluster")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stdout.fnmatch_lines(["*--keep-cluster (pytest-kind's option) is not used by this harness: `make up`*"])
+
+
+class _Kit:
+    """What fleet.provide and the attach read of a kit: the binaries and the node image."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder, self.node_image = folder, "node:v1"
+
+    def binary(self, name: str) -> str:
+        return str(self.folder / name)
+
+
+def test_each_environments_provider_comes_from_the_configuration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    kubeconfig = tmp_path / "theirs.yaml"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
+    config = build_config({"kubeconfigs": f"production={kubeconfig}"})
+    run = Run.new()
+    existing = provide(config, _Kit(tmp_path), run, "production", tmp_path / "production")  # type: ignore[arg-type]
+    kind = provide(config, _Kit(tmp_path), run, "staging", tmp_path / "staging")  # type: ignore[arg-type]
+    assert isinstance(existing, ExistingCluster) and existing.kubeconfig_path == kubeconfig.resolve()
+    assert isinstance(kind, KitCluster) and kind.name == run.name("staging")
+
+
+def test_a_kept_cluster_attaches_as_the_kind_cluster_it_is(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`make up`'s clusters come back as kind clusters (their node logs export); one whose kind
+    cluster is gone is reached through its kubeconfig alone."""
+    monkeypatch.chdir(tmp_path)
+    run = Run.new()
+    _fake_kind(tmp_path, [run.name("staging")])
+    kit = _Kit(tmp_path)
+    kept = kept_cluster(kit, run, "staging", tmp_path / "staging" / "kubeconfig", tmp_path / "staging")  # type: ignore[arg-type]
+    gone = kept_cluster(kit, run, "production", tmp_path / "production" / "kubeconfig", tmp_path / "production")  # type: ignore[arg-type]
+    assert isinstance(kept, KitCluster) and kept.name == run.name("staging")
+    assert isinstance(gone, ExistingCluster)
