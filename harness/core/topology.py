@@ -24,7 +24,6 @@ from harness.core.versions import REPO_ROOT
 GIT_HOST = "https://git.example.com/"
 # Top-level folders holding a tenant's repository content in this tree start with this.
 TENANT_REPO_PREFIX = "tenant-repo-"
-_POLICY_APIS = ("kyverno.io/", "policies.kyverno.io/", "admissionregistration.k8s.io/")
 
 
 @dataclass(frozen=True)
@@ -109,7 +108,8 @@ def _docs(folder: Path) -> list[tuple[Path, dict[str, Any]]]:
     return found
 
 
-def _environments(root: Path) -> tuple[str, ...]:
+def environments(root: Path = REPO_ROOT) -> tuple[str, ...]:
+    """The fleet's environments: the folders of `clusters/`, by name."""
     clusters = root / "clusters"
     if not clusters.is_dir():
         raise ConfigError(f"{root}: no clusters/ folder, so no environment (is it a fleet repo?)")
@@ -193,26 +193,28 @@ def _tenant(root: Path, folder: Path, allowlists: dict[str, list[str]], repos: d
                   allowlist=tuple(allowlists.get(name, ())), local_dir=local, releases=tuple(releases))
 
 
-def _policies(root: Path) -> tuple[Policy, ...]:
-    folder = root / POLICIES_DIR
-    if not folder.is_dir():
-        folder = root / NATIVE_POLICIES_DIR
+def applied(folder: Path, kind: str) -> list[tuple[str, dict[str, Any]]]:
+    """(file, object) for every object of `kind` in the files the folder's kustomization lists:
+    what Flux applies from it (a file beside them that it does not list is not applied)."""
     found = []
-    for path, doc in _docs(folder) if folder.is_dir() else []:
-        if (str(doc.get("apiVersion", "")).startswith(_POLICY_APIS) and (doc.get("metadata") or {}).get("name")
-                and not str(doc.get("kind", "")).endswith("Binding")):
-            found.append(Policy(doc["metadata"]["name"], doc["kind"], path.relative_to(root).as_posix()))
-    return tuple(found)
+    for resource in yamlio.load((folder / "kustomization.yaml").read_text())["resources"]:
+        if (folder / resource).is_file():
+            found += [(resource, d) for d in yamlio.load_all((folder / resource).read_text())
+                      if isinstance(d, dict) and d.get("kind") == kind]
+    return found
+
+
+def _policies(root: Path) -> tuple[Policy, ...]:
+    """The tenant policies the fleet applies: Kyverno's, or the native variant's."""
+    for folder, kind in ((POLICIES_DIR, "ValidatingPolicy"), (NATIVE_POLICIES_DIR, "ValidatingAdmissionPolicy")):
+        if (root / folder).is_dir():
+            return tuple(Policy(d["metadata"]["name"], kind, f"{folder}/{file}") for file, d in applied(root / folder, kind))
+    return ()
 
 
 def tenant_repo_dirs(root: Path = REPO_ROOT) -> tuple[str, ...]:
     """The folders of this tree that hold tenant repositories' content."""
     return tuple(sorted(p.name for p in root.glob(f"{TENANT_REPO_PREFIX}*") if p.is_dir()))
-
-
-def environments(root: Path = REPO_ROOT) -> tuple[str, ...]:
-    """The fleet's environments: the folders of `clusters/`, by name."""
-    return _environments(root)
 
 
 def read(root: Path = REPO_ROOT) -> Topology:
@@ -221,6 +223,6 @@ def read(root: Path = REPO_ROOT) -> Topology:
     allowlists, repos = _allowlists(root), local_repos(root)
     base = root / "tenants" / "base"
     folders = sorted(p for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
-    return Topology(root=root, environments=_environments(root),
+    return Topology(root=root, environments=environments(root),
                     tenants=tuple(_tenant(root, f, allowlists, repos) for f in folders),
                     policies=_policies(root))

@@ -129,14 +129,14 @@ def cases(team: Tenant, image: str, own_repository: str, prefix: str) -> tuple[C
     the example tenant repository ships."""
     attacker = "https://github.com/attacker/x"
     ns = team.namespace
-    SELF = {"kind": "ServiceAccount", "name": "default", "namespace": team.namespace}
+    own_account = {"kind": "ServiceAccount", "name": "default", "namespace": team.namespace}
     kustomization = tenancy.kustomization(team, f"{prefix}-ks", suspend=True)
     release = tenancy.helm_release(team, f"{prefix}-hr", suspend=True)
     source = tenancy.source("GitRepository", f"{prefix}-src", own_repository, ns)
     token_secret = tenancy.token_secret(f"{prefix}-tok", "default", ns)
     service = _service(f"{prefix}-svc", ns)
     policy = _network_policy(f"{prefix}-np", ns, OWN_PEER)
-    binding = _binding(f"{prefix}-rb", ns, SELF)
+    binding = _binding(f"{prefix}-rb", ns, own_account)
     deployment = _deployment(f"{prefix}-dp", ns, image, None)
     # The HelmChart helm-controller made for the tenant's podinfo release (<namespace>-<release>).
     podinfo_chart = {"apiVersion": API["HelmChart"], "kind": "HelmChart", "metadata": {"name": f"{ns}-podinfo", "namespace": ns}}
@@ -197,7 +197,7 @@ def cases(team: Tenant, image: str, own_repository: str, prefix: str) -> tuple[C
         create("flux-tenant-network-policies", lambda n: _network_policy(n, ns, OPEN_PEER),
                lambda n: _network_policy(n, ns, OWN_PEER)),
         update("flux-tenant-network-policies", policy, {"spec": {"egress": [{"to": [OPEN_PEER]}]}}),
-        create("flux-tenant-role-bindings", lambda n: _binding(n, ns, EVERYONE), lambda n: _binding(n, ns, SELF)),
+        create("flux-tenant-role-bindings", lambda n: _binding(n, ns, EVERYONE), lambda n: _binding(n, ns, own_account)),
         update("flux-tenant-role-bindings", binding, {"subjects": [EVERYONE]}),
         Case("flux-tenant-helm-charts", "helm-charts/create", _create(lambda n: _helm_chart(n, ns)),
              _create_as("helm_controller", lambda n: _helm_chart(n, ns))),

@@ -11,8 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.access.kube import Kube
-from harness.core import yamlio
-from harness.core.repo import API, POLICIES_DIR, platform_order
+from harness.core.repo import API, platform_order
 from harness.core.topology import Tenant
 from harness.core.versions import REPO_ROOT
 from harness.core.waits import wait_for
@@ -24,13 +23,7 @@ from harness.e2e.repos import FLEET_REPO
 
 def applied_policy_names(root: Path = REPO_ROOT) -> list[str]:
     """The ValidatingPolicies the fleet of `root` applies (those its policies kustomization lists)."""
-    folder = root / POLICIES_DIR
-    names = []
-    for resource in yamlio.load((folder / "kustomization.yaml").read_text())["resources"]:
-        if (folder / resource).is_file():
-            names += [d["metadata"]["name"] for d in yamlio.load_all((folder / resource).read_text())
-                      if d and d.get("kind") == "ValidatingPolicy"]
-    return names
+    return engines.Kyverno(root).policies()
 
 
 def policies_not_ready(kube: Kube, root: Path = REPO_ROOT) -> dict[str, object]:

@@ -5,9 +5,10 @@ Flux, turns into ValidatingAdmissionPolicies named `vpol-<policy>`. Native (the 
 from harness/manifests/native.py): the same rules as ValidatingAdmissionPolicies named after
 the policy, no engine installed. Either way the API server refuses a request with HTTP 422
 naming the admission policy; what differs is that name, how enforcement is judged, whether
-there is an engine release to converge, taking the engine down for a test (and back), and what
-the kit must build for it. The engine of a fleet is read from its folders. The offline policy
-tests (`kyverno test`, make validate) judge the Kyverno policies, the source of both.
+there is an engine release to converge, and taking the engine down for a test (and back). The
+engine of a fleet is read from its folders. Not behind the seam: the offline policy tests
+(`kyverno test`, make validate) judge the Kyverno policies, the source of both; and the kit
+builds Kyverno's images and chart whichever engine a run uses (make e2e runs both).
 """
 
 from __future__ import annotations
@@ -18,16 +19,14 @@ from pathlib import Path
 from typing import Protocol
 
 from harness.access.kube import Kube
-from harness.core import yamlio
 from harness.core.errors import HarnessError
 from harness.core.repo import API, POLICIES_DIR
+from harness.core.topology import applied
 from harness.core.versions import REPO_ROOT
 from harness.core.waits import wait_for
 from harness.e2e import kyverno
 from harness.e2e.flux import Ref
-from harness.manifests.native import NATIVE_DIR
-
-ADMISSION_API = "admissionregistration.k8s.io/v1"
+from harness.manifests.native import ADMISSION_API, NATIVE_DIR
 
 
 class EngineError(HarnessError):
@@ -53,27 +52,14 @@ class PolicyEngine(Protocol):
     def release(self) -> Ref | None:
         """The engine's own release, which converges with the platform (None: no engine)."""
 
-    @property
-    def can_go_down(self) -> bool:
-        """Is there an engine apart from the API server that a test can take down?"""
-
     def take_down(self, kube: Kube, timeout_s: float) -> Callable[[float], None]:
         """Take the engine away (its own admission gone), leaving what the API server enforces
         alone; returns what brings it back within a deadline, waiting until every policy is
         enforced again. An engine that cannot go down refuses."""
 
-    @property
-    def kit(self) -> tuple[str, ...]:
-        """What the kit builds for this engine (its images and chart), by versions.yaml name."""
-
 
 def _listed(folder: Path, kind: str) -> list[str]:
-    names = []
-    for resource in yamlio.load((folder / "kustomization.yaml").read_text())["resources"]:
-        if (folder / resource).is_file():
-            names += [d["metadata"]["name"] for d in yamlio.load_all((folder / resource).read_text())
-                      if d and d.get("kind") == kind]
-    return names
+    return [doc["metadata"]["name"] for _, doc in applied(folder, kind)]
 
 
 def _admission_missing(kube: Kube, engine: PolicyEngine) -> dict[str, object]:
@@ -120,10 +106,6 @@ class Kyverno:
     def release(self) -> Ref | None:
         return Ref("HelmRelease", "flux-system", "kyverno")
 
-    @property
-    def can_go_down(self) -> bool:
-        return True
-
     def take_down(self, kube: Kube, timeout_s: float) -> Callable[[float], None]:
         """Kyverno's admission controller scaled to zero, its pods and (removed by Kyverno on
         the way out) its webhook configurations gone."""
@@ -151,10 +133,6 @@ class Kyverno:
             raise
         return bring_back
 
-    @property
-    def kit(self) -> tuple[str, ...]:
-        return ("kyverno", "kyverno_chart")
-
 
 @dataclass(frozen=True)
 class Native:
@@ -179,19 +157,8 @@ class Native:
     def release(self) -> Ref | None:
         return None
 
-    @property
-    def can_go_down(self) -> bool:
-        return False
-
     def take_down(self, kube: Kube, timeout_s: float) -> Callable[[float], None]:
         raise EngineError("the native variant has no policy engine apart from the API server: nothing to take down")
-
-    @property
-    def kit(self) -> tuple[str, ...]:
-        return ()
-
-
-ENGINES = ("kyverno", "native")
 
 
 def named(name: str, root: Path = REPO_ROOT) -> PolicyEngine:

@@ -124,6 +124,11 @@ def provide(config: E2EConfig, kit: Kit, run: Run, env: str, workdir: Path) -> C
         workdir.mkdir(parents=True, exist_ok=True)
         say(f"{env}: using the existing cluster of {existing}")
         return ExistingCluster(f"existing-{env}", existing)
+    return _kind_cluster(kit, run, env, workdir)
+
+
+def _kind_cluster(kit: Kit, run: Run, env: str, workdir: Path) -> KitCluster:
+    """The run's kind cluster of `env`, from the kit (nothing is created yet)."""
     return KitCluster(run.name(env), workdir, kit.binary("kind"), kit.binary("kubectl"), kit.node_image, run.network)
 
 
@@ -132,7 +137,7 @@ def kept_cluster(kit: Kit, run: Run, env: str, kubeconfig: Path, workdir: Path) 
     exported like any run's), or, when its kind cluster is no longer there under its name or
     kubeconfig, an existing cluster reached through the kubeconfig alone. Attaching deletes
     nothing either way (`make down` does)."""
-    cluster = KitCluster(run.name(env), workdir, kit.binary("kind"), kit.binary("kubectl"), kit.node_image, run.network)
+    cluster = _kind_cluster(kit, run, env, workdir)
     if cluster.kubeconfig_path.resolve() == kubeconfig.resolve() and cluster.exists():
         return cluster
     say(f"{env}: kind cluster {cluster.name} of `make up` not found; using {kubeconfig} as an existing cluster")

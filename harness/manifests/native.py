@@ -22,6 +22,7 @@ import yaml
 from harness.core import yamlio
 from harness.core.errors import HarnessError
 from harness.core.repo import NATIVE_POLICIES_DIR, POLICIES_DIR
+from harness.core.topology import applied
 
 NATIVE_DIR = NATIVE_POLICIES_DIR
 ENGINE_DIRS = ("infrastructure/kyverno", POLICIES_DIR)
@@ -57,14 +58,7 @@ class VariantError(HarnessError):
 
 def applied_policies(root: Path) -> list[tuple[str, dict[str, Any]]]:
     """(file, ValidatingPolicy) for every policy the policies folder's kustomization applies."""
-    folder = root / POLICIES_DIR
-    found = []
-    for resource in yamlio.load((folder / "kustomization.yaml").read_text())["resources"]:
-        if (folder / resource).is_file():
-            for doc in yamlio.load_all((folder / resource).read_text()):
-                if doc and doc.get("kind") == "ValidatingPolicy":
-                    found.append((resource, doc))
-    return found
+    return applied(root / POLICIES_DIR, "ValidatingPolicy")
 
 
 def admission_policy(policy: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

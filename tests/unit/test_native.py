@@ -45,7 +45,7 @@ def test_the_variant_converges_without_an_engine(repo_root: Path, variant: Path)
         assert platform_order(env, variant) == ["flux-system", "admission-policies", "tenants"]
         assert "kyverno" not in [t.ref.name for t in platform_plan(env, "0" * 40, root=variant)]
     engine = engines.engine_of(variant)
-    assert (engine.name, engine.release, engine.can_go_down, engine.admission_policy("x")) == ("native", None, False, "x")
+    assert (engine.name, engine.release, engine.admission_policy("x")) == ("native", None, "x")
     assert engines.engine_of(variant.parent / "nowhere").name == "kyverno"
     with pytest.raises(engines.EngineError, match="no policy engine apart from the API server"):
         engine.take_down(None, 1.0)  # type: ignore[arg-type]
