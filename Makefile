@@ -20,7 +20,7 @@ ifdef UP
 export FLEET_E2E_UP := $(UP)
 endif
 
-.PHONY: venv validate test unit kit kit-check e2e e2e-native upgrade up down lint sweep bench
+.PHONY: venv validate test unit kit kit-check e2e e2e-native native upgrade up down lint sweep bench
 
 $(PY): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,10 +48,15 @@ e2e: $(PY)
 ## engine) on one cluster: its reconciliation and the isolation suite.
 NATIVE_SUITE = tests/e2e/test_reconciliation.py tests/e2e/test_tenant_isolation.py tests/e2e/test_isolation_admission.py \
                tests/e2e/test_isolation_tenant_repo.py tests/e2e/test_isolation_fail_closed.py \
-               tests/e2e/test_isolation_workloads.py tests/e2e/test_isolation_network.py
+               tests/e2e/test_isolation_workloads.py tests/e2e/test_isolation_network.py tests/e2e/test_probe_cases.py
 e2e-native: $(PY)
 	$(PY) -m pytest -m e2e --e2e-policy-engine=native --e2e-environments=production \
 		--junitxml=artifacts/junit-e2e-native.xml $(NATIVE_SUITE) $(PYTEST_ARGS)
+
+## Turn this fleet into its native variant, to commit (or, once it is one, regenerate its admission
+## policies after an edit of the Kyverno policies they are written from).
+native: $(PY)
+	$(PY) -m harness native write
 
 ## The in-place upgrade: both clusters at UPGRADE_FROM (auto: a pull request's base, else the newest
 ## commit with an older version set, else versions.previous.yaml; or git:REF, or a set FILE), upgraded

@@ -15,6 +15,7 @@ from typing import Literal
 
 from harness.core.errors import ConfigError
 from harness.core.history import AUTO, GIT_PREFIX
+from harness.core.repo import NATIVE_POLICIES_DIR
 from harness.core.topology import environments
 from harness.core.versions import REPO_ROOT, VERSIONS_FILE
 
@@ -68,12 +69,18 @@ OPTIONS: tuple[Option, ...] = (
            "each cluster (default: production, else the first cluster tested)", "ENV|every"),
     Option("upgrade-path", "how the upgrade run moves Flux: gitops (default: a commit of the new CLI's "
            "gotk-components.yaml, applied by Flux itself) or bootstrap (the new CLI's flux bootstrap)", "PATH"),
-    Option("policy-engine", "what enforces the tenant policies: kyverno (default: the fleet as it is) or native "
-           "(its variant with the same rules as native ValidatingAdmissionPolicies and no policy engine; new "
-           "clusters only)", "ENGINE"),
+    Option("policy-engine", "what enforces the tenant policies: kyverno or native (the variant with the same "
+           "rules as native ValidatingAdmissionPolicies and no policy engine; on a Kyverno fleet, written for the "
+           "run on new clusters only); default: what the fleet deploys", "ENGINE"),
 )
 UPGRADE_PATHS = ("gitops", "bootstrap")
 POLICY_ENGINES = ("kyverno", "native")
+
+
+def tree_engine(root: Path) -> str:
+    """The engine the fleet at `root` deploys: native once it holds the variant's folder."""
+    return "native" if (root / NATIVE_POLICIES_DIR).is_dir() else "kyverno"
+
 # --e2e-admission-cluster's value that runs the admission tests on each cluster.
 EVERY = "every"
 
@@ -92,7 +99,7 @@ class E2EConfig:
     upgrade_from: str | None = None
     upgrade_path: str = "gitops"  # how an upgrade run moves Flux (UPGRADE_PATHS)
     admission_cluster: str = "production"  # where the `admission` tests run, or EVERY
-    policy_engine: str = "kyverno"  # POLICY_ENGINES: the fleet as it is, or its native variant
+    policy_engine: str = "kyverno"  # POLICY_ENGINES: what the fleet deploys, or its native variant
 
     def existing_kubeconfig(self, env: str) -> Path | None:
         return dict(self.existing).get(env)
@@ -220,10 +227,14 @@ def build_config(cli: Mapping[str, object] | None = None, ini: Mapping[str, str]
     if upgrade_path not in UPGRADE_PATHS:
         raise _bad(by_name["upgrade-path"], upgrade_path, f"use one of {', '.join(UPGRADE_PATHS)}")
 
-    engine = text["policy-engine"] or POLICY_ENGINES[0]
+    deployed = tree_engine(REPO_ROOT)
+    engine = text["policy-engine"] or deployed
     if engine not in POLICY_ENGINES:
         raise _bad(by_name["policy-engine"], engine, f"use one of {', '.join(POLICY_ENGINES)}")
-    if engine != POLICY_ENGINES[0] and (start is not None or up_text in ("1", "true") or text["kubeconfigs"]):
+    if engine != deployed and deployed == "native":
+        raise _bad(by_name["policy-engine"], engine, f"this fleet deploys the native variant ({NATIVE_POLICIES_DIR}/) "
+                   "and no Kyverno; drop the setting")
+    if engine != deployed and (start is not None or up_text in ("1", "true") or text["kubeconfigs"]):
         raise _bad(by_name["policy-engine"], engine, "the native variant is brought up on new clusters of its own; "
                    "drop --e2e-upgrade-from / --e2e-up / --e2e-kubeconfigs")
 

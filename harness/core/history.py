@@ -17,7 +17,7 @@ from typing import Any
 
 from harness.core import commands, yamlio
 from harness.core.errors import CommandError, ConfigError
-from harness.core.repo import FLEET_DIRS
+from harness.core.repo import FLEET_DIRS, POLICY_TESTS_DIR
 from harness.core.semver import Version
 from harness.core.topology import TENANT_REPO_PREFIX
 from harness.core.versions import PREVIOUS_VERSIONS_FILE, REPO_ROOT, VERSIONS_FILE
@@ -148,6 +148,8 @@ def materialize(start: Start, dest: Path, root: Path = REPO_ROOT) -> Start:
         return start
     top = _git("ls-tree", "--name-only", start.ref, root=root).split()
     paths = [p for p in top if p in FLEET_DIRS or p.startswith(TENANT_REPO_PREFIX)]
+    # Its offline policy tests too: the upgrade probe derives cases from them.
+    paths += _git("ls-tree", "-d", "--name-only", start.ref, POLICY_TESTS_DIR, root=root).split()
     if "clusters" not in paths:
         raise ConfigError(f"{start.why}: that commit has no clusters/ folder, so there is no fleet to start from; "
                           "name a later start with UPGRADE_FROM")

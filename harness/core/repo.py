@@ -21,6 +21,8 @@ POLICIES_DIR = "infrastructure/kyverno-policies"
 # The same policies as native ValidatingAdmissionPolicies, in the fleet's variant without a
 # policy engine (harness/manifests/native.py writes it from POLICIES_DIR).
 NATIVE_POLICIES_DIR = "infrastructure/admission-policies"
+# The policies' offline tests (`kyverno test`), which also give the upgrade probe its examples.
+POLICY_TESTS_DIR = "tests/policies"
 # The per-tenant source allowlist (a JSON map in the policy's `allowlists` variable).
 SOURCE_ALLOWLIST = f"{POLICIES_DIR}/tenant-source-allowlist.yaml"
 BOOTSTRAP_KUSTOMIZATION = "flux-system"  # written by `flux bootstrap`, first of every cluster

@@ -122,9 +122,9 @@ def environments(root: Path = REPO_ROOT) -> tuple[str, ...]:
 def _allowlists(root: Path) -> dict[str, list[str]]:
     """The allowlist policy's JSON map (tenant -> URL prefixes), from the Kyverno policy or its
     native variant; {} when the fleet has neither."""
-    path = root / SOURCE_ALLOWLIST
+    path = root / NATIVE_POLICIES_DIR / Path(SOURCE_ALLOWLIST).name  # what a native fleet deploys
     if not path.is_file():
-        path = root / NATIVE_POLICIES_DIR / Path(SOURCE_ALLOWLIST).name
+        path = root / SOURCE_ALLOWLIST
     if not path.is_file():
         return {}
     for doc in yamlio.load_all(path.read_text()):
@@ -205,8 +205,9 @@ def applied(folder: Path, kind: str) -> list[tuple[str, dict[str, Any]]]:
 
 
 def _policies(root: Path) -> tuple[Policy, ...]:
-    """The tenant policies the fleet applies: Kyverno's, or the native variant's."""
-    for folder, kind in ((POLICIES_DIR, "ValidatingPolicy"), (NATIVE_POLICIES_DIR, "ValidatingAdmissionPolicy")):
+    """The tenant policies the fleet applies: the native variant's when it deploys it (its
+    Kyverno policies are then only their source), else Kyverno's."""
+    for folder, kind in ((NATIVE_POLICIES_DIR, "ValidatingAdmissionPolicy"), (POLICIES_DIR, "ValidatingPolicy")):
         if (root / folder).is_dir():
             return tuple(Policy(d["metadata"]["name"], kind, f"{folder}/{file}") for file, d in applied(root / folder, kind))
     return ()

@@ -13,12 +13,18 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from harness.access.kube import Kube
 from harness.core.repo import API
-from harness.core.topology import Tenant
+from harness.core.topology import GIT_HOST, Tenant
 from harness.e2e import tenancy
+from harness.e2e.handles import Fleet
+from harness.e2e.publish import Rewrite
+from harness.e2e.repos import rewrites_for
+from harness.kit.images import podinfo_tag
+from harness.manifests.policies import Example, create_examples
 
 Request = Callable[["Actors", str], object]  # makes one dry-run request; the str makes names unique
 
@@ -50,6 +56,7 @@ class Case:
     compliant: Request
     # For UPDATE cases: the compliant object the probe creates before the window.
     fixture: dict[str, Any] | None = None
+    origin: str = ""  # for a case derived from the offline tests: the test and its two resources
 
 
 def _create(build: Callable[[str], dict[str, Any]]) -> Request:
@@ -215,3 +222,82 @@ def cases(team: Tenant, image: str, own_repository: str, prefix: str) -> tuple[C
              _delete("v1", "ServiceAccount", team.account, ns),
              _delete(API["HelmRelease"], "HelmRelease", "podinfo", ns)),
     )
+
+
+def _strings(value: Any, change: Callable[[str], str]) -> Any:
+    if isinstance(value, str):
+        return change(value)
+    if isinstance(value, dict):
+        return {k: _strings(v, change) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_strings(v, change) for v in value]
+    return value
+
+
+def _as_tenant(resource: dict[str, Any], offline: Tenant, team: Tenant, rewrites: list[Rewrite]) -> dict[str, Any]:
+    """An offline test's resource, made `team`'s: what names the test's tenant (its namespace,
+    name, account and repository) names `team` instead, and the fleet's outside addresses are
+    rewritten as the published repos have them."""
+    exact = {offline.namespace: team.namespace, offline.name: team.name, offline.account: team.account}
+
+    def change(text: str) -> str:
+        text = exact.get(text, text)
+        if offline.repo and team.repo:
+            text = text.replace(f"{GIT_HOST}{offline.repo}", f"{GIT_HOST}{team.repo}")
+        for rewrite in rewrites:
+            text = text.replace(rewrite.old, rewrite.new)
+        return text
+
+    mapped: dict[str, Any] = _strings(copy.deepcopy(resource), change)
+    return mapped
+
+
+def _create_named(resource: dict[str, Any]) -> Request:
+    """A CREATE of `resource` under the name the probe gives each request."""
+
+    def build(name: str) -> dict[str, Any]:
+        named = copy.deepcopy(resource)
+        named["metadata"]["name"] = name
+        return named
+
+    return _create(build)
+
+
+def derived(examples: list[Example], tenants: tuple[Tenant, ...], team: Tenant,
+            rewrites: list[Rewrite]) -> dict[str, list[Case]]:
+    """Each policy's candidate cases from its offline tests: a resource the test expects it to
+    fail, created by `team` under a fresh name, against one of the same kind it expects to pass.
+    Only resources in a tenant's namespace count (moved to `team`'s); which candidate the live
+    cluster judges as the test does is for the probe to find (`probe.calibrated`)."""
+    by_namespace = {t.namespace: t for t in tenants}
+    found: dict[str, list[Case]] = {}
+    for bad in examples:
+        offline = by_namespace.get((bad.resource.get("metadata") or {}).get("namespace", ""))
+        if bad.result != "fail" or offline is None:
+            continue
+        for good in examples:
+            if (good.policy, good.result, good.resource.get("kind"), good.test) != (
+                    bad.policy, "pass", bad.resource.get("kind"), bad.test):
+                continue
+            if (good.resource.get("metadata") or {}).get("namespace") != offline.namespace:
+                continue
+            violating = _as_tenant(bad.resource, offline, team, rewrites)
+            compliant = _as_tenant(good.resource, offline, team, rewrites)
+            found.setdefault(bad.policy, []).append(Case(
+                bad.policy, f"{bad.policy.removeprefix('flux-tenant-')}/derived",
+                _create_named(violating), _create_named(compliant),
+                origin=f"{bad.test}: {bad.resource['kind']} {bad.resource['metadata']['name']} against "
+                       f"{good.resource['metadata']['name']}"))
+    return found
+
+
+def of_fleet(fleet: Fleet, team: Tenant, prefix: str, root: Path) -> tuple[tuple[Case, ...], dict[str, list[Case]]]:
+    """The written cases acting as `team` on `fleet`, and each policy's candidates derived from
+    the offline tests of the tree at `root` (the fleet's start, for an upgrade)."""
+    written = cases(team, podinfo_tag(fleet.kit.versions), fleet.server.repo_url(team.repo), prefix)
+    return written, derived(create_examples(root), fleet.topology.tenants, team, rewrites_for(fleet.server, fleet.kit.versions))
+
+
+def uncovered(written: tuple[Case, ...], candidates: dict[str, list[Case]], policies: list[str]) -> list[str]:
+    """The policies the probe would have no case for: none written, none derived."""
+    return sorted(set(policies) - {c.policy for c in written} - set(candidates))

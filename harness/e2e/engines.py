@@ -7,8 +7,10 @@ the policy, no engine installed. Either way the API server refuses a request wit
 naming the admission policy; what differs is that name, how enforcement is judged, whether
 there is an engine release to converge, and taking the engine down for a test (and back). The
 engine of a fleet is read from its folders. Not behind the seam: the offline policy tests
-(`kyverno test`, make validate) judge the Kyverno policies, the source of both; and the kit
-builds Kyverno's images and chart whichever engine a run uses (make e2e runs both).
+(`kyverno test`, make validate) judge the Kyverno policies, the source of both (a fleet that
+commits the native variant keeps them, and validate proves its admission policies are what they
+generate); and the kit builds Kyverno's images and chart whichever engine a run uses (make e2e
+runs both).
 """
 
 from __future__ import annotations

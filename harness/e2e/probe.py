@@ -482,16 +482,51 @@ def remove_fixtures(handle: ClusterHandle, probe_cases: tuple[Case, ...]) -> Non
             handle.kube.delete(case.fixture["apiVersion"], case.fixture["kind"], meta["name"], meta.get("namespace"))
 
 
+def _misjudged(case: Case, actors: Actors, name: str) -> list[str]:
+    """What the cluster got wrong about one case tried once: its violating request not refused by
+    its own policy, its twin not admitted."""
+    bad = classify(case.policy, case.violating, actors, f"{name}-bad")
+    good = classify(case.policy, case.compliant, actors, f"{name}-ok")
+    return ([f"violating request {bad[0]} {bad[1]}"] if bad[0] != "own" else []) + (
+        [f"compliant twin {good[0]} {good[1]}"] if good[0] != "admitted" else [])
+
+
 def baseline_problems(handle: ClusterHandle, team: Tenant, probe_cases: tuple[Case, ...]) -> list[str]:
     """Each case once, outside any window: its violating request refused by its own policy and
     its twin admitted. A case that fails here is a wrong case, not an upgrade problem."""
     actors = Actors.of(Kube(handle.kubeconfig), team.user)
+    return [f"{handle.env} {case.name}: {problem}"
+            for index, case in enumerate(probe_cases) for problem in _misjudged(case, actors, f"baseline-{index}")]
+
+
+def calibrated(handle: ClusterHandle, team: Tenant, candidates: list[Case]) -> tuple[Case | None, list[str]]:
+    """The first candidate the cluster judges as its offline test says (violating refused by its
+    own policy, twin admitted), and what the ones before it got wrong."""
+    actors = Actors.of(Kube(handle.kubeconfig), team.user)
+    wrong: list[str] = []
+    for index, case in enumerate(candidates):
+        problems = _misjudged(case, actors, f"calibrate-{index}")
+        if not problems:
+            return case, wrong
+        wrong += [f"{case.origin}: {problem}" for problem in problems]
+    return None, wrong
+
+
+def with_derived(handle: ClusterHandle, team: Tenant, written: tuple[Case, ...], candidates: dict[str, list[Case]],
+                 policies: list[str]) -> tuple[tuple[Case, ...], list[str]]:
+    """The probe's cases for `policies`: the written ones, and for each policy none of them
+    covers, its first derived candidate that holds on the cluster. A policy left with no case
+    is a problem, named with what its candidates got wrong."""
+    chosen = [c for c in written if c.policy in policies]
     problems = []
-    for index, case in enumerate(probe_cases):
-        bad = classify(case.policy, case.violating, actors, f"baseline-{index}-bad")
-        good = classify(case.policy, case.compliant, actors, f"baseline-{index}-ok")
-        if bad[0] != "own":
-            problems.append(f"{handle.env} {case.name}: violating request {bad[0]} {bad[1]}")
-        if good[0] != "admitted":
-            problems.append(f"{handle.env} {case.name}: compliant twin {good[0]} {good[1]}")
-    return problems
+    for policy in policies:
+        if any(c.policy == policy for c in chosen):
+            continue
+        case, wrong = calibrated(handle, team, candidates.get(policy, []))
+        if case is None:
+            problems.append(f"policy {policy} has no probe case: no case in harness/e2e/cases.py, and none of its "
+                            f"{len(candidates.get(policy, []))} offline CREATE examples holds on {handle.env}"
+                            + "".join(f"\n  {w}" for w in wrong[:6]))
+        else:
+            chosen.append(case)
+    return tuple(chosen), problems

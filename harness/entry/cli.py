@@ -193,6 +193,18 @@ def _tenant_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def _native_write(args: argparse.Namespace) -> int:
+    from harness.manifests.native import write_variant
+
+    written, removed = write_variant(Path(args.repo))
+    for path in written:
+        print(f"wrote {path}")
+    for path in removed:
+        print(f"removed {path}")
+    print("the fleet now deploys native admission policies and no policy engine; commit the result")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="python -m harness", description=__doc__)
     top.add_argument("--repo", default=str(REPO_ROOT), help="fleet repo root (default: this checkout)")
@@ -250,6 +262,13 @@ def parser() -> argparse.ArgumentParser:
     git_server.add_argument("--address", required=True)
     git_server.add_argument("--root", required=True)
     git_server.set_defaults(func=_git_server)
+
+    native = sub.add_parser("native", help="the fleet's variant without a policy engine")
+    native_sub = native.add_subparsers(dest="native_command", required=True)
+    native_write = native_sub.add_parser(
+        "write", help="turn the fleet into its native variant, or regenerate its admission policies from "
+                      "the Kyverno policies after an edit (make native)")
+    native_write.set_defaults(func=_native_write)
 
     tenant = sub.add_parser("tenant", help="manage tenants of the fleet repo")
     tenant_sub = tenant.add_subparsers(dest="tenant_command", required=True)

@@ -13,11 +13,11 @@ import pytest
 from pytest_kind import KindCluster
 
 from harness.core import history
-from harness.core.config import EVERY, OPTIONS, E2EConfig, build_config
+from harness.core.config import EVERY, OPTIONS, E2EConfig, build_config, tree_engine
 from harness.core.errors import HarnessError
 from harness.core.progress import Sink, current_sink, say, set_sink
 from harness.core.topology import Topology, environments, read
-from harness.core.versions import load_versions
+from harness.core.versions import REPO_ROOT, load_versions
 from harness.e2e import engines
 from harness.e2e.clusters import KitCluster
 from harness.e2e.environment import e2e_fleet
@@ -280,7 +280,7 @@ def fleet(request: pytest.FixtureRequest, e2e_config: E2EConfig, kit: Kit,
     run starts at --e2e-upgrade-from's state (a commit's repos and set, or a set with the working
     tree's repos at the API versions it serves and the new set drops), serving both sets' charts."""
     start, source = kit, WORKING_TREE
-    if e2e_config.policy_engine == "native":
+    if e2e_config.policy_engine != tree_engine(REPO_ROOT):  # the variant, written for this run
         source = native_source(tmp_path_factory.mktemp("native-fleet"))
     if e2e_config.upgrade_from is not None:
         origin = request.config.stash[START_KEY]

@@ -7,9 +7,13 @@ match constraints, conditions, variables, validations and failure policy; the bi
 validation actions), named after the policy instead of Kyverno's `vpol-` names. The e2e checks
 this against what Kyverno generates live, so the two variants stay one set of rules.
 
-`write_variant` turns a copy of the fleet into that variant: `infrastructure/admission-policies/`
-instead of `infrastructure/kyverno` and `kyverno-policies`, and each cluster's Kustomizations
-rewired to it (the tenants depend on it as they depended on the policies)."""
+`write_variant` turns a fleet into that variant (a copy for the e2e, or the working tree with
+`python -m harness native write`, which a fork commits): `infrastructure/admission-policies/`
+applied instead of `infrastructure/kyverno` and `kyverno-policies`, each cluster's Kustomizations
+rewired to it (the tenants depend on it as they depended on the policies), and Kyverno's release
+removed. The Kyverno policies stay as the source no cluster applies: the offline tests judge
+them, and `check_variant` (make validate) proves the committed admission policies are exactly
+what they generate."""
 
 from __future__ import annotations
 
@@ -23,9 +27,11 @@ from harness.core import yamlio
 from harness.core.errors import HarnessError
 from harness.core.repo import NATIVE_POLICIES_DIR, POLICIES_DIR
 from harness.core.topology import applied
+from harness.manifests.findings import Finding
 
 NATIVE_DIR = NATIVE_POLICIES_DIR
-ENGINE_DIRS = ("infrastructure/kyverno", POLICIES_DIR)
+ENGINE_DIR = "infrastructure/kyverno"  # Kyverno's release, which the variant does not deploy
+GENERATED = "# Generated from {source} by harness/manifests/native.py: edit that file, then run `make native`.\n"
 ADMISSION_API = "admissionregistration.k8s.io/v1"
 # What a ValidatingAdmissionPolicy takes from a Kyverno ValidatingPolicy's spec, as Kyverno's
 # autogen copies it.
@@ -103,32 +109,68 @@ def _native_layer(template: dict[str, Any]) -> dict[str, Any]:
             "metadata": {"name": NATIVE_LAYER, "namespace": template["metadata"]["namespace"]}, "spec": spec}
 
 
-def write_variant(root: Path) -> list[str]:
-    """Turn the fleet at `root` (a copy: this rewrites it) into the native variant; returns
-    the files written, repo-relative."""
+def is_variant(root: Path) -> bool:
+    """Does the fleet at `root` deploy the native variant?"""
+    return (root / NATIVE_DIR).is_dir()
+
+
+def _generated(root: Path) -> dict[str, str]:
+    """The variant's files as the source policies generate them: file name -> text."""
     policies = applied_policies(root)
     if not policies:
         raise VariantError(f"{root / POLICIES_DIR}: no ValidatingPolicy to turn into native admission policies")
+    files = {file: GENERATED.format(source=f"{POLICIES_DIR}/{file}") + _dump_all(list(admission_policy(policy)))
+             for file, policy in policies}
+    files["kustomization.yaml"] = yamlio.dump({"apiVersion": "kustomize.config.k8s.io/v1beta1",
+                                               "kind": "Kustomization", "resources": [f for f, _ in policies]})
+    return files
+
+
+def write_variant(root: Path) -> tuple[list[str], list[str]]:
+    """Turn the fleet at `root` into the native variant, or bring its admission policies back in
+    line with the source policies when it is one; returns the files written and those removed
+    (generated files whose source policy is gone, and Kyverno's release), repo-relative."""
+    files = _generated(root)
     folder = root / NATIVE_DIR
     folder.mkdir(parents=True, exist_ok=True)
-    written, resources = [], []
-    for file, policy in policies:
-        vap, binding = admission_policy(policy)
-        out = folder / file
-        source = f"{POLICIES_DIR}/{file}"
-        out.write_text(f"# Generated from {source} by harness/manifests/native.py: edit that file.\n"
-                       + _dump_all([vap, binding]))
-        resources.append(file)
-        written.append(out.relative_to(root).as_posix())
-    (folder / "kustomization.yaml").write_text(yamlio.dump(
-        {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": resources}))
-    written.append(f"{NATIVE_DIR}/kustomization.yaml")
+    written, removed = [], []
+    for path in sorted(folder.glob("*.yaml")):
+        if path.name not in files and path.read_text().startswith("# Generated from "):
+            path.unlink()
+            removed.append(path.relative_to(root).as_posix())
+    for file, text in files.items():
+        (folder / file).write_text(text)
+        written.append(f"{NATIVE_DIR}/{file}")
     for cluster in sorted(p for p in (root / "clusters").iterdir() if p.is_dir()):
         for path in sorted(cluster.glob("*.yaml")):
             text = path.read_text()
             if any(f"name: {layer}" in text for layer in ENGINE_LAYERS):
                 _rewire(path)
                 written.append(path.relative_to(root).as_posix())
-    for engine_dir in ENGINE_DIRS:
-        shutil.rmtree(root / engine_dir)
-    return written
+    if (root / ENGINE_DIR).is_dir():
+        shutil.rmtree(root / ENGINE_DIR)
+        removed.append(f"{ENGINE_DIR}/")
+    return written, removed
+
+
+def check_variant(root: Path) -> list[Finding]:
+    """A fleet that deploys the native variant: its admission policies are exactly what its
+    source policies generate, so what the offline tests judge is what the clusters enforce."""
+    if not is_variant(root):
+        return []
+    try:
+        files = _generated(root)
+    except VariantError as exc:
+        return [Finding("native-variant", POLICIES_DIR, "", "", str(exc))]
+    findings = []
+    for file, text in files.items():
+        path = root / NATIVE_DIR / file
+        if not path.is_file() or yamlio.load_all(path.read_text()) != yamlio.load_all(text):
+            findings.append(Finding("native-variant", f"{NATIVE_DIR}/{file}", "", "",
+                                    f"{'missing' if not path.is_file() else 'differs from'} what "
+                                    f"{POLICIES_DIR} generates; run `make native` and commit the result"))
+    for path in sorted((root / NATIVE_DIR).glob("*.yaml")):
+        if path.name not in files and path.read_text().startswith("# Generated from "):
+            findings.append(Finding("native-variant", path.relative_to(root).as_posix(), "", "",
+                                    "generated from a policy the source no longer applies; run `make native`"))
+    return findings

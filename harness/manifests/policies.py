@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import json
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from harness.core import yamlio
 from harness.core.errors import CommandError
-from harness.core.repo import TENANT_LABEL
+from harness.core.repo import POLICY_TESTS_DIR, TENANT_LABEL
 from harness.manifests import reuse
 from harness.manifests.findings import Finding, describe
 from harness.manifests.render import Render, RenderedObject
 
-POLICY_TESTS = Path("tests") / "policies"
+POLICY_TESTS = Path(POLICY_TESTS_DIR)
 KYVERNO_TEST_TIMEOUT_S = 180.0
 
 
@@ -48,6 +49,37 @@ def tested_outcomes(repo: Path) -> dict[str, set[str]]:
         for result in data.get("results") or []:
             outcomes.setdefault(result["policy"], set()).add(result["result"])
     return outcomes
+
+
+@dataclass(frozen=True)
+class Example:
+    """A resource an offline test expects `policy` to pass or fail when anyone creates it."""
+
+    policy: str
+    result: str  # pass or fail
+    resource: dict[str, Any]
+    test: str  # repo-relative kyverno-test.yaml
+
+
+def create_examples(repo: Path) -> list[Example]:
+    """Every resource of the offline tests that judge a CREATE by anyone, in the tests' order.
+    A test with a `userinfo` judges one identity, and a result with another operation judges an
+    UPDATE or DELETE: neither says how a plain create by a tenant is answered."""
+    examples = []
+    for test in sorted((repo / POLICY_TESTS).rglob("kyverno-test.yaml")):
+        data = yamlio.load(test.read_text()) or {}
+        if data.get("userinfo"):
+            continue
+        docs = [doc for file in data.get("resources") or []
+                for doc in yamlio.load_all((test.parent / file).read_text()) if isinstance(doc, dict)]
+        for result in data.get("results") or []:
+            if result.get("operation", "CREATE") != "CREATE" or result.get("result") not in ("pass", "fail"):
+                continue
+            for name in result.get("resources") or []:
+                examples += [Example(result["policy"], result["result"], doc, test.relative_to(repo).as_posix())
+                             for doc in docs
+                             if doc.get("kind") == result.get("kind") and (doc.get("metadata") or {}).get("name") == name][:1]
+    return examples
 
 
 def check_coverage(repo: Path) -> list[Finding]:
@@ -123,12 +155,12 @@ def applied_policies(renders: list[Render]) -> list[RenderedObject]:
     return list(found.values())
 
 
-def check_enforcement(renders: list[Render]) -> list[Finding]:
+def check_enforcement(applied: list[RenderedObject]) -> list[Finding]:
     """Every applied ValidatingPolicy is enforced by the API server itself (Kyverno generates a
     ValidatingAdmissionPolicy from it) and fails closed: Kyverno deletes its own webhooks when its
     admission controller is scaled to zero, so a webhook-only policy would fail open then."""
     findings = []
-    for item in applied_policies(renders):
+    for item in applied:
         obj = item.obj
         if obj.get("kind") != "ValidatingPolicy":
             continue
@@ -152,10 +184,9 @@ def check_enforcement(renders: list[Render]) -> list[Finding]:
     return findings
 
 
-def check_admission(renders: list[Render], kyverno: Path) -> list[Finding]:
-    """Would the cluster's admission policies accept what the tenants' reconcilers apply?"""
+def check_admission(renders: list[Render], applied: list[RenderedObject], kyverno: Path) -> list[Finding]:
+    """Would the cluster's admission policies (`applied`) accept what the tenants' reconcilers apply?"""
     labels, objects = _tenant_objects(renders)
-    applied = applied_policies(renders)
     if not objects or not applied:
         return []
     by_key = {

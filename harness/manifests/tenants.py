@@ -279,13 +279,14 @@ def add_tenant(repo: Path, name: str, namespace: str, git_url: str, branch: str 
         for file, text in tenant_files(name, namespace, git_url, branch, quota, minor).items()
     }
     policy = repo / SOURCE_ALLOWLIST
-    native = repo / NATIVE_POLICIES_DIR / Path(SOURCE_ALLOWLIST).name
-    if not policy.is_file() and native.is_file():
-        policy = native  # a fleet that deploys the native variant (harness/manifests/native.py)
     if not policy.is_file():
         raise TenantError(f"{SOURCE_ALLOWLIST} is missing: is {repo} a fleet repo?")
     entry = list(dict.fromkeys([git_url.rstrip("/"), *(a.rstrip("/") for a in allow)]))
-    planned[policy] = with_allowlist(policy.read_text(), name, entry)
+    # The Kyverno policy, and in a fleet that deploys the native variant (harness/manifests/native.py)
+    # the native policy generated from it too, so the two stay as `make native` would write them.
+    for path in (policy, repo / NATIVE_POLICIES_DIR / Path(SOURCE_ALLOWLIST).name):
+        if path.is_file():
+            planned[path] = with_allowlist(path.read_text(), name, entry)
     for env in environments(repo):
         kfile = repo / "tenants" / env / "kustomization.yaml"
         data = yamlio.load(kfile.read_text()) or {}

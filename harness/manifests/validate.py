@@ -10,13 +10,13 @@ from pathlib import Path
 import yaml
 
 from harness.core import yamlio
-from harness.core.repo import FLEET_DIRS
+from harness.core.repo import FLEET_DIRS, POLICIES_DIR
 from harness.core.toolpaths import SchemaSources, Tools
 from harness.core.topology import tenant_repo_dirs
 from harness.core.versions import Versions
-from harness.manifests import checks, plan, policies
+from harness.manifests import checks, native, plan, policies
 from harness.manifests.findings import Finding
-from harness.manifests.render import workspace
+from harness.manifests.render import RenderedObject, workspace
 from harness.manifests.schemas import (
     SchemaIndex,
     crd_schemas,
@@ -79,7 +79,13 @@ def validate(repo: Path, tools: Tools, sources: SchemaSources, versions: Version
     findings += checks.check_pins(renders, versions)
     findings += policies.check_coverage(repo)
     findings += policies.run_policy_tests(repo, tools.kyverno)
-    findings += policies.check_enforcement(renders)
-    findings += policies.check_admission(renders, tools.kyverno)
+    applied = policies.applied_policies(renders)
+    if native.is_variant(repo):
+        # The clusters apply the admission policies generated from the Kyverno source, proven
+        # identical by check_variant: the source is what the offline checks judge.
+        findings += native.check_variant(repo)
+        applied = [RenderedObject(doc, f"{POLICIES_DIR}/{file}") for file, doc in native.applied_policies(repo)]
+    findings += policies.check_enforcement(applied)
+    findings += policies.check_admission(renders, applied, tools.kyverno)
     objects = sum(len(r.objects) for r in renders)
     return Report(tuple(sorted(set(findings))), len(renders), objects, time.monotonic() - started)

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.core import config
 from harness.core.config import OPTIONS, build_config
 from harness.core.errors import ConfigError
+from harness.core.repo import NATIVE_POLICIES_DIR
 from harness.e2e.publish import Rewrite, apply_rewrites
 
 
@@ -108,3 +110,16 @@ def test_the_kit_commands_read_only_the_kit_source(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("FLEET_E2E_KIT_SOURCE", "mirror")
     with pytest.raises(ConfigError, match="--e2e-kit-source / FLEET_E2E_KIT_SOURCE: 'mirror' is invalid"):
         kit_source()
+
+
+def test_the_engine_defaults_to_what_the_fleet_deploys(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A fork that committed the native variant runs natively with no setting, and cannot ask
+    for the Kyverno it no longer deploys."""
+    assert build_config().policy_engine == "kyverno"
+    assert build_config({"policy-engine": "native"}).policy_engine == "native"
+    for folder in (NATIVE_POLICIES_DIR, "clusters/production", "clusters/staging"):
+        (tmp_path / folder).mkdir(parents=True)
+    monkeypatch.setattr(config, "REPO_ROOT", tmp_path)
+    assert build_config().policy_engine == "native"
+    with pytest.raises(ConfigError, match="deploys the native variant .* and no Kyverno"):
+        build_config({"policy-engine": "kyverno"})

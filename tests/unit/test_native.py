@@ -12,11 +12,13 @@ from harness.core import topology, yamlio
 from harness.core.repo import POLICIES_DIR, platform_order
 from harness.e2e import engines
 from harness.e2e.converge import platform_plan
+from harness.entry import cli
 from harness.manifests.native import (
     NATIVE_DIR,
     VariantError,
     admission_policy,
     applied_policies,
+    check_variant,
     write_variant,
 )
 from harness.manifests.tenants import add_tenant
@@ -37,7 +39,11 @@ def test_every_applied_policy_becomes_a_native_policy_and_binding(repo_root: Pat
     bindings = {d["metadata"]["name"]: d["spec"] for d in docs if d["kind"] == "ValidatingAdmissionPolicyBinding"}
     assert bindings == {n: {"policyName": n, "validationActions": ["Deny"]} for n in names}
     assert all(d["spec"]["failurePolicy"] == "Fail" for d in docs if d["kind"] == "ValidatingAdmissionPolicy")
-    assert not (variant / POLICIES_DIR).exists() and not (variant / "infrastructure" / "kyverno").exists()
+    assert not (variant / "infrastructure" / "kyverno").exists()
+    # The Kyverno policies stay as the source, applied by no cluster.
+    assert (variant / POLICIES_DIR).is_dir()
+    cluster_files = "".join(p.read_text() for p in (variant / "clusters").rglob("*.yaml"))
+    assert f"./{POLICIES_DIR}" not in cluster_files and "./infrastructure/kyverno\n" not in cluster_files
 
 
 def test_the_variant_converges_without_an_engine(repo_root: Path, variant: Path) -> None:
@@ -72,3 +78,41 @@ def test_a_tenant_is_onboarded_into_the_native_variant(variant: Path) -> None:
     ops = topology.read(variant).tenant("ops-team")
     assert ops.allowlist == ("https://git.example.com/ops-team/apps.git",)
     assert "dev-team" in [t.name for t in topology.read(variant).tenants]
+    # Into the source too: the variant is still what its source generates.
+    assert check_variant(variant) == []
+
+
+def test_a_committed_variant_is_checked_against_its_source(variant: Path) -> None:
+    """What `make validate` proves of a fork that committed the variant: its admission policies
+    are exactly what the Kyverno policies (which the offline tests judge) generate."""
+    assert check_variant(variant) == []
+    source = variant / POLICIES_DIR / "tenant-services.yaml"
+    source.write_text(source.read_text().replace("['ClusterIP', 'ExternalName']", "['ClusterIP', 'ExternalName', 'NodePort']"))
+    [finding] = check_variant(variant)
+    assert finding.file == f"{NATIVE_DIR}/tenant-services.yaml" and "run `make native`" in finding.reason
+    written, removed = write_variant(variant)  # regenerates in place; the clusters are left as they are
+    assert f"{NATIVE_DIR}/tenant-services.yaml" in written and removed == []
+    assert not [w for w in written if w.startswith("clusters/")]
+    assert check_variant(variant) == []
+    listing = variant / POLICIES_DIR / "kustomization.yaml"  # a policy dropped from the source
+    listing.write_text(listing.read_text().replace("  - tenant-services.yaml\n", ""))
+    assert {f.file for f in check_variant(variant)} == {f"{NATIVE_DIR}/kustomization.yaml", f"{NATIVE_DIR}/tenant-services.yaml"}
+    assert write_variant(variant)[1] == [f"{NATIVE_DIR}/tenant-services.yaml"]
+    assert check_variant(variant) == []
+
+
+def test_the_command_turns_the_working_tree_into_the_variant(repo_root: Path, tmp_path: Path) -> None:
+    for name in ("clusters", "infrastructure", "tenants", "tenant-repo-example"):
+        shutil.copytree(repo_root / name, tmp_path / name)
+    assert check_variant(tmp_path) == []  # not a variant: nothing to check
+    assert cli.main(["--repo", str(tmp_path), "native", "write"]) == 0
+    assert engines.engine_of(tmp_path).name == "native" and check_variant(tmp_path) == []
+    assert topology.read(tmp_path).policies[0].kind == "ValidatingAdmissionPolicy"
+
+
+def test_a_fleet_without_policies_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    (tmp_path / "clusters" / "staging").mkdir(parents=True)
+    (tmp_path / POLICIES_DIR).mkdir(parents=True)
+    (tmp_path / POLICIES_DIR / "kustomization.yaml").write_text("resources: []\n")
+    assert cli.main(["--repo", str(tmp_path), "native", "write"]) == 2
+    assert not (tmp_path / NATIVE_DIR).exists()

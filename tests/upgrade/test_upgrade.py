@@ -17,7 +17,7 @@ from harness.core.lockdown import LOCKDOWN_FLAGS, lockdown_problems
 from harness.core.repo import API
 from harness.core.teardown import best_effort
 from harness.e2e import flux, probe, publish
-from harness.e2e.cases import Case, cases
+from harness.e2e.cases import Case, of_fleet
 from harness.e2e.converge import applied_policy_names, tenant_ready_everywhere
 from harness.e2e.handles import Fleet
 from harness.e2e.repos import FLEET_REPO, sync_to_working_tree
@@ -37,7 +37,6 @@ from harness.e2e.upgrade import (
     wait_kyverno,
     wait_settled,
 )
-from harness.kit.images import podinfo_tag
 
 pytestmark = [pytest.mark.e2e, pytest.mark.upgrade]
 
@@ -45,13 +44,18 @@ pytestmark = [pytest.mark.e2e, pytest.mark.upgrade]
 PREFIX = f"upgrade-probe-{uuid.uuid4().hex[:6]}"
 
 
-def _cases(fleet: Fleet, upgrade: UpgradeRun) -> tuple[Case, ...]:
-    """Every case of the policies the start state applies (a policy the upgrade adds is judged
-    by the isolation suite after it)."""
-    present = set(applied_policy_names(upgrade.start_root))
+@pytest.fixture(scope="module")
+def probe_cases(fleet: Fleet, upgrade: UpgradeRun) -> tuple[Case, ...]:
+    """The cases of every policy the start state applies (a policy the upgrade adds is judged by
+    the isolation suite after it): the written ones, and for a policy they do not cover, the
+    first case derived from the start's offline tests that holds on the first cluster."""
     team = fleet.tenants[0]  # the probe acts as the first served tenant (the example)
-    return tuple(c for c in cases(team, podinfo_tag(fleet.kit.versions), fleet.server.repo_url(team.repo), PREFIX)
-                 if c.policy in present)
+    written, candidates = of_fleet(fleet, team, PREFIX, upgrade.start_root)
+    found, problems = probe.with_derived(next(iter(fleet.clusters.values())), team, written, candidates,
+                                         applied_policy_names(upgrade.start_root))
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
+    return found
 
 
 def test_fleet_starts_at_the_previous_set(fleet: Fleet, upgrade: UpgradeRun) -> None:
@@ -91,26 +95,27 @@ def test_start_state_holds_objects_at_the_versions_the_upgrade_drops(fleet: Flee
             f"{env}: the tenant's HelmRelease was applied at {tenant_release or 'no version'}")
 
 
-def test_isolation_holds_at_the_previous_set(fleet: Fleet, upgrade: UpgradeRun) -> None:
+def test_isolation_holds_at_the_previous_set(fleet: Fleet, upgrade: UpgradeRun, probe_cases: tuple[Case, ...]) -> None:
     """The baseline: every probe case once, before the window, on each cluster: each violating
     request refused by its own policy, each compliant twin admitted (a case failing here is a
     wrong case, not an upgrade problem). The UPDATE cases' objects are created here."""
     problems = []
     for handle in fleet.clusters.values():
-        probe.create_fixtures(handle, fleet.tenants[0], _cases(fleet, upgrade))
-        problems += probe.baseline_problems(handle, fleet.tenants[0], _cases(fleet, upgrade))
+        probe.create_fixtures(handle, fleet.tenants[0], probe_cases)
+        problems += probe.baseline_problems(handle, fleet.tenants[0], probe_cases)
     assert not problems, "\n".join(problems)
 
 
 def test_in_place_upgrade_admits_no_violating_object(
-    fleet: Fleet, upgrade: UpgradeRun, record_testsuite_property: Callable[[str, object], None]
+    fleet: Fleet, upgrade: UpgradeRun, probe_cases: tuple[Case, ...],
+    record_testsuite_property: Callable[[str, object], None]
 ) -> None:
     start, target = upgrade.start.versions, upgrade.target.versions
     flux_cli = upgrade.target.binary("flux")
     record = upgrade.record
     handles = list(fleet.clusters.values())
     try:
-        with probe.running(handles, fleet.tenants[0], _cases(fleet, upgrade), record, PREFIX):
+        with probe.running(handles, fleet.tenants[0], probe_cases, record, PREFIX):
             # The tenants move first, as their owners would on the platform's notice: each repo
             # migrated by the new CLI, then at the working tree's content. The example's release
             # is compared after the platform's upgrade from here on.
@@ -152,7 +157,7 @@ def test_in_place_upgrade_admits_no_violating_object(
         upgrade.done = True
     finally:
         for handle in handles:
-            best_effort(f"remove the probe's objects on {handle.env}", probe.remove_fixtures, handle, _cases(fleet, upgrade))
+            best_effort(f"remove the probe's objects on {handle.env}", probe.remove_fixtures, handle, probe_cases)
         for row in probe.rows(record):
             record_testsuite_property(f"upgrade.{row.phase}", f"{row.seconds:.1f}s, violating admitted "
                                       f"{row.violations_admitted}, refused otherwise {row.refused_otherwise}, "
@@ -173,7 +178,7 @@ def test_in_place_upgrade_admits_no_violating_object(
         answered = [e for e in record.all() if e.env == env and e.check == "podinfo"]
         assert any(e.ok for e in answered), f"{env}: the probe never reached podinfo: {answered[-1:]}"
         tried = {e.case for e in record.all() if e.env == env and e.check == "violating"}
-        assert tried == {c.name for c in _cases(fleet, upgrade)}, f"{env}: cases never tried: {tried ^ {c.name for c in _cases(fleet, upgrade)}}"
+        assert tried == {c.name for c in probe_cases}, f"{env}: cases never tried: {tried ^ {c.name for c in probe_cases}}"
 
 
 def _upgraded(upgrade: UpgradeRun) -> None:
