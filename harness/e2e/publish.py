@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.core import commands
-from harness.core.errors import Secret
+from harness.core.errors import HarnessError, Secret
 from harness.e2e.gitserver import GitServer
 
 GIT_TIMEOUT_S = 120.0
@@ -134,6 +134,29 @@ def restore(server: GitServer, repo: str, files: dict[Path, bytes], message: str
             (work / rel).write_bytes(data)
 
     return commit_change(server, repo, write, message)
+
+
+class UnchangedError(HarnessError):
+    """A change meant to be committed left the repository as it was."""
+
+
+@contextmanager
+def committed(server: GitServer, repo: str, edit: Callable[[Path], None], message: str,
+              converge: Callable[[str], object]) -> Iterator[str]:
+    """A change to `repo`'s main for the duration of the block, converged (`converge(commit)`)
+    before it; afterwards main holds exactly its files from before again, converged too. The
+    repository is put back also when the change never converges or the block fails."""
+    original = snapshot(server, repo)
+    try:
+        commit = commit_change(server, repo, edit, message)
+        if commit is None:
+            raise UnchangedError(f"{message}: the change left {repo} as it was")
+        converge(commit)
+        yield commit
+    finally:
+        restored = restore(server, repo, original, f"revert: {message}")
+        if restored is not None:
+            converge(restored)
 
 
 def head(server: GitServer, repo: str) -> str:

@@ -104,18 +104,11 @@ def _write_probes(team: Tenant, work: Path, own_repo_url: str, image: str) -> No
 @pytest.fixture(scope="module")
 def probes(fleet: Fleet, team: Tenant) -> Iterator[str]:
     """The probe commit, applied by the tenant's Kustomization on every cluster; reverted after."""
-    original = publish.snapshot(fleet.server, team.repo)
     own, image = fleet.server.repo_url(team.repo), podinfo_tag(fleet.kit.versions)
-    try:  # the repo is put back also when the probe commit never becomes Ready
-        commit = publish.commit_change(fleet.server, team.repo, lambda w: _write_probes(team, w, own, image),
-                                       "e2e: probes (nested Kustomizations)")
-        assert commit is not None
-        tenant_ready_everywhere(fleet, team, commit)
+    with publish.committed(fleet.server, team.repo, lambda w: _write_probes(team, w, own, image),
+                           "e2e: probes (nested Kustomizations)",
+                           lambda commit: tenant_ready_everywhere(fleet, team, commit)) as commit:
         yield commit
-    finally:
-        restored = publish.restore(fleet.server, team.repo, original, "e2e: remove probes")
-        if restored is not None:
-            tenant_ready_everywhere(fleet, team, restored)
 
 
 def _failed(fleet: Fleet, cluster: ClusterHandle, team: Tenant, name: str, commit: str, kind: str = "Kustomization",

@@ -59,17 +59,9 @@ def web_tenant(fleet: Fleet, web_repo: str) -> Iterator[str]:
     def onboard(work: Path) -> None:
         add_tenant(work, "web-team", "web", url)  # also writes web-team's source allowlist
 
-    before = publish.head(fleet.server, FLEET_REPO)
-    original = publish.snapshot(fleet.server, FLEET_REPO)
-    try:  # offboarded also when the onboarding never converges
-        commit = publish.commit_change(fleet.server, FLEET_REPO, onboard, "onboard web-team (harness tenant add)")
-        assert commit is not None and commit != before
-        _sync_fleet(fleet, commit)
+    with publish.committed(fleet.server, FLEET_REPO, onboard, "onboard web-team (harness tenant add)",
+                           lambda commit: _sync_fleet(fleet, commit)):
         yield web_repo
-    finally:
-        restored = publish.restore(fleet.server, FLEET_REPO, original, "offboard web-team")
-        if restored is not None:
-            _sync_fleet(fleet, restored)
 
 
 def test_onboarded_tenant_reconciles_on_every_cluster(fleet: Fleet, team: Tenant, web_tenant: str) -> None:

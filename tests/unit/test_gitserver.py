@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.e2e import publish
 from harness.e2e.gitserver import GitServer, serve
 
 
@@ -100,3 +101,46 @@ def test_a_push_larger_than_gits_post_buffer_arrives(git_server: GitServer, tmp_
     cloned = git("clone", "-q", git_server.repo_url("team/apps"), str(tmp_path / "clone"))
     assert cloned.returncode == 0, cloned.stderr
     assert (tmp_path / "clone" / "blob.bin").read_bytes() == (work / "blob.bin").read_bytes()
+
+
+def _published(server: GitServer, tmp_path: Path) -> dict[Path, bytes]:
+    source = tmp_path / "source"
+    source.mkdir()
+    (source / "kept.yaml").write_text("a: 1\n")
+    publish.publish(server, "team/apps", {"": source}, [], "initial")
+    return publish.snapshot(server, "team/apps")
+
+
+def _probe(work: Path) -> None:
+    (work / "kept.yaml").write_text("a: 2\n")
+    (work / "probe.yaml").write_text("b: 1\n")
+
+
+@pytest.mark.parametrize("fails", ["converging the change", "in the block"])
+def test_a_temporary_commit_is_put_back_when_the_setup_or_the_test_fails(
+        git_server: GitServer, tmp_path: Path, fails: str) -> None:
+    """What the e2e fixtures that change a served repo (probes, web_tenant) rely on: main holds
+    its files from before again, and that state is converged, whatever failed half-way."""
+    before = _published(git_server, tmp_path)
+    converged: list[str] = []
+
+    def converge(commit: str) -> None:
+        converged.append(commit)
+        if fails == "converging the change" and len(converged) == 1:
+            raise TimeoutError("the probe commit never became Ready")
+
+    with pytest.raises((TimeoutError, RuntimeError)):
+        with publish.committed(git_server, "team/apps", _probe, "e2e: probes", converge) as commit:
+            assert publish.snapshot(git_server, "team/apps") != before and commit == converged[0]
+            raise RuntimeError("the test failed")
+    assert publish.snapshot(git_server, "team/apps") == before
+    assert len(converged) == 2 and converged[1] == publish.head(git_server, "team/apps") != converged[0]
+
+
+def test_a_change_that_changes_nothing_is_refused_and_leaves_no_commit(git_server: GitServer, tmp_path: Path) -> None:
+    _published(git_server, tmp_path)
+    head = publish.head(git_server, "team/apps")
+    with pytest.raises(publish.UnchangedError, match="left team/apps as it was"):
+        with publish.committed(git_server, "team/apps", lambda work: None, "e2e: nothing", lambda c: None):
+            pass
+    assert publish.head(git_server, "team/apps") == head
