@@ -14,7 +14,7 @@ from harness.core import commands, topology
 from harness.core.errors import CommandError, HarnessError
 from harness.core.history import Start
 from harness.core.progress import say
-from harness.core.repo import FLEET_DIRS
+from harness.core.repo import FLEET_DIRS, POLICY_TESTS_DIR
 from harness.core.versions import REPO_ROOT, Versions, load_versions
 from harness.e2e import apiversions, publish
 from harness.e2e.gitserver import GitServer
@@ -94,8 +94,9 @@ def sync_to_working_tree(server: GitServer, versions: Versions, repo: str, messa
 
 def native_source(dest: Path, root: Path = REPO_ROOT) -> RepoSource:
     """The working tree's native variant (harness/manifests/native.py), written under `dest`:
-    the fleet's folders and tenant repositories, with native admission policies and no engine."""
-    for name in (*FLEET_DIRS, *topology.tenant_repo_dirs(root)):
+    the fleet's folders and tenant repositories, with native admission policies and no engine,
+    and the offline policy tests the upgrade probe's cases are derived from."""
+    for name in (*FLEET_DIRS, *topology.tenant_repo_dirs(root), POLICY_TESTS_DIR):  # its offline tests too
         if (root / name).is_dir():
             shutil.copytree(root / name, dest / name)
     native.write_variant(dest)

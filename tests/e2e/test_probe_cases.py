@@ -39,6 +39,7 @@ def test_the_probe_covers_every_applied_policy(fleet: Fleet, cluster: ClusterHan
     those, need a written case; with the written ones, no policy is left out."""
     written, candidates = of_fleet(fleet, team, "covered", fleet.topology.root)
     applied = applied_policy_names(fleet.topology.root)
+    assert candidates, f"no offline example under {fleet.topology.root}"
     found, problems = probe.with_derived(cluster, team, written, candidates, applied)
     assert not problems, "\n".join(problems)
     assert {c.policy for c in found} == set(applied)
