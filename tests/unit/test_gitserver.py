@@ -129,10 +129,10 @@ def test_a_temporary_commit_is_put_back_when_the_setup_or_the_test_fails(
         if fails == "converging the change" and len(converged) == 1:
             raise TimeoutError("the probe commit never became Ready")
 
-    with pytest.raises((TimeoutError, RuntimeError)):
-        with publish.committed(git_server, "team/apps", _probe, "e2e: probes", converge) as commit:
-            assert publish.snapshot(git_server, "team/apps") != before and commit == converged[0]
-            raise RuntimeError("the test failed")
+    expected = TimeoutError if fails == "converging the change" else RuntimeError
+    with pytest.raises(expected), publish.committed(git_server, "team/apps", _probe, "e2e: probes", converge) as commit:
+        assert publish.snapshot(git_server, "team/apps") != before and commit == converged[0]
+        raise RuntimeError("the test failed")
     assert publish.snapshot(git_server, "team/apps") == before
     assert len(converged) == 2 and converged[1] == publish.head(git_server, "team/apps") != converged[0]
 
@@ -140,7 +140,7 @@ def test_a_temporary_commit_is_put_back_when_the_setup_or_the_test_fails(
 def test_a_change_that_changes_nothing_is_refused_and_leaves_no_commit(git_server: GitServer, tmp_path: Path) -> None:
     _published(git_server, tmp_path)
     head = publish.head(git_server, "team/apps")
-    with pytest.raises(publish.UnchangedError, match="left team/apps as it was"):
-        with publish.committed(git_server, "team/apps", lambda work: None, "e2e: nothing", lambda c: None):
-            pass
+    with (pytest.raises(publish.UnchangedError, match="left team/apps as it was"),
+          publish.committed(git_server, "team/apps", lambda work: None, "e2e: nothing", lambda c: None)):
+        pass
     assert publish.head(git_server, "team/apps") == head
