@@ -5,12 +5,11 @@ Flux, turns into ValidatingAdmissionPolicies named `vpol-<policy>`. Native (the 
 from harness/manifests/native.py): the same rules as ValidatingAdmissionPolicies named after
 the policy, no engine installed. Either way the API server refuses a request with HTTP 422
 naming the admission policy; what differs is that name, how enforcement is judged, whether
-there is an engine release to converge, and taking the engine down for a test (and back). The
-engine of a fleet is read from its folders. Not behind the seam: the offline policy tests
-(`kyverno test`, make validate) judge the Kyverno policies, the source of both (a fleet that
-commits the native variant keeps them, and validate proves its admission policies are what they
-generate); and the kit builds Kyverno's images and chart whichever engine a run uses (make e2e
-runs both).
+there is an engine release to converge, taking the engine down for a test (and back), the
+offline checks (`make validate` runs the fleet's engine's), and what the kit builds for it. The
+engine of a fleet is read from its folders. Both engines' rules are written once, as the Kyverno
+policies: the Kyverno CLI's offline tests judge them under either engine, and the native
+variant's checks prove its admission policies are what those policies generate.
 """
 
 from __future__ import annotations
@@ -28,7 +27,10 @@ from harness.core.versions import REPO_ROOT
 from harness.core.waits import wait_for
 from harness.e2e import kyverno
 from harness.e2e.flux import Ref
-from harness.manifests.native import ADMISSION_API, NATIVE_DIR
+from harness.manifests import policies
+from harness.manifests.findings import Finding
+from harness.manifests.native import ADMISSION_API, NATIVE_DIR, applied_policies, check_variant
+from harness.manifests.render import Render, RenderedObject
 
 
 class EngineError(HarnessError):
@@ -58,6 +60,14 @@ class PolicyEngine(Protocol):
         """Take the engine away (its own admission gone), leaving what the API server enforces
         alone; returns what brings it back within a deadline, waiting until every policy is
         enforced again. An engine that cannot go down refuses."""
+
+    def offline_checks(self, renders: list[Render], kyverno: Path) -> list[Finding]:
+        """The offline checks of what the fleet's clusters enforce (make validate), given the
+        rendered fleet and the Kyverno CLI."""
+
+    @property
+    def kit_parts(self) -> tuple[str, ...]:
+        """What the kit builds for this engine beyond Flux and the clusters (kit.build.ENGINE_PARTS)."""
 
 
 def _listed(folder: Path, kind: str) -> list[str]:
@@ -107,6 +117,14 @@ class Kyverno:
     @property
     def release(self) -> Ref | None:
         return Ref("HelmRelease", "flux-system", "kyverno")
+
+    @property
+    def kit_parts(self) -> tuple[str, ...]:
+        return ("kyverno",)  # its controllers' images and its chart
+
+    def offline_checks(self, renders: list[Render], kyverno: Path) -> list[Finding]:
+        """The policies the clusters apply, judged by the Kyverno CLI."""
+        return policies.judged(self.root, renders, policies.applied_policies(renders), kyverno)
 
     def take_down(self, kube: Kube, timeout_s: float) -> Callable[[float], None]:
         """Kyverno's admission controller scaled to zero, its pods and (removed by Kyverno on
@@ -158,6 +176,16 @@ class Native:
     @property
     def release(self) -> Ref | None:
         return None
+
+    @property
+    def kit_parts(self) -> tuple[str, ...]:
+        return ()  # the API server is the engine
+
+    def offline_checks(self, renders: list[Render], kyverno: Path) -> list[Finding]:
+        """The admission policies are exactly what the Kyverno source generates, and that source
+        is judged by the Kyverno CLI as it would be under Kyverno."""
+        source = [RenderedObject(doc, f"{POLICIES_DIR}/{file}") for file, doc in applied_policies(self.root)]
+        return [*check_variant(self.root), *policies.judged(self.root, renders, source, kyverno)]
 
     def take_down(self, kube: Kube, timeout_s: float) -> Callable[[float], None]:
         raise EngineError("the native variant has no policy engine apart from the API server: nothing to take down")

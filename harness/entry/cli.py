@@ -14,6 +14,7 @@ from harness.core.versions import REPO_ROOT, Versions, load_versions
 
 
 def _validate(args: argparse.Namespace) -> int:
+    from harness.e2e.engines import engine_of
     from harness.kit.requirements import check
     from harness.kit.tools import validation_kit
     from harness.manifests.validate import validate
@@ -21,7 +22,8 @@ def _validate(args: argparse.Namespace) -> int:
     check("validate")
     versions = load_versions()
     kit = validation_kit(versions, _kit_source(None))
-    report = validate(Path(args.repo), kit.tools, kit.sources, versions)
+    repo = Path(args.repo)
+    report = validate(repo, kit.tools, kit.sources, versions, engine_of(repo).offline_checks)
     for finding in report.findings:
         print(finding)
     verdict = "FAILED" if report.findings else "passed"

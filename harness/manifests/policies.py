@@ -231,3 +231,12 @@ def check_admission(renders: list[Render], applied: list[RenderedObject], kyvern
             findings.append(Finding("admission", file, obj, "",
                                     f"denied by policy {result['policy']}: {result.get('message')}"))
     return findings
+
+
+def judged(repo: Path, renders: list[Render], applied: list[RenderedObject], kyverno: Path) -> list[Finding]:
+    """The offline checks of the Kyverno policies `applied` (what the clusters enforce, or the
+    source it is generated from): each tested with a resource it admits and one it refuses,
+    the tests passing, each enforced by the API server and failing closed, and what the
+    tenants' reconcilers apply admitted by them."""
+    return [*check_coverage(repo), *run_policy_tests(repo, kyverno), *check_enforcement(applied),
+            *check_admission(renders, applied, kyverno)]

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from harness.core import yamlio
-from harness.core.repo import FLEET_DIRS, POLICIES_DIR
+from harness.core.repo import FLEET_DIRS
 from harness.core.toolpaths import SchemaSources, Tools
 from harness.core.topology import tenant_repo_dirs
 from harness.core.versions import Versions
-from harness.manifests import checks, native, plan, policies
+from harness.manifests import checks, plan
 from harness.manifests.findings import Finding
-from harness.manifests.render import RenderedObject, workspace
+from harness.manifests.render import Render, workspace
 from harness.manifests.schemas import (
     SchemaIndex,
     crd_schemas,
@@ -61,7 +62,12 @@ def schema_index(sources: SchemaSources, versions: Versions) -> SchemaIndex:
     return SchemaIndex(definitions, [*builtin, *crd_schemas(sources.crd_files)])
 
 
-def validate(repo: Path, tools: Tools, sources: SchemaSources, versions: Versions) -> Report:
+# The policy engine's offline checks of the rendered fleet, given the Kyverno CLI (the engine
+# seam's `offline_checks`, harness/e2e/engines.py).
+PolicyChecks = Callable[[list[Render], Path], list[Finding]]
+
+
+def validate(repo: Path, tools: Tools, sources: SchemaSources, versions: Versions, policy_checks: PolicyChecks) -> Report:
     """Run every check; findings are sorted and de-duplicated (overlays share their bases)."""
     started = time.monotonic()
     findings = check_yaml_parses(repo)
@@ -77,15 +83,6 @@ def validate(repo: Path, tools: Tools, sources: SchemaSources, versions: Version
     findings += checks.check_tenant_namespaces(renders, versions)
     findings += checks.check_lockdown(renders)
     findings += checks.check_pins(renders, versions)
-    findings += policies.check_coverage(repo)
-    findings += policies.run_policy_tests(repo, tools.kyverno)
-    applied = policies.applied_policies(renders)
-    if native.is_variant(repo):
-        # The clusters apply the admission policies generated from the Kyverno source, proven
-        # identical by check_variant: the source is what the offline checks judge.
-        findings += native.check_variant(repo)
-        applied = [RenderedObject(doc, f"{POLICIES_DIR}/{file}") for file, doc in native.applied_policies(repo)]
-    findings += policies.check_enforcement(applied)
-    findings += policies.check_admission(renders, applied, tools.kyverno)
+    findings += policy_checks(renders, tools.kyverno)
     objects = sum(len(r.objects) for r in renders)
     return Report(tuple(sorted(set(findings))), len(renders), objects, time.monotonic() - started)

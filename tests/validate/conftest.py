@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from harness.core.versions import Versions
+from harness.e2e.engines import engine_of
 from harness.kit.tools import ValidationKit, validation_kit
 from harness.manifests.validate import Report, roots, validate
 
@@ -32,6 +33,6 @@ def validate_copy(
         for name in (*roots(repo_root), "tests/policies", "tests/e2e"):
             shutil.copytree(repo_root / name, copy / name)
         edit(copy)
-        return validate(copy, kit.tools, kit.sources, versions)
+        return validate(copy, kit.tools, kit.sources, versions, engine_of(copy).offline_checks)
 
     return run

@@ -7,9 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from harness.core.repo import NATIVE_POLICIES_DIR, POLICIES_DIR
 from harness.core.versions import Versions
+from harness.e2e.engines import engine_of
 from harness.kit.tools import ValidationKit
 from harness.manifests.findings import Finding
+from harness.manifests.native import write_variant
 from harness.manifests.validate import Report, validate
 
 Edit = Callable[[Path], None]
@@ -43,7 +46,7 @@ def assert_finding(report: Report, check: str, *fragments: str) -> None:
 
 
 def test_repo_passes_validation(repo_root: Path, kit: ValidationKit, versions: Versions) -> None:
-    report = validate(repo_root, kit.tools, kit.sources, versions)
+    report = validate(repo_root, kit.tools, kit.sources, versions, engine_of(repo_root).offline_checks)
     assert report.findings == (), "\n".join(map(str, report.findings))
     assert report.renders >= 10 and report.objects >= 100  # the fleet was really rendered
 
@@ -332,3 +335,28 @@ def test_broken_copy_fails_with_named_problem(
 def test_finding_text_names_file_object_field_and_reason() -> None:
     finding = Finding("schema", "a/b.yaml", "Kustomization apps/x", "spec.intervall", "unknown field")
     assert str(finding) == "[schema] a/b.yaml: Kustomization apps/x: spec.intervall: unknown field"
+
+
+def _native(repo: Path) -> None:
+    write_variant(repo)
+
+
+def _native_with_source_edited(repo: Path) -> None:
+    """The variant committed, then its source policy edited without `make native`: the
+    services policy lets a tenant open NodePorts."""
+    write_variant(repo)
+    source = repo / POLICIES_DIR / "tenant-services.yaml"
+    source.write_text(source.read_text().replace("['ClusterIP', 'ExternalName']", "['ClusterIP', 'ExternalName', 'NodePort']"))
+
+
+def test_a_committed_native_variant_passes_its_engines_checks(validate_copy: Callable[[Edit], Report]) -> None:
+    """The native engine's offline checks (harness/e2e/engines.py): the admission policies are
+    what the Kyverno source generates, and the source passes the same checks as under Kyverno."""
+    report = validate_copy(_native)
+    assert report.findings == (), "\n".join(map(str, report.findings))
+
+
+def test_a_native_variant_whose_source_changed_fails_both_ways(validate_copy: Callable[[Edit], Report]) -> None:
+    report = validate_copy(_native_with_source_edited)
+    assert_finding(report, "native-variant", f"{NATIVE_POLICIES_DIR}/tenant-services.yaml", "run `make native`")
+    assert_finding(report, "policy-tests", "kyverno test failed", "node-port")
