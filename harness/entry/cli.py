@@ -13,16 +13,24 @@ from harness.core.progress import format_duration, say
 from harness.core.versions import REPO_ROOT, Versions, load_versions
 
 
+def _kit_parts() -> tuple[str, ...]:
+    """What the kit builds for the policy engine this tree deploys."""
+    from harness.e2e.engines import engine_of
+
+    return engine_of(REPO_ROOT).kit_parts
+
+
 def _validate(args: argparse.Namespace) -> int:
     from harness.e2e.engines import engine_of
+    from harness.kit.images import KYVERNO_PART
     from harness.kit.requirements import check
     from harness.kit.tools import validation_kit
     from harness.manifests.validate import validate
 
     check("validate")
     versions = load_versions()
-    kit = validation_kit(versions, _kit_source(None))
     repo = Path(args.repo)
+    kit = validation_kit(versions, _kit_source(None), controllers=KYVERNO_PART in engine_of(repo).kit_parts)
     report = validate(repo, kit.tools, kit.sources, versions, engine_of(repo).offline_checks)
     for finding in report.findings:
         print(finding)
@@ -62,7 +70,7 @@ def _kit_build(args: argparse.Namespace) -> int:
     started = time.monotonic()
     versions = _chosen_versions(args)
     say(f"kit for version set {versions.name}")
-    kit = build_kit(versions, _kit_source(args.source))  # type: ignore[arg-type]
+    kit = build_kit(versions, _kit_source(args.source), _kit_parts())  # type: ignore[arg-type]
     print(summary(kit))
     say(f"kit ready in {format_duration(time.monotonic() - started)}")
     return 0
@@ -76,7 +84,7 @@ def _kit_check(args: argparse.Namespace) -> int:
 
     prepare_host("e2e")
     versions = load_versions()
-    kit = build_kit(versions, _kit_source(None))  # type: ignore[arg-type]
+    kit = build_kit(versions, _kit_source(None), _kit_parts())  # type: ignore[arg-type]
     # The fingerprint of the last kit that passed, kept in the kit cache (and so in CI's cache).
     stamp = cache_root() / "checks" / f"kit-check-{versions.name}-{kit.source}.passed"
     kit_id = fingerprint(kit)
@@ -120,7 +128,7 @@ def _up(args: argparse.Namespace) -> int:
     started = time.monotonic()
     config = build_config({"versions": args.versions})
     prepare_host("e2e")
-    record = up(config, build_kit(load_versions(config.versions_file), config.kit_source))
+    record = up(config, build_kit(load_versions(config.versions_file), config.kit_source, _kit_parts()))
     print(record.how_to_reach())
     say(f"up in {format_duration(time.monotonic() - started)}")
     return 0
@@ -161,7 +169,7 @@ def _bench(args: argparse.Namespace) -> int:
 
     prepare_host("e2e")
     config = build_config()
-    kit = build_kit(load_versions(config.versions_file), config.kit_source)
+    kit = build_kit(load_versions(config.versions_file), config.kit_source, _kit_parts())
     with (locks.hold(cache_root() / "locks", "e2e", "make bench", E2E_LOCK_WHY, timeout_s=E2E_LOCK_TIMEOUT_S),
           tempfile.TemporaryDirectory(prefix="fleet-bench-") as workdir):
         result = run_bench(config, kit, Path(workdir))

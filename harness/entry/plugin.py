@@ -258,7 +258,8 @@ def e2e_config(pytestconfig: pytest.Config) -> E2EConfig:
 
 def _build(versions_file: Path, e2e_config: E2EConfig) -> Kit:
     try:
-        return build_kit(load_versions(versions_file), e2e_config.kit_source)
+        # What the tree's engine needs: a Kyverno fleet's kit also serves its native run (make e2e runs both).
+        return build_kit(load_versions(versions_file), e2e_config.kit_source, engines.engine_of(REPO_ROOT).kit_parts)
     except HarnessError as exc:
         pytest.fail(f"the e2e needs the kit of {versions_file.name} and a working Docker: {exc}\n"
                     f"(run `make kit VERSIONS={versions_file.name}` to see the full build, or deselect "

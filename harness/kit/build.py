@@ -10,6 +10,7 @@ from typing import Literal
 
 from harness.access import registry
 from harness.core import commands, locks
+from harness.core.errors import KitError
 from harness.core.progress import format_duration, say, step
 from harness.core.runs import Run
 from harness.core.versions import Versions
@@ -65,43 +66,50 @@ def go_recipes(v: Versions, source: Source) -> list[gomod.GoBuild]:
     ]
 
 
-def go_artifacts(v: Versions, source: Source) -> dict[str, cache.Artifact]:
-    """Every Go build the kit needs for `source`, most needed first, by name."""
+def go_artifacts(v: Versions, source: Source, parts: tuple[str, ...]) -> dict[str, cache.Artifact]:
+    """Every Go build the kit needs for `source` and the engine `parts`, most needed first, by name."""
     logs = log_dir()
-    built = list(validation_kit(v, source).artifacts)
+    built = list(validation_kit(v, source, controllers=images.KYVERNO_PART in parts).artifacts)
     built += [gomod.build(recipe, logs) for recipe in go_recipes(v, source)]
     return {a.name: a for a in built}
 
 
-def build_kit(v: Versions, source: Source = "build") -> Kit:
-    """Everything `make kit` produces; the registry is filled, then stopped.
+def build_kit(v: Versions, source: Source, parts: tuple[str, ...]) -> Kit:
+    """Everything `make kit` produces for a fleet whose policy engine needs `parts`
+    (images.ENGINE_PARTS; the engine seam's kit_parts); the registry is filled, then stopped.
 
     With source "upstream" the images and charts are pulled and downloaded instead of built
     (for machines with internet); tools and the node image are built either way. Runs on one
     host take turns: the second waits for the first's build, then finds it cached.
     """
+    unknown = sorted(set(parts) - set(images.ENGINE_PARTS))
+    if unknown:
+        raise KitError(f"the kit builds no {', '.join(unknown)} for a policy engine; it knows "
+                       f"{', '.join(images.ENGINE_PARTS)}")
     with locks.hold(cache.cache_root() / "locks", "kit", f"building the kit ({source})",
                     "runs on this host share one kit cache; the first builds, the others reuse it",
                     timeout_s=KIT_LOCK_TIMEOUT_S):
-        return _build_kit(v, source)
+        return _build_kit(v, source, parts)
 
 
-def _build_kit(v: Versions, source: Source) -> Kit:
-    by_name = go_artifacts(v, source)
+def _build_kit(v: Versions, source: Source, parts: tuple[str, ...]) -> Kit:
+    kyverno = images.KYVERNO_PART in parts
+    by_name = go_artifacts(v, source, parts)
     if source == "upstream":
-        tags = tuple(images.workload_tags(v))
+        tags = tuple(images.workload_tags(v, parts))
         component_images = [upstream.pull(tag) for tag in tags]
         node_image = upstream.pull(node.upstream_node_image(v))
-        chart_artifacts = (upstream.chart_repo("podinfo", v.podinfo), upstream.chart_repo("kyverno", v.kyverno_chart))
+        chart_artifacts = (upstream.chart_repo("podinfo", v.podinfo),
+                           *([upstream.chart_repo("kyverno", v.kyverno_chart)] if kyverno else []))
     else:
         go = images.GoArtifacts(
             kubernetes=by_name["kubernetes"], etcd=by_name["etcd"], coredns=by_name["coredns"],
-            flux={n: by_name[n] for n in v.flux.controllers()}, kyverno=by_name["kyverno"],
+            flux={n: by_name[n] for n in v.flux.controllers()}, kyverno=by_name["kyverno"] if kyverno else None,
             podinfo=by_name["podinfo"], kube_router=by_name["kube-router"],
         )
         kind_module = gomod.download("sigs.k8s.io/kind", v.kind)
         pause_tag = node.sandbox_image(kind_module.dir).rsplit(":", 1)[1]
-        specs = images.all_images(v, go, pause_tag)
+        specs = images.all_images(v, go, pause_tag, parts)
         component_images = [build_image(spec) for spec in specs]
         node_inputs = node.NodeInputs(
             kubernetes=by_name["kubernetes"], containerd=by_name["containerd"], crictl=by_name["crictl"],
@@ -109,7 +117,7 @@ def _build_kit(v: Versions, source: Source) -> Kit:
         )
         node_image = node.build_node_image(v, node_inputs)
         tags = tuple(t for spec in specs for t in spec.tags)
-        chart_artifacts = (charts.podinfo_repo(v), charts.kyverno_repo(v))
+        chart_artifacts = (charts.podinfo_repo(v), *([charts.kyverno_repo(v)] if kyverno else []))
     image = registry_image.registry_image(v)
     _fill_registry(image, tags)
     repos = {a.name: a.path for a in chart_artifacts}

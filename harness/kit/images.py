@@ -35,6 +35,10 @@ ALPINE_TO_DEBIAN: dict[str, tuple[str, str]] = {
 # (Debian merges /sbin into /usr/sbin, so the link is written there.)
 DEBIAN_PATHS = {"/sbin/tini": ("/usr/sbin/tini", "/usr/bin/tini")}
 FLUX_BINARY_DIR = "/usr/local/bin/"
+# What the kit can build for a policy engine beyond Flux, the clusters and the tools every engine's
+# offline checks use; each engine names the parts it needs (harness/e2e/engines.py, kit_parts).
+KYVERNO_PART = "kyverno"  # Kyverno's controller images and its chart
+ENGINE_PARTS = (KYVERNO_PART,)
 # Kyverno's image names, by the binary that runs in them.
 KYVERNO_IMAGES = {
     "kyverno": "kyverno", "kyverno-init": "kyvernopre",
@@ -77,7 +81,7 @@ class GoArtifacts:
     etcd: cache.Artifact
     coredns: cache.Artifact
     flux: dict[str, cache.Artifact]
-    kyverno: cache.Artifact
+    kyverno: cache.Artifact | None  # built with its controllers only when the kit builds their images
     podinfo: cache.Artifact
     kube_router: cache.Artifact
 
@@ -165,11 +169,12 @@ def kube_router_tag(v: Versions) -> str:
     return f"docker.io/cloudnativelabs/kube-router:{v.kube_router}"
 
 
-def workload_tags(v: Versions) -> list[str]:
-    """Images that run on top of Kubernetes (the NetworkPolicy enforcer, Flux, Kyverno, podinfo),
-    by upstream name."""
+def workload_tags(v: Versions, parts: tuple[str, ...] = ENGINE_PARTS) -> list[str]:
+    """Images that run on top of Kubernetes (the NetworkPolicy enforcer, Flux, Kyverno when it is
+    one of `parts`, podinfo), by upstream name."""
+    kyverno = [t for image in KYVERNO_IMAGES.values() for t in kyverno_tags(v, image)] if KYVERNO_PART in parts else []
     return [kube_router_tag(v), *(flux_tag(n, ver) for n, ver in v.flux.controllers().items()),
-            *(t for image in KYVERNO_IMAGES.values() for t in kyverno_tags(v, image)), podinfo_tag(v)]
+            *kyverno, podinfo_tag(v)]
 
 
 def kube_router_stage(v: Versions) -> dockerfile.FinalStage:
@@ -241,6 +246,8 @@ def flux_images(v: Versions, go: GoArtifacts) -> list[ImageSpec]:
 
 def kyverno_images(v: Versions, go: GoArtifacts) -> list[ImageSpec]:
     """As upstream (built with ko): /ko-app/<binary> as entrypoint, non-root."""
+    if go.kyverno is None:
+        raise KitError("Kyverno's images need its controllers built (the kit's kyverno part)")
     specs = []
     for binary, image in KYVERNO_IMAGES.items():
         if binary not in (*KYVERNO_COMMANDS, "kubectl-kyverno"):
@@ -274,6 +281,7 @@ def podinfo_image(v: Versions, go: GoArtifacts) -> ImageSpec:
     )
 
 
-def all_images(v: Versions, go: GoArtifacts, pause_tag: str) -> list[ImageSpec]:
+def all_images(v: Versions, go: GoArtifacts, pause_tag: str, parts: tuple[str, ...] = ENGINE_PARTS) -> list[ImageSpec]:
+    kyverno = kyverno_images(v, go) if KYVERNO_PART in parts else []
     return [*kubernetes_images(v, go, pause_tag), kube_router_image(v, go), *flux_images(v, go),
-            *kyverno_images(v, go), podinfo_image(v, go)]
+            *kyverno, podinfo_image(v, go)]

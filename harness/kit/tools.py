@@ -22,17 +22,17 @@ class ValidationKit:
     artifacts: tuple[cache.Artifact, ...]
 
 
-def validation_kit(v: Versions, source: str = "build") -> ValidationKit:
+def validation_kit(v: Versions, source: str = "build", controllers: bool = True) -> ValidationKit:
     """kustomize, flux and the Kyverno CLI, plus the API definitions, built or cached.
 
     The Kyverno CLI is built with Kyverno's controllers when the kit builds their images
-    (source "build": shared packages compile once), alone otherwise.
+    (source "build" and `controllers`: shared packages compile once), alone otherwise.
     """
     logs = log_dir()
     kustomize = gomod.build(recipes.kustomize(v), logs)
     bundle = flux.manifests(v, kustomize.path / "bin" / "kustomize")
     flux_cli = flux.cli(v, bundle, logs)
-    kyverno = gomod.build(recipes.kyverno(v, cli_only=source != "build"), logs)
+    kyverno = gomod.build(recipes.kyverno(v, cli_only=source != "build" or not controllers), logs)
     kubernetes = gomod.download("k8s.io/kubernetes", v.kubernetes)
     api = gomod.download("k8s.io/api", v.kubernetes_staging)
     kyverno_src = gomod.download("github.com/kyverno/kyverno", v.kyverno)

@@ -55,3 +55,28 @@ def test_pull_without_a_registry_names_the_image_and_the_fix(tmp_path: Path, mon
     monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
     with pytest.raises(KitError, match=r"cannot pull ghcr.io/fluxcd/x:v1 from upstream .*no such host.*make kit"):
         upstream.pull("ghcr.io/fluxcd/x:v1")
+
+
+def test_what_the_kit_builds_follows_the_policy_engine(versions: Versions, tmp_path: Path) -> None:
+    """The engine seam names the kit's parts: Kyverno's images and chart for a Kyverno fleet,
+    nothing beyond Flux and the clusters for the native variant (whose offline checks still use
+    the Kyverno CLI, built alone)."""
+    from harness.e2e.engines import Kyverno, Native
+
+    assert Kyverno(tmp_path).kit_parts == (images.KYVERNO_PART,) and Native(tmp_path).kit_parts == ()
+    assert set(Kyverno(tmp_path).kit_parts) <= set(images.ENGINE_PARTS)
+    with_kyverno, without = images.workload_tags(versions, ("kyverno",)), images.workload_tags(versions, ())
+    assert [t for t in with_kyverno if t not in without] == [t for image in images.KYVERNO_IMAGES.values()
+                                                             for t in images.kyverno_tags(versions, image)]
+    assert not [t for t in without if "kyverno" in t]
+    fake = cache.Artifact("fake", "v0", tmp_path, "test", built=False, seconds=0.0)
+    go = images.GoArtifacts(kubernetes=fake, etcd=fake, coredns=fake,
+                            flux={n: fake for n in versions.flux.controllers()}, kyverno=None, podinfo=fake,
+                            kube_router=fake)
+    with pytest.raises(KitError, match="need its controllers built"):
+        images.kyverno_images(versions, go)
+
+
+def test_a_part_the_kit_does_not_know_is_refused_before_anything_is_built(versions: Versions) -> None:
+    with pytest.raises(KitError, match="builds no gatekeeper for a policy engine; it knows kyverno"):
+        build.build_kit(versions, "build", ("gatekeeper",))
