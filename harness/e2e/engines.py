@@ -27,6 +27,7 @@ from harness.core.versions import REPO_ROOT
 from harness.core.waits import wait_for
 from harness.e2e import kyverno
 from harness.e2e.flux import Ref
+from harness.kit.images import KYVERNO_PART
 from harness.manifests import policies
 from harness.manifests.findings import Finding
 from harness.manifests.native import ADMISSION_API, NATIVE_DIR, applied_policies, check_variant
@@ -67,7 +68,7 @@ class PolicyEngine(Protocol):
 
     @property
     def kit_parts(self) -> tuple[str, ...]:
-        """What the kit builds for this engine beyond Flux and the clusters (kit.build.ENGINE_PARTS)."""
+        """What the kit builds for this engine beyond Flux and the clusters (kit.images.ENGINE_PARTS)."""
 
 
 def _listed(folder: Path, kind: str) -> list[str]:
@@ -120,7 +121,7 @@ class Kyverno:
 
     @property
     def kit_parts(self) -> tuple[str, ...]:
-        return ("kyverno",)  # its controllers' images and its chart
+        return (KYVERNO_PART,)  # its controllers' images and its chart
 
     def offline_checks(self, renders: list[Render], kyverno: Path) -> list[Finding]:
         """The policies the clusters apply, judged by the Kyverno CLI."""
