@@ -15,7 +15,7 @@ from typing import Literal
 
 from harness.core.errors import ConfigError
 from harness.core.history import AUTO, GIT_PREFIX
-from harness.core.repo import NATIVE_POLICIES_DIR
+from harness.core.repo import NATIVE_POLICIES_DIR, tree_engine
 from harness.core.topology import environments
 from harness.core.versions import REPO_ROOT, VERSIONS_FILE
 
@@ -75,11 +75,6 @@ OPTIONS: tuple[Option, ...] = (
 )
 UPGRADE_PATHS = ("gitops", "bootstrap")
 POLICY_ENGINES = ("kyverno", "native")
-
-
-def tree_engine(root: Path) -> str:
-    """The engine the fleet at `root` deploys: native once it holds the variant's folder."""
-    return "native" if (root / NATIVE_POLICIES_DIR).is_dir() else "kyverno"
 
 # --e2e-admission-cluster's value that runs the admission tests on each cluster.
 EVERY = "every"

@@ -68,3 +68,9 @@ def platform_order(env: str, root: Path = REPO_ROOT) -> list[str]:
         for name in ready:
             del pending[name]
     return order
+
+
+def tree_engine(root: Path) -> str:
+    """The policy engine the fleet at `root` deploys: `native` once it holds the native
+    variant's folder, else `kyverno`."""
+    return "native" if (root / NATIVE_POLICIES_DIR).is_dir() else "kyverno"

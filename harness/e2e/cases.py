@@ -296,8 +296,3 @@ def of_fleet(fleet: Fleet, team: Tenant, prefix: str, root: Path) -> tuple[tuple
     the offline tests of the tree at `root` (the fleet's start, for an upgrade)."""
     written = cases(team, podinfo_tag(fleet.kit.versions), fleet.server.repo_url(team.repo), prefix)
     return written, derived(create_examples(root), fleet.topology.tenants, team, rewrites_for(fleet.server, fleet.kit.versions))
-
-
-def uncovered(written: tuple[Case, ...], candidates: dict[str, list[Case]], policies: list[str]) -> list[str]:
-    """The policies the probe would have no case for: none written, none derived."""
-    return sorted(set(policies) - {c.policy for c in written} - set(candidates))

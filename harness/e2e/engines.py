@@ -21,7 +21,7 @@ from typing import Protocol
 
 from harness.access.kube import Kube
 from harness.core.errors import HarnessError
-from harness.core.repo import API, POLICIES_DIR
+from harness.core.repo import API, POLICIES_DIR, tree_engine
 from harness.core.topology import applied
 from harness.core.versions import REPO_ROOT
 from harness.core.waits import wait_for
@@ -200,7 +200,7 @@ def named(name: str, root: Path = REPO_ROOT) -> PolicyEngine:
 def engine_of(root: Path) -> PolicyEngine:
     """The engine the fleet at `root` is written for: native admission policies if it has
     their folder, else Kyverno's policies."""
-    return Native(root) if (root / NATIVE_DIR).is_dir() else Kyverno(root)
+    return Native(root) if tree_engine(root) == "native" else Kyverno(root)
 
 
 _current: list[PolicyEngine] = []

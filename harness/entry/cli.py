@@ -30,8 +30,9 @@ def _validate(args: argparse.Namespace) -> int:
     check("validate")
     versions = load_versions()
     repo = Path(args.repo)
-    kit = validation_kit(versions, _kit_source(None), controllers=KYVERNO_PART in engine_of(repo).kit_parts)
-    report = validate(repo, kit.tools, kit.sources, versions, engine_of(repo).offline_checks)
+    engine = engine_of(repo)
+    kit = validation_kit(versions, _kit_source(None), controllers=KYVERNO_PART in engine.kit_parts)
+    report = validate(repo, kit.tools, kit.sources, versions, engine.offline_checks)
     for finding in report.findings:
         print(finding)
     verdict = "FAILED" if report.findings else "passed"

@@ -13,9 +13,10 @@ import pytest
 from pytest_kind import KindCluster
 
 from harness.core import history
-from harness.core.config import EVERY, OPTIONS, E2EConfig, build_config, tree_engine
+from harness.core.config import EVERY, OPTIONS, E2EConfig, build_config
 from harness.core.errors import HarnessError
 from harness.core.progress import Sink, current_sink, say, set_sink
+from harness.core.repo import tree_engine
 from harness.core.topology import Topology, environments, read
 from harness.core.versions import REPO_ROOT, load_versions
 from harness.e2e import engines

@@ -25,7 +25,7 @@ import yaml
 
 from harness.core import yamlio
 from harness.core.errors import HarnessError
-from harness.core.repo import NATIVE_POLICIES_DIR, POLICIES_DIR
+from harness.core.repo import NATIVE_POLICIES_DIR, POLICIES_DIR, tree_engine
 from harness.core.topology import applied
 from harness.manifests.findings import Finding
 
@@ -109,11 +109,6 @@ def _native_layer(template: dict[str, Any]) -> dict[str, Any]:
             "metadata": {"name": NATIVE_LAYER, "namespace": template["metadata"]["namespace"]}, "spec": spec}
 
 
-def is_variant(root: Path) -> bool:
-    """Does the fleet at `root` deploy the native variant?"""
-    return (root / NATIVE_DIR).is_dir()
-
-
 def _generated(root: Path) -> dict[str, str]:
     """The variant's files as the source policies generate them: file name -> text."""
     policies = applied_policies(root)
@@ -126,6 +121,12 @@ def _generated(root: Path) -> dict[str, str]:
     return files
 
 
+def _stale(root: Path, files: dict[str, str]) -> list[Path]:
+    """Files of the variant's folder that were generated from a policy the source no longer applies."""
+    return [path for path in sorted((root / NATIVE_DIR).glob("*.yaml"))
+            if path.name not in files and path.read_text().startswith(GENERATED.split("{", 1)[0])]
+
+
 def write_variant(root: Path) -> tuple[list[str], list[str]]:
     """Turn the fleet at `root` into the native variant, or bring its admission policies back in
     line with the source policies when it is one; returns the files written and those removed
@@ -134,10 +135,9 @@ def write_variant(root: Path) -> tuple[list[str], list[str]]:
     folder = root / NATIVE_DIR
     folder.mkdir(parents=True, exist_ok=True)
     written, removed = [], []
-    for path in sorted(folder.glob("*.yaml")):
-        if path.name not in files and path.read_text().startswith("# Generated from "):
-            path.unlink()
-            removed.append(path.relative_to(root).as_posix())
+    for path in _stale(root, files):
+        path.unlink()
+        removed.append(path.relative_to(root).as_posix())
     for file, text in files.items():
         (folder / file).write_text(text)
         written.append(f"{NATIVE_DIR}/{file}")
@@ -156,7 +156,7 @@ def write_variant(root: Path) -> tuple[list[str], list[str]]:
 def check_variant(root: Path) -> list[Finding]:
     """A fleet that deploys the native variant: its admission policies are exactly what its
     source policies generate, so what the offline tests judge is what the clusters enforce."""
-    if not is_variant(root):
+    if tree_engine(root) != "native":
         return []
     try:
         files = _generated(root)
@@ -169,8 +169,7 @@ def check_variant(root: Path) -> list[Finding]:
             findings.append(Finding("native-variant", f"{NATIVE_DIR}/{file}", "", "",
                                     f"{'missing' if not path.is_file() else 'differs from'} what "
                                     f"{POLICIES_DIR} generates; run `make native` and commit the result"))
-    for path in sorted((root / NATIVE_DIR).glob("*.yaml")):
-        if path.name not in files and path.read_text().startswith("# Generated from "):
-            findings.append(Finding("native-variant", path.relative_to(root).as_posix(), "", "",
-                                    "generated from a policy the source no longer applies; run `make native`"))
+    findings += [Finding("native-variant", path.relative_to(root).as_posix(), "", "",
+                         "generated from a policy the source no longer applies; run `make native`")
+                 for path in _stale(root, files)]
     return findings

@@ -11,7 +11,7 @@ from typing import Any
 
 from harness.core import topology, yamlio
 from harness.core.repo import POLICIES_DIR, POLICY_TESTS_DIR
-from harness.e2e.cases import Actors, cases, derived, uncovered
+from harness.e2e.cases import Actors, Case, cases, derived
 from harness.e2e.converge import applied_policy_names
 from harness.e2e.publish import Rewrite
 from harness.manifests.policies import create_examples
@@ -32,6 +32,12 @@ class Recorder:
 
 def _written(root: Path) -> tuple[Any, ...]:
     return cases(topology.read(root).tenants[0], "podinfo:1", f"{SERVER}dev-team/apps.git", "p")
+
+
+def uncovered(written: tuple[Case, ...], candidates: dict[str, list[Case]], policies: list[str]) -> list[str]:
+    """The policies the probe would have no case for: none written, none derived (which
+    derived case holds is for the live cluster: probe.with_derived)."""
+    return sorted(set(policies) - {c.policy for c in written} - set(candidates))
 
 
 def _candidates(root: Path, team: topology.Tenant | None = None) -> dict[str, Any]:
