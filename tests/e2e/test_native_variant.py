@@ -1,6 +1,9 @@
 """The native variant enforces the same rules as Kyverno: each native ValidatingAdmissionPolicy
 the variant writes is the one Kyverno generated live from the same policy (the variant's own
-e2e run, `make e2e-native`, then proves the rules hold without Kyverno)."""
+e2e run, `make e2e-native`, then proves the rules hold without Kyverno).
+
+A fresh install is where this is judged (`fresh_install`): there the running Kyverno generated
+every admission policy itself, while an upgraded one may keep what its predecessor wrote."""
 
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ from harness.e2e.handles import ClusterHandle, Fleet
 from harness.e2e.repos import rewrites_for
 from harness.manifests.native import ADMISSION_API, admission_policy, applied_policies
 
-pytestmark = [pytest.mark.e2e, pytest.mark.admission, pytest.mark.policy_engine("kyverno")]
+pytestmark = [pytest.mark.e2e, pytest.mark.admission, pytest.mark.fresh_install, pytest.mark.policy_engine("kyverno")]
 # What the API server fills in when a field is left out (as the variant leaves them).
 DEFAULTS = {"matchPolicy": "Equivalent", "objectSelector": {}, "namespaceSelector": {}}
 

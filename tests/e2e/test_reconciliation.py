@@ -1,5 +1,9 @@
 """On every cluster, the fleet reconciles from Git: lockdown live, every layer Ready, every
-tenant Ready at its pushed revision, the example's podinfo up."""
+tenant Ready at its pushed revision, the example's podinfo up.
+
+Also what a fresh install at the current set is judged by (`fresh_install`): the new CLI's
+`flux bootstrap` with the lockdown, every layer coming up from nothing in dependsOn order, the
+charts installed rather than upgraded. An upgraded fleet shows none of these."""
 
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ from harness.e2e.flux import Ref
 from harness.e2e.handles import ClusterHandle, Fleet
 from harness.e2e.repos import FLEET_REPO
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.fresh_install]
 
 def assert_ready(cluster: ClusterHandle, ref: Ref, commit: str | None = None) -> dict:  # type: ignore[type-arg]
     __tracebackhide__ = True
