@@ -35,13 +35,14 @@ validate: $(PY)
 
 ## The test command, everything with one fleet lifecycle per version set: the cluster-free tests
 ## (unit, manifest checks), then make upgrade (the fleet up at the previous set, upgraded in place
-## under the probe, then the whole e2e suite on the upgraded fleet), make e2e-fresh (what only a
-## fresh install at the current set can break) and make e2e-native (the native variant, fresh).
+## under the probe, then the whole e2e suite on the upgraded fleet), then side by side (one cluster
+## each, the two a host runs at once) make e2e-fresh (what only a fresh install at the current set
+## can break) and make e2e-native (the native variant, fresh).
 test: $(PY)
 	$(PY) -m pytest -m "not e2e" --junitxml=artifacts/junit.xml $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory upgrade
-	$(MAKE) --no-print-directory e2e-fresh
-	$(MAKE) --no-print-directory e2e-native
+	$(PY) -m harness side-by-side --logs artifacts "e2e-fresh=$(MAKE) --no-print-directory e2e-fresh" \
+		"e2e-native=$(MAKE) --no-print-directory e2e-native"
 
 ## The main job: both clusters, Flux bootstrapped from the local Git server, tenancy proven; then
 ## the isolation suite on the fleet's native variant (e2e-native).

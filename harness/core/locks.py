@@ -41,6 +41,57 @@ def hold(folder: Path, name: str, what: str, why: str, timeout_s: float) -> Iter
         os.close(fd)  # releases the flock
 
 
+@contextmanager
+def hold_slots(folder: Path, name: str, count: int, capacity: int, what: str, why: str,
+               timeout_s: float) -> Iterator[None]:
+    """Hold `count` of the `capacity` slots of lock `name` while doing `what` (one slot a
+    cluster: runs that together need no more than the host affords run at once). A run that
+    needs every slot takes them in order, waiting for each; a run that needs fewer takes free
+    ones only when it gets them all, holding none while it waits. So no two runs ever each hold
+    a part of what the other waits for."""
+    count = max(1, min(count, capacity))
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"{name}-{i}.lock" for i in range(capacity)]
+    fds = [os.open(path, os.O_RDWR | os.O_CREAT, 0o644) for path in paths]
+    held: list[int] = []
+
+    def holders() -> str:
+        # A slot's file is emptied when it is let go, so only held slots name someone.
+        busy = [path for i, path in enumerate(paths) if i not in held and path.stat().st_size]
+        return ", ".join(sorted({_holder(path) for path in busy})) or "another run"
+
+    def take_in_order() -> tuple[bool, None, str]:
+        while len(held) < capacity and _try(fds[len(held)]):
+            held.append(len(held))
+        return len(held) == capacity, None, f"still held by {holders()}"
+
+    def take_free() -> tuple[bool, None, str]:
+        for i, fd in enumerate(fds):
+            if len(held) < count and _try(fd):
+                held.append(i)
+        if len(held) < count:
+            for i in held:
+                fcntl.flock(fds[i], fcntl.LOCK_UN)
+            held.clear()
+            return False, None, f"still held by {holders()}"
+        return True, None, ""
+
+    take = take_in_order if count == capacity else take_free
+    try:
+        if not take()[0]:
+            say(f"waiting for {holders()} to finish before {what}: {why} (locks: {folder}/{name}-*.lock)")
+            wait_for(f"{count} of the {capacity} {name} slots", take, timeout_s=timeout_s, interval_s=2.0)
+        for i in held:
+            os.ftruncate(fds[i], 0)
+            os.pwrite(fds[i], json.dumps({"pid": os.getpid(), "what": what, "since": time.time()}).encode(), 0)
+        yield
+    finally:
+        for i in held:
+            os.ftruncate(fds[i], 0)
+        for fd in fds:
+            os.close(fd)  # releases the flocks
+
+
 def _try(fd: int) -> bool:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

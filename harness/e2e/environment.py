@@ -11,7 +11,7 @@ import json
 import os
 import signal
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -32,8 +32,18 @@ from harness.kit.cache import cache_root
 
 # Bringing up two clusters takes minutes; a waiting run gives another run's e2e this long.
 E2E_LOCK_TIMEOUT_S = 3 * 3600.0
-E2E_LOCK_WHY = ("this host runs one e2e at a time: each brings up two clusters, and two runs "
-                "on the same cores would push both past their deadlines")
+# Clusters this host runs at once, one lock slot each: one e2e's two clusters, or two runs of
+# one cluster each (make test's fresh and native installs). Four clusters on two cores push
+# every run past its deadlines.
+CLUSTER_SLOTS = 2
+E2E_LOCK_WHY = (f"this host runs {CLUSTER_SLOTS} clusters at a time (an e2e of two clusters, or two of one "
+                "each); more on the same cores would push every run past its deadlines")
+
+
+def e2e_slots(count: int, what: str) -> AbstractContextManager[None]:
+    """Hold a cluster slot for each of `count` clusters while doing `what`."""
+    return locks.hold_slots(cache_root() / "locks", "e2e", count, CLUSTER_SLOTS, what, E2E_LOCK_WHY,
+                            timeout_s=E2E_LOCK_TIMEOUT_S)
 
 
 class UpEnvironmentError(HarnessError):
@@ -114,8 +124,7 @@ def up(config: E2EConfig, kit: Kit) -> UpRecord:
                                 "run `make down` first")
     run = Run.new()
     workdir = cache_root() / "up" / run.id
-    with (locks.hold(cache_root() / "locks", "e2e", f"make up (run {run.id})", E2E_LOCK_WHY,
-                     timeout_s=E2E_LOCK_TIMEOUT_S),
+    with (e2e_slots(len(config.environments), f"make up (run {run.id})"),
           fleet_up(config, kit, workdir, run, keep=True) as fleet):
         record = _record(fleet, run, workdir)
     path = _record_path(run.id)
@@ -184,15 +193,13 @@ def e2e_fleet(config: E2EConfig, kit: Kit, workdir: Path, source: RepoSource = W
                                                 f"environment {record.run} is half-gone (its Git server "
                                                 "stopped); run `make down` then `make up`"))
         run = Run(record.run, os.getpid(), process_start(os.getpid()))
-        with locks.hold(cache_root() / "locks", "e2e", f"the e2e on environment {run.id}", E2E_LOCK_WHY,
-                        timeout_s=E2E_LOCK_TIMEOUT_S):
+        with e2e_slots(len(record.kubeconfigs), f"the e2e on environment {run.id}"):
             say(f"using environment {record.run} from `make up` (nothing is created or removed)")
             yield attach(config, kit, record.server(),
                          {env: Path(path) for env, path in record.kubeconfigs.items()},
                          Path(record.workdir), run)
         return
     run = Run.new()
-    with (locks.hold(cache_root() / "locks", "e2e", f"the e2e of run {run.id}", E2E_LOCK_WHY,
-                     timeout_s=E2E_LOCK_TIMEOUT_S),
+    with (e2e_slots(len(config.environments), f"the e2e of run {run.id}"),
           fleet_up(config, kit, workdir / run.id, run, source=source) as fleet):
         yield fleet

@@ -7,6 +7,7 @@ from harness.access.kube import Kube
 
 ADMISSION = "kyverno-admission-controller"
 KYVERNO_NAMESPACE = "kyverno"
+LEASE = "kyverno"  # the admission controller's leader election
 
 
 def admission_pods(kube: Kube) -> list[str]:
@@ -32,3 +33,15 @@ def scale(kube: Kube, count: int) -> None:
 def available(kube: Kube) -> int:
     deploy = kube.get("apps/v1", "Deployment", ADMISSION, KYVERNO_NAMESPACE) or {}
     return int((deploy.get("status") or {}).get("availableReplicas") or 0)
+
+
+def leader(kube: Kube) -> str:
+    """The admission controller pod that holds the leader Lease, "" while none does. Kyverno
+    does not give the Lease up when it stops, so a holder that is no longer a Ready pod is no
+    leader: its successor takes over once the Lease expires."""
+    lease = kube.get("coordination.k8s.io/v1", "Lease", LEASE, KYVERNO_NAMESPACE) or {}
+    holder = str((lease.get("spec") or {}).get("holderIdentity") or "")
+    pod = kube.get("v1", "Pod", holder, KYVERNO_NAMESPACE) if holder else None
+    ready = any(c.get("type") == "Ready" and c.get("status") == "True"
+                for c in ((pod or {}).get("status") or {}).get("conditions") or [])
+    return holder if ready and not (pod or {}).get("metadata", {}).get("deletionTimestamp") else ""

@@ -25,7 +25,7 @@ from harness.e2e import flux, probe, publish
 from harness.e2e.converge import platform_ready, policies_not_ready
 from harness.e2e.flux import Ref
 from harness.e2e.handles import ClusterHandle, Fleet
-from harness.e2e.kyverno import KYVERNO_NAMESPACE
+from harness.e2e.kyverno import KYVERNO_NAMESPACE, LEASE
 from harness.e2e.repos import FLEET_REPO
 from harness.kit.build import Kit
 from harness.kit.images import flux_tag
@@ -34,7 +34,6 @@ MIGRATE_TIMEOUT_S = 300.0
 # How long every generated admission policy and binding must stay unchanged, under the new
 # Kyverno's leader, before the upgrade window closes.
 SETTLE_S = 20.0
-KYVERNO_LEASE = "kyverno"  # the admission controller's leader election
 ADMISSION = "admissionregistration.k8s.io/v1"
 KYVERNO_RELEASE = Ref("HelmRelease", "flux-system", "kyverno")
 # The API groups whose CRDs the upgrade replaces.
@@ -252,7 +251,7 @@ def helm_release_revision(kube: Kube, ref: Ref) -> tuple[int, str]:
 
 def _leader_version(kube: Kube) -> tuple[str, str]:
     """The admission controller's leader (its Lease's holder) and the Kyverno image it runs."""
-    lease = kube.get("coordination.k8s.io/v1", "Lease", KYVERNO_LEASE, KYVERNO_NAMESPACE) or {}
+    lease = kube.get("coordination.k8s.io/v1", "Lease", LEASE, KYVERNO_NAMESPACE) or {}
     holder = str((lease.get("spec") or {}).get("holderIdentity") or "")
     pod = kube.get("v1", "Pod", holder, KYVERNO_NAMESPACE) if holder else None
     images = [c["image"] for c in (pod or {}).get("spec", {}).get("containers", [])]

@@ -160,22 +160,35 @@ def _host_prepare(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     import tempfile
 
-    from harness.core import locks
     from harness.core.config import build_config
     from harness.e2e.bench import run_bench
-    from harness.e2e.environment import E2E_LOCK_TIMEOUT_S, E2E_LOCK_WHY
+    from harness.e2e.environment import CLUSTER_SLOTS, e2e_slots
     from harness.kit.build import build_kit
-    from harness.kit.cache import cache_root
     from harness.kit.host import prepare_host
 
     prepare_host("e2e")
     config = build_config()
     kit = build_kit(load_versions(config.versions_file), config.kit_source, _kit_parts())
-    with (locks.hold(cache_root() / "locks", "e2e", "make bench", E2E_LOCK_WHY, timeout_s=E2E_LOCK_TIMEOUT_S),
+    with (e2e_slots(CLUSTER_SLOTS, "make bench"),
           tempfile.TemporaryDirectory(prefix="fleet-bench-") as workdir):
         result = run_bench(config, kit, Path(workdir))
     print(result.report())
     return 0
+
+
+def _side_by_side(args: argparse.Namespace) -> int:
+    from harness.core.sidebyside import SideBySideError, run_side_by_side
+
+    commands: dict[str, str] = {}
+    for item in args.commands:
+        name, sep, line = item.partition("=")
+        if not sep or not name or not line.strip():
+            raise SideBySideError(f"{item!r}: each command is NAME=COMMAND LINE")
+        commands[name] = line
+    outcomes = run_side_by_side(commands, Path(args.logs))
+    for outcome in outcomes:
+        say(outcome.describe())
+    return next((o.returncode for o in outcomes if o.returncode != 0), 0)
 
 
 def _host_check(args: argparse.Namespace) -> int:
@@ -245,6 +258,11 @@ def parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="time the e2e's bring-up beside the seed project's CI steps "
                                          "replayed on the same kit (make bench)")
     bench.set_defaults(func=_bench)
+
+    side = sub.add_parser("side-by-side", help="run commands at once, each output line named (make test)")
+    side.add_argument("--logs", default="artifacts", help="folder for each command's whole output, NAME.log")
+    side.add_argument("commands", nargs="+", metavar="NAME=COMMAND", help="a name and the command line it runs")
+    side.set_defaults(func=_side_by_side)
 
     host = sub.add_parser("host", help="prepare this machine to run kind")
     host_sub = host.add_subparsers(dest="host_command", required=True)

@@ -69,11 +69,22 @@ def _enforced_again(fleet: Fleet, cluster: ClusterHandle) -> None:
 
 @pytest.fixture
 def restore(fleet: Fleet, cluster: ClusterHandle) -> Iterator[None]:
-    """Undoes a weakening: admission controller back, the fleet's policy re-applied by Flux (it
-    owns those fields), every policy enforced again."""
-    replicas = kyverno.replicas(cluster.kube)
+    """Undoes a weakening: the admission controller back and leading, the policy's weakened
+    fields put back as the fleet applied them, the fleet reconciled, every policy enforced again.
+    The fields go back once the new leader runs: Kyverno regenerates a policy's admission policy
+    and writes its status when the policy's spec changes under a running leader, while a change
+    it only finds on taking the lease can leave the status stale for minutes (a lost status
+    write is not retried), which Flux's health check of the policies then waits out."""
+    kube = cluster.kube
+    fleet_spec = kube.get(API["ValidatingPolicy"], "ValidatingPolicy", POLICY)
+    assert fleet_spec is not None, f"ValidatingPolicy {POLICY} is missing before the test"
+    weakened = {field: fleet_spec["spec"].get(field) for field in ("failurePolicy", "autogen")}
+    replicas = kyverno.replicas(kube)
     yield
-    kyverno.scale(cluster.kube, replicas)
+    kyverno.scale(kube, replicas)
+    wait_for("a Kyverno admission controller leading again", lambda: (bool(kyverno.leader(kube)), None, "no leader"),
+             fleet.config.timeout(180))
+    kube.patch(API["ValidatingPolicy"], "ValidatingPolicy", POLICY, None, {"spec": weakened})
     _enforced_again(fleet, cluster)
 
 

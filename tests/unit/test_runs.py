@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -88,3 +89,63 @@ def test_pytest_kinds_options_are_offered_beside_the_harness_options(repo_root: 
                          text=True, check=True).stdout
     assert "--e2e-environments" in out and "--e2e-admission-cluster" in out
     assert "--cluster-name" in out and "--keep-cluster" in out
+
+
+def _holding(tmp_path: Path, count: int, what: str, entered: threading.Event, release: threading.Event) -> threading.Thread:
+    def hold() -> None:
+        with locks.hold_slots(tmp_path, "e2e", count, 2, what, "two clusters at a time", timeout_s=10):
+            entered.set()
+            release.wait(5)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    return thread
+
+
+def test_two_runs_of_one_cluster_hold_their_slots_at_once(tmp_path: Path) -> None:
+    entered, release = threading.Event(), threading.Event()
+    first = _holding(tmp_path, 1, "the e2e of run aaaaaa", entered, release)
+    try:
+        assert entered.wait(5)
+        started = time.monotonic()
+        with locks.hold_slots(tmp_path, "e2e", 1, 2, "the e2e of run bbbbbb", "two clusters at a time", timeout_s=10):
+            assert time.monotonic() - started < 1.0, "the second one-cluster run waited for a free slot"
+    finally:
+        release.set()
+        first.join()
+
+
+def test_a_run_of_two_clusters_waits_for_a_run_of_one_and_says_for_whom(tmp_path: Path) -> None:
+    lines: list[str] = []
+    previous = progress.current_sink()
+    progress.set_sink(lines.append)
+    entered, release = threading.Event(), threading.Event()
+    first = _holding(tmp_path, 1, "the e2e of run aaaaaa", entered, release)
+    order: list[str] = []
+    try:
+        assert entered.wait(5)
+        threading.Timer(0.5, lambda: (order.append("first out"), release.set())).start()
+        with locks.hold_slots(tmp_path, "e2e", 2, 2, "the e2e of run bbbbbb", "two clusters at a time", timeout_s=10):
+            order.append("second in")
+    finally:
+        release.set()
+        first.join()
+        progress.set_sink(previous)
+    assert order == ["first out", "second in"]
+    waiting = [line for line in lines if "waiting for the e2e of run aaaaaa" in line]
+    assert waiting and "two clusters at a time" in waiting[0], lines
+
+
+def test_a_run_of_one_cluster_waits_while_two_clusters_run(tmp_path: Path) -> None:
+    entered, release = threading.Event(), threading.Event()
+    first = _holding(tmp_path, 2, "the e2e of run aaaaaa", entered, release)
+    order: list[str] = []
+    try:
+        assert entered.wait(5)
+        threading.Timer(0.5, lambda: (order.append("first out"), release.set())).start()
+        with locks.hold_slots(tmp_path, "e2e", 1, 2, "the e2e of run bbbbbb", "two clusters at a time", timeout_s=10):
+            order.append("second in")
+    finally:
+        release.set()
+        first.join()
+    assert order == ["first out", "second in"]

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from functools import partial
 
 import pytest
 
 from harness.access.kube import Kube
 from harness.core.lockdown import LOCKDOWN_FLAGS, lockdown_problems
+from harness.core.parallel import run_together
 from harness.core.repo import API
 from harness.core.teardown import best_effort
 from harness.e2e import flux, probe, publish
@@ -140,14 +142,16 @@ def test_in_place_upgrade_admits_no_violating_object(
                     commit = commit_components(fleet, flux_cli, [h.env for h in handles],
                                                handles[0].workdir / "gotk-components-new.yaml",
                                                f"Flux {start.flux.cli} -> {target.flux.cli}: regenerated components")
-                for handle in handles:
-                    with record.phase(f"{handle.env}: Flux applies {target.flux.cli} to itself"):
-                        upgrade_flux_gitops(fleet, handle, target, commit or publish.head(fleet.server, FLEET_REPO))
+                # Each cluster is asked to reconcile and waited on in a thread of its own, so
+                # the clusters apply the commit side by side, as they would in a fleet.
+                head = commit or publish.head(fleet.server, FLEET_REPO)
+                with record.phase(f"Flux applies {target.flux.cli} to itself ({', '.join(h.env for h in handles)})"):
+                    run_together({h.env: partial(upgrade_flux_gitops, fleet, h, target, head) for h in handles})
             with record.phase(f"fleet at the working tree (Kyverno chart {start.kyverno_chart} -> "
                               f"{target.kyverno_chart})"):
-                commit = sync_to_working_tree(fleet.server, target, FLEET_REPO, "fleet: the working tree's")
-                for handle in handles:
-                    wait_kyverno(fleet, handle, commit or publish.head(fleet.server, FLEET_REPO), target)
+                head = sync_to_working_tree(fleet.server, target, FLEET_REPO, "fleet: the working tree's") \
+                    or publish.head(fleet.server, FLEET_REPO)
+                run_together({h.env: partial(wait_kyverno, fleet, h, head, target) for h in handles})
             with record.phase(f"Kyverno settled (new leader, admission policies unchanged {SETTLE_S:.0f} s)"):
                 wait_settled(fleet, handles, target)
             with record.phase("tenants reconciled after the upgrade"):
