@@ -115,17 +115,19 @@ def test_two_runs_of_one_cluster_hold_their_slots_at_once(tmp_path: Path) -> Non
         first.join()
 
 
-def test_a_run_of_two_clusters_waits_for_a_run_of_one_and_says_for_whom(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("held", "wanted"), [(1, 2), (2, 1)], ids=["two-wait-for-one", "one-waits-for-two"])
+def test_a_run_waits_for_the_slots_it_needs_and_says_for_whom(tmp_path: Path, held: int, wanted: int) -> None:
     lines: list[str] = []
     previous = progress.current_sink()
     progress.set_sink(lines.append)
     entered, release = threading.Event(), threading.Event()
-    first = _holding(tmp_path, 1, "the e2e of run aaaaaa", entered, release)
+    first = _holding(tmp_path, held, "the e2e of run aaaaaa", entered, release)
     order: list[str] = []
     try:
         assert entered.wait(5)
         threading.Timer(0.5, lambda: (order.append("first out"), release.set())).start()
-        with locks.hold_slots(tmp_path, "e2e", 2, 2, "the e2e of run bbbbbb", "two clusters at a time", timeout_s=10):
+        with locks.hold_slots(tmp_path, "e2e", wanted, 2, "the e2e of run bbbbbb", "two clusters at a time",
+                              timeout_s=10):
             order.append("second in")
     finally:
         release.set()
@@ -134,18 +136,3 @@ def test_a_run_of_two_clusters_waits_for_a_run_of_one_and_says_for_whom(tmp_path
     assert order == ["first out", "second in"]
     waiting = [line for line in lines if "waiting for the e2e of run aaaaaa" in line]
     assert waiting and "two clusters at a time" in waiting[0], lines
-
-
-def test_a_run_of_one_cluster_waits_while_two_clusters_run(tmp_path: Path) -> None:
-    entered, release = threading.Event(), threading.Event()
-    first = _holding(tmp_path, 2, "the e2e of run aaaaaa", entered, release)
-    order: list[str] = []
-    try:
-        assert entered.wait(5)
-        threading.Timer(0.5, lambda: (order.append("first out"), release.set())).start()
-        with locks.hold_slots(tmp_path, "e2e", 1, 2, "the e2e of run bbbbbb", "two clusters at a time", timeout_s=10):
-            order.append("second in")
-    finally:
-        release.set()
-        first.join()
-    assert order == ["first out", "second in"]
