@@ -2,8 +2,8 @@
 line of their output is shown as it comes, with the command's name in front, and kept whole in a
 log file of its own; the end names each command's result, time and log.
 
-A termination signal is passed on to every command, which tears its clusters down as it would
-alone; the runner returns once all have ended.
+An interrupt or termination signal is passed on to every command, once, which tears its
+clusters down as it would alone; the runner returns once all have ended.
 """
 
 from __future__ import annotations
@@ -51,7 +51,10 @@ def run_side_by_side(commands: Mapping[str, str], logs: Path) -> list[Outcome]:
     logs.mkdir(parents=True, exist_ok=True)
     printing = threading.Lock()
     started = time.monotonic()
-    procs = {name: subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+    # Each in a session of its own: a signal sent to the terminal's or the job's process group
+    # reaches the commands once, from here, and not a second time during their teardown.
+    procs = {name: subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+                                    start_new_session=True)
              for name, argv in argvs.items()}
     width = max(len(name) for name in commands)
     ended: dict[str, float] = {}

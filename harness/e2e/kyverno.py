@@ -1,7 +1,9 @@
-"""Kyverno's admission controller as the tests disturb it: its replicas, its pods, and the
-webhook configurations that call it."""
+"""Kyverno's admission controller as the tests disturb it: its replicas, its pods, its leader,
+and the webhook configurations that call it."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from harness.access.kube import Kube
 
@@ -35,13 +37,18 @@ def available(kube: Kube) -> int:
     return int((deploy.get("status") or {}).get("availableReplicas") or 0)
 
 
+def lease_holder(kube: Kube) -> tuple[str, dict[str, Any] | None]:
+    """The name the leader Lease holds, and that pod (None when it is gone)."""
+    lease = kube.get("coordination.k8s.io/v1", "Lease", LEASE, KYVERNO_NAMESPACE) or {}
+    holder = str((lease.get("spec") or {}).get("holderIdentity") or "")
+    return holder, kube.get("v1", "Pod", holder, KYVERNO_NAMESPACE) if holder else None
+
+
 def leader(kube: Kube) -> str:
     """The admission controller pod that holds the leader Lease, "" while none does. Kyverno
     does not give the Lease up when it stops, so a holder that is no longer a Ready pod is no
     leader: its successor takes over once the Lease expires."""
-    lease = kube.get("coordination.k8s.io/v1", "Lease", LEASE, KYVERNO_NAMESPACE) or {}
-    holder = str((lease.get("spec") or {}).get("holderIdentity") or "")
-    pod = kube.get("v1", "Pod", holder, KYVERNO_NAMESPACE) if holder else None
+    holder, pod = lease_holder(kube)
     ready = any(c.get("type") == "Ready" and c.get("status") == "True"
                 for c in ((pod or {}).get("status") or {}).get("conditions") or [])
     return holder if ready and not (pod or {}).get("metadata", {}).get("deletionTimestamp") else ""

@@ -25,7 +25,7 @@ from harness.e2e import flux, probe, publish
 from harness.e2e.converge import platform_ready, policies_not_ready
 from harness.e2e.flux import Ref
 from harness.e2e.handles import ClusterHandle, Fleet
-from harness.e2e.kyverno import KYVERNO_NAMESPACE, LEASE
+from harness.e2e.kyverno import KYVERNO_NAMESPACE, lease_holder
 from harness.e2e.repos import FLEET_REPO
 from harness.kit.build import Kit
 from harness.kit.images import flux_tag
@@ -251,9 +251,7 @@ def helm_release_revision(kube: Kube, ref: Ref) -> tuple[int, str]:
 
 def _leader_version(kube: Kube) -> tuple[str, str]:
     """The admission controller's leader (its Lease's holder) and the Kyverno image it runs."""
-    lease = kube.get("coordination.k8s.io/v1", "Lease", LEASE, KYVERNO_NAMESPACE) or {}
-    holder = str((lease.get("spec") or {}).get("holderIdentity") or "")
-    pod = kube.get("v1", "Pod", holder, KYVERNO_NAMESPACE) if holder else None
+    holder, pod = lease_holder(kube)
     images = [c["image"] for c in (pod or {}).get("spec", {}).get("containers", [])]
     return holder, next((i for i in images if "/kyverno/" in i), "")
 
