@@ -29,6 +29,7 @@ from kubernetes.client.exceptions import ApiException
 from harness.access.kube import Kube, KubeError, refusal_message
 from harness.core.progress import format_duration, say
 from harness.core.topology import Tenant
+from harness.core.waits import wait_for
 from harness.e2e import tenancy
 from harness.e2e.cases import Actors, Case, Request
 from harness.e2e.handles import ClusterHandle
@@ -42,6 +43,8 @@ GAP_LIMIT_S = 5.0
 # This much unavailability at a stretch is allowed for a node busy with the upgrade; more fails.
 PODINFO_LIMIT_S = 10.0
 WATCH_PERIOD_S = 1.0
+# How long the watches may take for their first view (a list of each kind on each cluster).
+WATCH_FIRST_VIEW_S = 60.0
 # Each probe request's deadline: a request unanswered this long is "no answer".
 REQUEST_TIMEOUT_S = 5.0
 # Threads per cluster sharing the cases: one thread took 2 s for a round of 34 cases (68 dry
@@ -385,6 +388,7 @@ class PolicyWatch(Worker):
         super().__init__(f"probe-{handle.env}-watch")
         self.env, self.record, self.admin = handle.env, record, Kube(handle.kubeconfig, timeout_s=REQUEST_TIMEOUT_S)
         self.seen: dict[tuple[str, str], str] | None = None
+        self.looked = threading.Event()  # set once `seen` holds a first view to compare with
 
     def once(self, number: int) -> None:
         try:
@@ -403,6 +407,7 @@ class PolicyWatch(Worker):
                 if now[key] != self.seen[key]:
                     self.record.note(Change(at, self.env, key[0], key[1], "recreated"))
         self.seen = now
+        self.looked.set()
 
 
 @contextmanager
@@ -421,6 +426,16 @@ def running(handles: list[ClusterHandle], team: Tenant, probe_cases: tuple[Case,
     say(f"isolation probe running on {', '.join(h.env for h in handles)}: {count}, each violating request and "
         f"its twin every {PERIOD_S:.0f}s")
     try:
+        # A change is a difference from the watch's previous view: until each watch has its
+        # first, a policy deleted and created again would show only as "created".
+        watches = [w for w in workers if isinstance(w, PolicyWatch)]
+
+        def looked() -> tuple[bool, None, str]:
+            waiting = [w.env for w in watches if not w.looked.is_set()]
+            return not waiting, None, f"no first view yet on {', '.join(waiting)}"
+
+        wait_for("the admission policy watch's first view of each cluster", looked, WATCH_FIRST_VIEW_S,
+                 interval_s=WATCH_PERIOD_S / 4)
         yield workers
     finally:
         for worker in workers:
