@@ -5,6 +5,7 @@ command."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -52,17 +53,25 @@ def test_a_termination_reaches_every_command(tmp_path: Path) -> None:
     """The runner gets SIGTERM (CI cancelling the job): each command gets it, cleans up (here:
     writes its mark) and the runner ends after them."""
     waiting = {name: _script(tmp_path, name, f"trap 'echo cleaned > {tmp_path}/{name}.done; exit 143' TERM\n"
-                                             f"touch {tmp_path}/{name}.up; while true; do sleep 0.1; done\n")
+                                             f"echo $$ > {tmp_path}/{name}.up; while true; do sleep 0.1; done\n")
                for name in ("fresh", "native")}
     runner = subprocess.Popen([sys.executable, "-m", "harness", "side-by-side", "--logs", str(tmp_path / "logs"),
                                *(f"{name}={path}" for name, path in waiting.items())],
                               cwd=Path(__file__).resolve().parents[2], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               text=True)
-    deadline = time.monotonic() + 20
-    while not all((tmp_path / f"{name}.up").exists() for name in waiting) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    os.kill(runner.pid, signal.SIGTERM)
-    out, _ = runner.communicate(timeout=20)
-    assert runner.returncode == 143, out
-    for name in waiting:
-        assert (tmp_path / f"{name}.done").read_text() == "cleaned\n", name
+    try:
+        deadline = time.monotonic() + 20
+        while not all((tmp_path / f"{name}.up").exists() for name in waiting) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        os.kill(runner.pid, signal.SIGTERM)
+        out, _ = runner.communicate(timeout=20)
+        assert runner.returncode == 143, out
+        for name in waiting:
+            assert (tmp_path / f"{name}.done").read_text() == "cleaned\n", name
+    finally:  # whatever failed, nothing of this test keeps running
+        runner.kill()
+        for name in waiting:
+            up = tmp_path / f"{name}.up"
+            if up.exists() and up.read_text().strip():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(up.read_text()), signal.SIGKILL)
