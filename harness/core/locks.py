@@ -11,34 +11,17 @@ import json
 import os
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from harness.core.progress import say
 from harness.core.waits import wait_for
 
 
-@contextmanager
-def hold(folder: Path, name: str, what: str, why: str, timeout_s: float) -> Iterator[None]:
-    """Hold lock `name` (a file in folder) while doing `what`; if another run holds it, wait
+def hold(folder: Path, name: str, what: str, why: str, timeout_s: float) -> AbstractContextManager[None]:
+    """Hold lock `name` while doing `what` (a lock of one slot); if another run holds it, wait
     up to timeout_s, saying who holds it and why runs take turns."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        if not _try(fd):
-            holder = _holder(path)
-            say(f"waiting for {holder} to finish before {what}: {why} (lock: {path})")
-
-            def probe() -> tuple[bool, None, str]:
-                return _try(fd), None, f"still held by {_holder(path)}"
-
-            wait_for(f"the lock on {name} ({_holder(path)})", probe, timeout_s=timeout_s, interval_s=2.0)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps({"pid": os.getpid(), "what": what, "since": time.time()}).encode(), 0)
-        yield
-    finally:
-        os.close(fd)  # releases the flock
+    return hold_slots(folder, name, 1, 1, what, why, timeout_s)
 
 
 @contextmanager
