@@ -52,8 +52,8 @@ CLUSTER_KINDS = {"cluster-role": ("rbac.authorization.k8s.io/v1", "ClusterRole",
 
 
 def _workload_plane(team: Tenant, image: str) -> dict[str, list[dict[str, Any]]]:
-    """Rows 16, 17, 19 and 20 through the tenant's repo: a folder each, applied by a nested
-    Kustomization, and the restricted pod that is their twin."""
+    """Rows 16, 17, 19, 20 and 21 through the tenant's repo: a folder each, applied by a nested
+    Kustomization, and the compliant pod and NetworkPolicy that are their twins."""
     restricted = tenancy.pod(PROBE_POD, None, image, team.namespace)
     privileged = tenancy.pod(PROBE_POD + "-privileged", None, image, team.namespace)
     tenancy.make_privileged(privileged["spec"]["containers"][0])
@@ -65,8 +65,19 @@ def _workload_plane(team: Tenant, image: str) -> dict[str, list[dict[str, Any]]]
                 "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:authenticated"}]}
     depends = tenancy.kustomization(team, "tenant-probe-depends-on", suspend=True,
                                     dependsOn=[{"name": "tenants", "namespace": "flux-system"}])
+    # Row 21: a NetworkPolicy that opens the namespace's egress to every namespace, and its twin
+    # that names the namespace's own pods only.
+    opening = _egress_policy("tenant-probe-open-egress", {"namespaceSelector": {}})
+    own = _egress_policy("tenant-probe-own-egress", {"podSelector": {"matchLabels": {"app": "db"}}})
     return {"restricted-pod": [restricted], "privileged-pod": [privileged], "node-port-service": [node_port],
-            "everyone-binding": [everyone], "foreign-depends-on": [depends]}
+            "everyone-binding": [everyone], "foreign-depends-on": [depends], "own-network-policy": [own],
+            "opening-network-policy": [opening]}
+
+
+def _egress_policy(name: str, peer: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": name},
+            "spec": {"podSelector": {"matchLabels": {"app": name}}, "policyTypes": ["Egress"],
+                     "egress": [{"to": [peer]}]}}
 
 
 def _write_probes(team: Tenant, work: Path, own_repo_url: str, image: str) -> None:
@@ -174,11 +185,15 @@ def test_path_traversal_out_of_the_source_is_refused(fleet: Fleet, cluster: Clus
     assert "etc/passwd" in message and "is not in or below" in message, message
 
 
-def test_restricted_pod_from_the_tenant_repo_runs(fleet: Fleet, cluster: ClusterHandle, probes: str, team: Tenant) -> None:
-    """The twin of rows 16, 17, 19 and 20 below: a pod that complies, through the same path."""
-    flux.wait_ready(cluster.kube, Ref("Kustomization", team.namespace, "probe-restricted-pod"), probes,
+@pytest.mark.parametrize("probe", ["restricted-pod", "own-network-policy"])
+def test_compliant_workload_from_the_tenant_repo_is_applied(fleet: Fleet, cluster: ClusterHandle, probes: str,
+                                                            probe: str, team: Tenant) -> None:
+    """The twins of rows 16, 17, 19, 20 and 21 below: a pod and a NetworkPolicy that comply,
+    through the same path, are created."""
+    flux.wait_ready(cluster.kube, Ref("Kustomization", team.namespace, f"probe-{probe}"), probes,
                     fleet.config.timeout(180))
-    assert cluster.kube.get("v1", "Pod", PROBE_POD, team.namespace) is not None
+    obj = _workload_plane(team, "unused")[probe][0]
+    assert cluster.kube.get(obj["apiVersion"], obj["kind"], obj["metadata"]["name"], team.namespace) is not None
 
 
 @pytest.mark.parametrize(("probe", "fragments"), [
@@ -190,10 +205,13 @@ def test_restricted_pod_from_the_tenant_repo_runs(fleet: Fleet, cluster: Cluster
                                       "binds Group system:authenticated"), id="everyone-binding"),
     pytest.param("foreign-depends-on", (tenancy.by_policy("flux-tenant-depends-on"),
                                         "spec.dependsOn names flux-system/tenants"), id="foreign-depends-on"),
+    pytest.param("opening-network-policy", (tenancy.by_policy("flux-tenant-network-policies"),
+                                            "egress may only go to pods of its own namespace"),
+                 id="opening-network-policy"),
 ])
 def test_workload_plane_escape_from_the_tenant_repo_is_refused(fleet: Fleet, cluster: ClusterHandle, probes: str,
                                                                probe: str, fragments: tuple[str, ...], team: Tenant) -> None:
-    """Rows 16, 17, 19, 20: the nested Kustomization fails with the refusal, and nothing is created."""
+    """Rows 16, 17, 19, 20, 21: the nested Kustomization fails with the refusal, and nothing is created."""
     message = _failed(fleet, cluster, team, f"probe-{probe}", probes)
     assert all(f in message for f in fragments), message
     obj = _workload_plane(team, "unused")[probe][0]
