@@ -3,7 +3,9 @@ line of their output is shown as it comes, with the command's name in front, and
 log file of its own; the end names each command's result, time and log.
 
 An interrupt or termination signal is passed on to every command, once, which tears its
-clusters down as it would alone; the runner returns once all have ended.
+clusters down as it would alone; the runner returns once all have ended. With `fail_fast`, the
+first command that fails has the others terminated the same way, as `make` stops at its first
+failing step: the answer is red as soon as one part is.
 """
 
 from __future__ import annotations
@@ -35,13 +37,17 @@ class Outcome:
     returncode: int
     seconds: float
     log: Path
+    # The command whose failure had this one terminated (fail_fast), if any.
+    stopped_by: str | None = None
 
     def describe(self) -> str:
         verdict = "passed" if self.returncode == 0 else f"failed (exit status {self.returncode})"
+        if self.stopped_by is not None:
+            verdict = f"stopped because {self.stopped_by} failed (exit status {self.returncode})"
         return f"{self.name}: {verdict} in {format_duration(self.seconds)} (log: {self.log})"
 
 
-def run_side_by_side(commands: Mapping[str, str], logs: Path) -> list[Outcome]:
+def run_side_by_side(commands: Mapping[str, str], logs: Path, fail_fast: bool = False) -> list[Outcome]:
     """Run each shell-free command line at once; return their outcomes in the given order."""
     argvs = {name: shlex.split(line) for name, line in commands.items()}
     missing = [f"{name}: {argv[0] if argv else '(empty)'}" for name, argv in argvs.items()
@@ -58,6 +64,19 @@ def run_side_by_side(commands: Mapping[str, str], logs: Path) -> list[Outcome]:
              for name, argv in argvs.items()}
     width = max(len(name) for name in commands)
     ended: dict[str, float] = {}
+    first_failure: list[str] = []
+    stopped: dict[str, str] = {}
+    deciding = threading.Lock()
+
+    def stop_others(failed: str) -> None:
+        with deciding:
+            if first_failure:
+                return
+            first_failure.append(failed)
+            for name, proc in procs.items():
+                if name != failed and proc.poll() is None:
+                    stopped[name] = failed
+                    proc.send_signal(signal.SIGTERM)
 
     def pump(name: str, proc: subprocess.Popen[str]) -> None:
         assert proc.stdout is not None
@@ -69,6 +88,8 @@ def run_side_by_side(commands: Mapping[str, str], logs: Path) -> list[Outcome]:
                     print(f"{name:<{width}} | {line}", end="", flush=True)
         proc.wait()
         ended[name] = time.monotonic() - started
+        if fail_fast and proc.returncode != 0 and name not in stopped:
+            stop_others(name)
 
     def pass_on(signum: int, frame: FrameType | None) -> None:
         for proc in procs.values():
@@ -86,4 +107,5 @@ def run_side_by_side(commands: Mapping[str, str], logs: Path) -> list[Outcome]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    return [Outcome(name, proc.returncode, ended[name], logs / f"{name}.log") for name, proc in procs.items()]
+    return [Outcome(name, proc.returncode, ended[name], logs / f"{name}.log", stopped.get(name))
+            for name, proc in procs.items()]

@@ -185,10 +185,12 @@ def _side_by_side(args: argparse.Namespace) -> int:
         if not sep or not name or not line.strip():
             raise SideBySideError(f"{item!r}: each command is NAME=COMMAND LINE")
         commands[name] = line
-    outcomes = run_side_by_side(commands, Path(args.logs))
+    outcomes = run_side_by_side(commands, Path(args.logs), args.fail_fast)
     for outcome in outcomes:
         say(outcome.describe())
-    return next((o.returncode for o in outcomes if o.returncode != 0), 0)
+    # The status of the failure that came first, not of a command it had stopped.
+    return next((o.returncode for o in outcomes if o.returncode != 0 and o.stopped_by is None),
+                next((o.returncode for o in outcomes if o.returncode != 0), 0))
 
 
 def _host_check(args: argparse.Namespace) -> int:
@@ -261,6 +263,8 @@ def parser() -> argparse.ArgumentParser:
 
     side = sub.add_parser("side-by-side", help="run commands at once, each output line named (make test)")
     side.add_argument("--logs", default="artifacts", help="folder for each command's whole output, NAME.log")
+    side.add_argument("--fail-fast", action="store_true",
+                      help="terminate the other commands as soon as one fails (as make stops at its first failure)")
     side.add_argument("commands", nargs="+", metavar="NAME=COMMAND", help="a name and the command line it runs")
     side.set_defaults(func=_side_by_side)
 

@@ -75,3 +75,23 @@ def test_a_termination_reaches_every_command(tmp_path: Path) -> None:
             if up.exists() and up.read_text().strip():
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(int(up.read_text()), signal.SIGKILL)
+
+
+def test_fail_fast_stops_the_others_at_the_first_failure(tmp_path: Path) -> None:
+    """With fail_fast (make test), the first failure has the other commands terminated, each
+    cleaning up as on a signal and named as stopped by it; without it the others run on (the
+    first test: `fresh` prints its second line after `native-run` failed)."""
+    waiting = {name: _script(tmp_path, name, f"trap 'echo cleaned > {tmp_path}/{name}.done; exit 143' TERM\n"
+                                             f"touch {tmp_path}/{name}.up; i=0; while [ $i -lt 300 ]; do sleep 0.1; "
+                                             f"i=$((i+1)); done; echo ran-out > {tmp_path}/{name}.done\n")
+               for name in ("fresh", "native")}
+    failing = _script(tmp_path, "unit", f"while [ ! -f {tmp_path}/fresh.up ] || [ ! -f {tmp_path}/native.up ]; "
+                                        f"do sleep 0.1; done; exit 2\n")
+    started = time.monotonic()
+    outcomes = run_side_by_side({"unit": failing, **waiting}, tmp_path / "logs", fail_fast=True)
+    assert time.monotonic() - started < 20, "the others ran on after the failure"
+    assert [(o.name, o.returncode, o.stopped_by) for o in outcomes] == [
+        ("unit", 2, None), ("fresh", 143, "unit"), ("native", 143, "unit")]
+    for name in waiting:
+        assert (tmp_path / f"{name}.done").read_text() == "cleaned\n", name
+    assert "stopped because unit failed" in outcomes[1].describe()
