@@ -78,6 +78,8 @@ def run_side_by_side(commands: Mapping[str, str], logs: Path, fail_fast: bool = 
                     stopped[name] = failed
                     proc.send_signal(signal.SIGTERM)
 
+    shown = [True]
+
     def pump(name: str, proc: subprocess.Popen[str]) -> None:
         assert proc.stdout is not None
         with (logs / f"{name}.log").open("w") as log:
@@ -85,7 +87,13 @@ def run_side_by_side(commands: Mapping[str, str], logs: Path, fail_fast: bool = 
                 log.write(line)
                 log.flush()
                 with printing:
-                    print(f"{name:<{width}} | {line}", end="", flush=True)
+                    # A reader that went away (`| head`, a closed terminal) ends the showing, not
+                    # the command: its output still goes to its log and it runs to its end.
+                    if shown[0]:
+                        try:
+                            print(f"{name:<{width}} | {line}", end="", flush=True)
+                        except OSError:
+                            shown[0] = False
         proc.wait()
         ended[name] = time.monotonic() - started
         if fail_fast and proc.returncode != 0 and name not in stopped:

@@ -95,3 +95,24 @@ def test_fail_fast_stops_the_others_at_the_first_failure(tmp_path: Path) -> None
     for name in waiting:
         assert (tmp_path / f"{name}.done").read_text() == "cleaned\n", name
     assert "stopped because unit failed" in outcomes[1].describe()
+
+
+def test_a_reader_that_goes_away_leaves_every_command_running_to_its_end(tmp_path: Path) -> None:
+    """`make test | head`: the runner's output closes after its first line; the commands still
+    run to their end, their whole output in their logs."""
+    commands = {name: _script(tmp_path, name, f"echo first; sleep 0.5; echo second; touch {tmp_path}/{name}.end\n")
+                for name in ("fresh", "native")}
+    runner = subprocess.Popen([sys.executable, "-m", "harness", "side-by-side", "--logs", str(tmp_path / "logs"),
+                               *(f"{name}={path}" for name, path in commands.items())],
+                              cwd=Path(__file__).resolve().parents[2], stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert runner.stdout is not None
+        runner.stdout.readline()
+        runner.stdout.close()
+        runner.wait(timeout=20)
+    finally:
+        runner.kill()
+    for name in commands:
+        assert (tmp_path / f"{name}.end").exists(), f"{name} did not run to its end"
+        assert (tmp_path / "logs" / f"{name}.log").read_text() == "first\nsecond\n", name
