@@ -15,7 +15,7 @@ from harness.core.repo import API, platform_order
 from harness.core.topology import Tenant
 from harness.core.versions import REPO_ROOT
 from harness.core.waits import wait_for
-from harness.e2e import engines, flux, publish
+from harness.e2e import engines, flux, publish, quotas
 from harness.e2e.flux import Ref
 from harness.e2e.handles import ClusterHandle, Fleet
 from harness.e2e.repos import FLEET_REPO
@@ -117,9 +117,11 @@ def wait_fleet(fleet: Fleet, handle: ClusterHandle) -> None:
     diag = str(fleet.diagnostics_dir("setup") / handle.env)
     head = publish.head(fleet.server, FLEET_REPO)
     plan = platform_plan(handle.env, head, first_install=True, root=fleet.topology.root)
-    with fleet.timings.measure(f"{handle.env}: {', '.join(t.ref.name for t in plan)} Ready at fleet HEAD"):
-        converge(handle.kube, plan, fleet.config.timeout_scale, diag)
-    for tenant in fleet.tenants:
-        with fleet.timings.measure(f"{handle.env}: tenant {tenant.name} Ready at its commit, its releases released"):
-            converge(handle.kube, tenant_plan(tenant, fleet.tenant_commits[tenant.name]),
-                     fleet.config.timeout_scale, diag)
+    # A client of its own for the recount's thread.
+    with quotas.recounted(Kube(handle.kube.kubeconfig), [t.namespace for t in fleet.tenants], handle.env):
+        with fleet.timings.measure(f"{handle.env}: {', '.join(t.ref.name for t in plan)} Ready at fleet HEAD"):
+            converge(handle.kube, plan, fleet.config.timeout_scale, diag)
+        for tenant in fleet.tenants:
+            with fleet.timings.measure(f"{handle.env}: tenant {tenant.name} Ready at its commit, its releases released"):
+                converge(handle.kube, tenant_plan(tenant, fleet.tenant_commits[tenant.name]),
+                         fleet.config.timeout_scale, diag)
