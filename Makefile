@@ -33,16 +33,18 @@ venv: $(PY)
 validate: $(PY)
 	$(PY) -m harness validate
 
-## The test command, everything with one fleet lifecycle per version set: the cluster-free tests
-## (unit, manifest checks), then make upgrade (the fleet up at the previous set, upgraded in place
-## under the probe, then the whole e2e suite on the upgraded fleet), then side by side (one cluster
-## each, the two a host runs at once) make e2e-fresh (what only a fresh install at the current set
-## can break) and make e2e-native (the native variant, fresh).
+## The test command, everything with one fleet lifecycle per version set. First, side by side (the
+## first failure stops the rest): the cluster-free tests (unit, manifest checks), make e2e-fresh
+## (what only a fresh install at the current set can break) and make e2e-native (the native
+## variant, fresh), one cluster each, the two a host runs at once; the cluster-free tests use the
+## cores the clusters leave idle while they wait on Flux. Then make upgrade alone (the fleet up at
+## the previous set, upgraded in place under the probe, then the whole e2e suite on the upgraded
+## fleet): nothing else loads the cores while the probe times the upgrade.
 test: $(PY)
-	$(PY) -m pytest -m "not e2e" --junitxml=artifacts/junit.xml $(PYTEST_ARGS)
+	$(PY) -m harness side-by-side --fail-fast --logs artifacts \
+		"unit=$(PY) -m pytest -m 'not e2e' --junitxml=artifacts/junit.xml $(PYTEST_ARGS)" \
+		"e2e-fresh=$(MAKE) --no-print-directory e2e-fresh" "e2e-native=$(MAKE) --no-print-directory e2e-native"
 	$(MAKE) --no-print-directory upgrade
-	$(PY) -m harness side-by-side --logs artifacts "e2e-fresh=$(MAKE) --no-print-directory e2e-fresh" \
-		"e2e-native=$(MAKE) --no-print-directory e2e-native"
 
 ## The main job: both clusters, Flux bootstrapped from the local Git server, tenancy proven; then
 ## the isolation suite on the fleet's native variant (e2e-native).

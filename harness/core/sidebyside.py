@@ -1,6 +1,7 @@
-"""Commands run side by side (make test's fresh and native installs, one cluster each): every
-line of their output is shown as it comes, with the command's name in front, and kept whole in a
-log file of its own; the end names each command's result, time and log.
+"""Commands run side by side (make test's first step: the cluster-free tests and the fresh and
+native installs, one cluster each): every line of their output is shown as it comes, with the
+command's name in front, and kept whole in a log file of its own; the end names each
+command's result, time and log.
 
 An interrupt or termination signal is passed on to every command, once, which tears its
 clusters down as it would alone; the runner returns once all have ended. With `fail_fast`, the
