@@ -10,6 +10,8 @@ a name that did not resolve or a timeout, and a failure names the connection tha
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,6 +78,13 @@ class Prober:
 
     def tcp(self, address: str) -> Outcome:
         return self._check("tcp", address)
+
+
+def at_once(*checks: Callable[[], Outcome]) -> list[Outcome]:
+    """Independent checks made at once (each is a `kubectl exec` that mostly waits on the API
+    server), their outcomes in the order given."""
+    with ThreadPoolExecutor(max_workers=len(checks)) as pool:
+        return list(pool.map(lambda check: check(), checks))
 
 
 def _last_log(text: str) -> str:

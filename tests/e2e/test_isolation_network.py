@@ -10,6 +10,7 @@ NetworkPolicy may segment its namespace but not open it.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import partial
 
 import pytest
 from kubernetes.client.exceptions import ApiException
@@ -59,9 +60,9 @@ def probers(fleet: Fleet, env: str, team: Tenant) -> Iterator[Probers]:
 def _refused_with_twin(probers: Probers, kind: str, target: str) -> None:
     """The tenant's pod is refused; the platform's pod connects to the same target."""
     __tracebackhide__ = True
-    twin = probers.platform.http(target) if kind == "http" else probers.platform.tcp(target)
+    twin, outcome = network.at_once(*(partial(prober.http if kind == "http" else prober.tcp, target)
+                                      for prober in (probers.platform, probers.tenant)))
     assert twin.connected, f"twin failed, so the refusal below would prove nothing: {twin}"
-    outcome = probers.tenant.http(target) if kind == "http" else probers.tenant.tcp(target)
     assert not outcome.connected, f"connection got through: {outcome}"
     assert outcome.refused, f"not connected, but not refused by a network policy: {outcome}"
 
@@ -72,11 +73,12 @@ def _podinfo_ip(cluster: ClusterHandle, team: Tenant) -> str:
 
 
 def test_tenant_pod_reaches_its_own_pods_and_the_cluster_dns(probers: Probers, cluster: ClusterHandle, team: Tenant) -> None:
-    own = probers.tenant.http(f"http://podinfo.{team.namespace}:{network.PODINFO_PORT}/healthz")
+    own, direct, dns = network.at_once(
+        partial(probers.tenant.http, f"http://podinfo.{team.namespace}:{network.PODINFO_PORT}/healthz"),
+        partial(probers.tenant.http, f"http://{_podinfo_ip(cluster, team)}:{network.PODINFO_PORT}/healthz"),
+        partial(probers.tenant.tcp, "kube-dns.kube-system.svc.cluster.local:53"))
     assert own.connected, f"the tenant's pod cannot reach its own Service (name resolved through DNS): {own}"
-    direct = probers.tenant.http(f"http://{_podinfo_ip(cluster, team)}:{network.PODINFO_PORT}/healthz")
     assert direct.connected, f"the tenant's pod cannot reach its own pod: {direct}"
-    dns = probers.tenant.tcp("kube-dns.kube-system.svc.cluster.local:53")
     assert dns.connected, f"the tenant's pod cannot reach the cluster DNS: {dns}"
 
 
@@ -98,10 +100,9 @@ def test_tenant_pod_cannot_reach_the_flux_controllers(probers: Probers, cluster:
 
 def test_pods_outside_the_namespace_cannot_reach_the_tenants_pods(probers: Probers, cluster: ClusterHandle, team: Tenant) -> None:
     target = f"http://{_podinfo_ip(cluster, team)}:{network.PODINFO_PORT}/healthz"
-    twin = probers.tenant.http(target)
+    twin, outcome = network.at_once(partial(probers.tenant.http, target), partial(probers.platform.http, target))
     assert twin.connected, f"twin failed: the tenant's own pod cannot reach its podinfo: {twin}"
     # flux-system's pods may connect anywhere (Flux's allow-egress): only the tenant's ingress rules refuse.
-    outcome = probers.platform.http(target)
     assert not outcome.connected, f"connection got through: {outcome}"
     assert outcome.refused, f"not connected, but not refused by a network policy: {outcome}"
 

@@ -124,11 +124,14 @@ def test_neighbours_pods_cannot_reach_each_other(fleet: Fleet, web_tenant: str, 
             network.wait_refused(web, "tcp", f"{podinfo.ip}:{network.PODINFO_PORT}", 20.0)
             artifact = (handle.kube.get(API["GitRepository"], "GitRepository", team.source, team.namespace)
                         or {})["status"]["artifact"]["url"]
-            for outcome in (web.tcp(f"{podinfo.ip}:{network.PODINFO_PORT}"),
-                            podinfo.tcp(f"{web.ip}:{network.PODINFO_PORT}"), web.http(artifact)):
+            *refusals, dns, own = network.at_once(
+                partial(web.tcp, f"{podinfo.ip}:{network.PODINFO_PORT}"),
+                partial(podinfo.tcp, f"{web.ip}:{network.PODINFO_PORT}"), partial(web.http, artifact),
+                partial(web.tcp, "kube-dns.kube-system.svc.cluster.local:53"),
+                partial(podinfo.http, f"http://podinfo.{team.namespace}:{network.PODINFO_PORT}/healthz"))
+            for outcome in refusals:
                 assert outcome.refused, f"{handle.env}: expected refused by a network policy: {outcome}"
-            for outcome in (web.tcp("kube-dns.kube-system.svc.cluster.local:53"),
-                            podinfo.http(f"http://podinfo.{team.namespace}:{network.PODINFO_PORT}/healthz")):
+            for outcome in (dns, own):
                 assert outcome.connected, f"{handle.env}: twin failed: {outcome}"
         finally:
             handle.kube.delete("v1", "Pod", "e2e-net-probe", "web")
