@@ -96,12 +96,6 @@ def _service(name: str, ns: str, kind: str = "ClusterIP") -> dict[str, Any]:
             "spec": {"type": kind, "selector": {"app": name}, "ports": [{"port": 80}]}}
 
 
-def _network_policy(name: str, ns: str, peer: dict[str, Any]) -> dict[str, Any]:
-    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": name, "namespace": ns},
-            "spec": {"podSelector": {"matchLabels": {"app": name}}, "policyTypes": ["Egress"],
-                     "egress": [{"to": [peer]}]}}
-
-
 def _binding(name: str, ns: str, subject: dict[str, Any]) -> dict[str, Any]:
     return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": name, "namespace": ns},
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
@@ -142,7 +136,7 @@ def cases(team: Tenant, image: str, own_repository: str, prefix: str) -> tuple[C
     source = tenancy.source("GitRepository", f"{prefix}-src", own_repository, ns)
     token_secret = tenancy.token_secret(f"{prefix}-tok", "default", ns)
     service = _service(f"{prefix}-svc", ns)
-    policy = _network_policy(f"{prefix}-np", ns, OWN_PEER)
+    policy = tenancy.egress_policy(f"{prefix}-np", ns, OWN_PEER)
     binding = _binding(f"{prefix}-rb", ns, own_account)
     deployment = _deployment(f"{prefix}-dp", ns, image, None)
     # The HelmChart helm-controller made for the tenant's podinfo release (<namespace>-<release>).
@@ -201,8 +195,8 @@ def cases(team: Tenant, image: str, own_repository: str, prefix: str) -> tuple[C
                {"metadata": {"annotations": {"kubernetes.io/service-account.name": team.account}}}),
         create("flux-tenant-services", lambda n: _service(n, ns, "NodePort"), lambda n: _service(n, ns)),
         update("flux-tenant-services", service, {"spec": {"externalIPs": ["10.0.0.1"]}}),
-        create("flux-tenant-network-policies", lambda n: _network_policy(n, ns, OPEN_PEER),
-               lambda n: _network_policy(n, ns, OWN_PEER)),
+        create("flux-tenant-network-policies", lambda n: tenancy.egress_policy(n, ns, OPEN_PEER),
+               lambda n: tenancy.egress_policy(n, ns, OWN_PEER)),
         update("flux-tenant-network-policies", policy, {"spec": {"egress": [{"to": [OPEN_PEER]}]}}),
         create("flux-tenant-role-bindings", lambda n: _binding(n, ns, EVERYONE), lambda n: _binding(n, ns, own_account)),
         update("flux-tenant-role-bindings", binding, {"subjects": [EVERYONE]}),

@@ -120,6 +120,14 @@ def pod_spec(account: str | None, image: str) -> dict[str, Any]:
     return spec
 
 
+def egress_policy(name: str, namespace: str, peer: dict[str, Any]) -> dict[str, Any]:
+    """A tenant's NetworkPolicy letting pods labelled app=<name> reach `peer` only."""
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"podSelector": {"matchLabels": {"app": name}}, "policyTypes": ["Egress"],
+                     "egress": [{"to": [peer]}]}}
+
+
 def pod(name: str, account: str | None, image: str, namespace: str) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace},
             "spec": pod_spec(account, image)}

@@ -16,6 +16,7 @@ import pytest
 from harness.core.repo import API
 from harness.core.topology import Tenant
 from harness.e2e import flux, publish, tenancy
+from harness.e2e.cases import OPEN_PEER, OWN_PEER
 from harness.e2e.converge import tenant_ready_everywhere
 from harness.e2e.flux import Ref
 from harness.e2e.handles import ClusterHandle, Fleet
@@ -67,17 +68,11 @@ def _workload_plane(team: Tenant, image: str) -> dict[str, list[dict[str, Any]]]
                                     dependsOn=[{"name": "tenants", "namespace": "flux-system"}])
     # Row 21: a NetworkPolicy that opens the namespace's egress to every namespace, and its twin
     # that names the namespace's own pods only.
-    opening = _egress_policy("tenant-probe-open-egress", {"namespaceSelector": {}})
-    own = _egress_policy("tenant-probe-own-egress", {"podSelector": {"matchLabels": {"app": "db"}}})
+    opening = tenancy.egress_policy("tenant-probe-open-egress", team.namespace, OPEN_PEER)
+    own = tenancy.egress_policy("tenant-probe-own-egress", team.namespace, OWN_PEER)
     return {"restricted-pod": [restricted], "privileged-pod": [privileged], "node-port-service": [node_port],
             "everyone-binding": [everyone], "foreign-depends-on": [depends], "own-network-policy": [own],
             "opening-network-policy": [opening]}
-
-
-def _egress_policy(name: str, peer: dict[str, Any]) -> dict[str, Any]:
-    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": name},
-            "spec": {"podSelector": {"matchLabels": {"app": name}}, "policyTypes": ["Egress"],
-                     "egress": [{"to": [peer]}]}}
 
 
 def _write_probes(team: Tenant, work: Path, own_repo_url: str, image: str) -> None:
