@@ -51,6 +51,8 @@ REQUEST_TIMEOUT_S = 5.0
 # runs) at the median and up to 5 s under the upgrade's load on two cores; two halve a round.
 CASE_THREADS = 2
 PROBE_LOG = "upgrade-probe.jsonl"  # in the artifacts folder
+# How much of a refusal's text an answer keeps (the whole request and answer go nowhere else).
+DETAIL_LIMIT = 320
 Check = Literal["violating", "compliant", "podinfo"]
 Answer = Literal["own", "other", "admitted", "none", "up", "down"]
 ADMISSION = "admissionregistration.k8s.io/v1"
@@ -151,10 +153,20 @@ def classify(policy: str, request: Request, actors: Actors, name: str) -> tuple[
         message = refusal_message(exc)
         if exc.status == tenancy.DENIED and tenancy.by_policy(policy) in message:
             return "own", f"HTTP {exc.status}"
-        return "other", f"HTTP {exc.status} {message[:240]}"
+        return "other", clipped(f"HTTP {exc.status} {message}")
     except KubeError as exc:
-        return "none", str(exc)[:240]
+        return "none", clipped(str(exc))
     return "admitted", ""
+
+
+def clipped(detail: str, limit: int = DETAIL_LIMIT) -> str:
+    """A refusal's text short enough for a table and a verdict line, keeping both ends: the
+    start names who refused (a webhook, a policy), the end why ("connection refused", "no
+    endpoints", a timeout), and a cut at the end alone loses the why."""
+    if len(detail) <= limit:
+        return detail
+    head = limit // 3
+    return f"{detail[:head]} ... {detail[-(limit - head - 5):]}"
 
 
 def longest_gap(events: list[Event]) -> tuple[float, float]:

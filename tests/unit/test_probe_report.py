@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from harness.e2e.probe import (
+    DETAIL_LIMIT,
     GAP_LIMIT_S,
     PERIOD_S,
     PODINFO_LIMIT_S,
@@ -15,6 +16,7 @@ from harness.e2e.probe import (
     assert_held,
     case_rows,
     case_table,
+    clipped,
     failures,
     largest_gap,
     longest_gap,
@@ -112,3 +114,15 @@ def test_largest_gap_is_per_cluster_check_and_case() -> None:
     record = _record()
     record.add(Event(111.5, "staging", "podinfo", "", "up", ""))
     assert largest_gap(record) == 5.5
+
+
+def test_a_long_refusal_keeps_who_refused_and_why() -> None:
+    # A webhook's failure names the webhook first and the reason last, past 240 characters.
+    detail = ('HTTP 500 Internal error occurred: failed calling webhook "vpol.validate.kyverno.svc-fail-finegrained-'
+              'flux-tenant-depends-on": failed to call webhook: Post "https://kyverno-svc.kyverno.svc:443/vpol/'
+              + "x" * 200 + '?timeout=10s": dial tcp 10.96.120.7:443: connect: connection refused')
+    shown = clipped(detail)
+    assert len(shown) <= DETAIL_LIMIT
+    assert shown.startswith("HTTP 500 Internal error occurred: failed calling webhook")
+    assert shown.endswith("dial tcp 10.96.120.7:443: connect: connection refused")
+    assert clipped("HTTP 422 short") == "HTTP 422 short"
