@@ -3,6 +3,7 @@ and the webhook configurations that call it."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from harness.access.kube import Kube
@@ -30,6 +31,14 @@ def replicas(kube: Kube) -> int:
 
 def scale(kube: Kube, count: int) -> None:
     kube.patch("apps/v1", "Deployment", ADMISSION, KYVERNO_NAMESPACE, {"spec": {"replicas": count}})
+
+
+def restart(kube: Kube) -> None:
+    """A rollout of the admission controller, as `kubectl rollout restart` makes one: a new pod
+    template, so new pods come up and the old ones terminate as the Deployment's strategy says."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    kube.patch("apps/v1", "Deployment", ADMISSION, KYVERNO_NAMESPACE, {"spec": {"template": {"metadata": {
+        "annotations": {"kubectl.kubernetes.io/restartedAt": stamp}}}}})
 
 
 def available(kube: Kube) -> int:

@@ -424,19 +424,23 @@ class PolicyWatch(Worker):
 
 @contextmanager
 def running(handles: list[ClusterHandle], team: Tenant, probe_cases: tuple[Case, ...], record: Record,
-            prefix: str) -> Iterator[list[Worker]]:
+            prefix: str, period_s: float = PERIOD_S) -> Iterator[list[Worker]]:
     """Every case, podinfo and the policy watch on every cluster for the duration of the block;
-    a worker that died fails it."""
+    a worker that died fails it. `period_s` 0 runs the cases back to back, to catch a gap
+    shorter than a tick (a few cases only: each round is as many requests as it has cases)."""
     workers: list[Worker] = []
     for handle in handles:
         workers += [CaseProbe(handle, team, probe_cases[part::CASE_THREADS], record, prefix, part)
                     for part in range(CASE_THREADS)]
         workers += [PodinfoProbe(handle, team.namespace, record), PolicyWatch(handle, record)]
     for worker in workers:
+        if isinstance(worker, CaseProbe):
+            worker.period_s = period_s
         worker.thread.start()
     count = f"{len(probe_cases)} case" + ("" if len(probe_cases) == 1 else "s")
+    pace = f"every {period_s:.0f}s" if period_s else "back to back"
     say(f"isolation probe running on {', '.join(h.env for h in handles)}: {count}, each violating request and "
-        f"its twin every {PERIOD_S:.0f}s")
+        f"its twin {pace}")
     try:
         # A change is a difference from the watch's previous view: until each watch has its
         # first, a policy deleted and created again would show only as "created".
