@@ -50,6 +50,12 @@ class ClusterHandle:
     def kubeconfig(self) -> Path:
         return Path(self.cluster.kubeconfig_path)
 
+    @property
+    def node(self) -> str:
+        """The container of the cluster's one node, as kind names it (a test that acts on the
+        node itself checks that it is a container of this host)."""
+        return f"{self.cluster.name}-control-plane"
+
 
 @dataclass
 class Fleet:

@@ -164,14 +164,10 @@ def test_probe_catches_a_binding_missing_for_three_seconds(fleet: Fleet, cluster
             probe.assert_held(record)
 
 
-def _node(cluster: ClusterHandle) -> str:
-    return f"{cluster.cluster.name}-control-plane"
-
-
 @pytest.fixture
 def silenced(fleet: Fleet, cluster: ClusterHandle) -> Iterator[str]:
     """The cluster's node container, unpaused after the test whatever happened."""
-    node = _node(cluster)
+    node = cluster.node
     if not commands.succeeds(["docker", "inspect", node], timeout_s=30.0):
         pytest.fail(f"{node} is not a container of this host: this test freezes a kind node", pytrace=False)
     yield node
