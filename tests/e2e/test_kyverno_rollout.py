@@ -3,9 +3,9 @@ does) refuses no compliant tenant request that its webhook judges, even while ku
 behind.
 
 Kyverno 1.19 leaves the fleet's policies out of its webhook (the API server enforces their
-generated admission policies), but Kyverno before it judged them in its webhook too (the
-previous version set runs 1.18), so an upgrade replaces a pod that is serving them; and a fork's
-policy may not be generated at all. The replaced pod stops listening on SIGTERM, and kube-proxy
+generated admission policies), but during the upgrade from the previous set (Kyverno 1.18) the
+API server called Kyverno's webhook for a generated policy, so the pod the upgrade replaces can
+be serving tenant requests; and a fork's policy may not be generated at all. The replaced pod stops listening on SIGTERM, and kube-proxy
 routes the API server's new webhook calls to it until it has synced the pod's end; on a busy node
 that takes seconds (an upgrade on two loaded cores refused compliant requests with a failed dial
 to the webhook's Service). The fleet gives the admission controller a preStop sleep
