@@ -430,8 +430,9 @@ def running(handles: list[ClusterHandle], team: Tenant, probe_cases: tuple[Case,
     shorter than a tick (a few cases only: each round is as many requests as it has cases)."""
     workers: list[Worker] = []
     for handle in handles:
+        # A thread only for a part that has cases: an empty one would spin, back to back.
         workers += [CaseProbe(handle, team, probe_cases[part::CASE_THREADS], record, prefix, part)
-                    for part in range(CASE_THREADS)]
+                    for part in range(min(CASE_THREADS, len(probe_cases)))]
         workers += [PodinfoProbe(handle, team.namespace, record), PolicyWatch(handle, record)]
     for worker in workers:
         if isinstance(worker, CaseProbe):
