@@ -5,10 +5,10 @@ behind.
 Kyverno 1.19 leaves the fleet's policies out of its webhook (the API server enforces their
 generated admission policies), but during the upgrade from the previous set (Kyverno 1.18) the
 API server called Kyverno's webhook for a generated policy, so the pod the upgrade replaces can
-be serving tenant requests; and a fork's policy may not be generated at all. The replaced pod stops listening on SIGTERM, and kube-proxy
-routes the API server's new webhook calls to it until it has synced the pod's end; on a busy node
-that takes seconds (an upgrade on two loaded cores refused compliant requests with a failed dial
-to the webhook's Service). The fleet gives the admission controller a preStop sleep
+be serving tenant requests; and a fork's policy may not be generated at all. The replaced pod
+stops listening on SIGTERM, and kube-proxy routes the API server's new webhook calls to it until
+it has synced the pod's end; on a busy node that takes seconds (an upgrade on two loaded cores
+refused compliant requests with a failed dial to the webhook's Service). The fleet gives the admission controller a preStop sleep
 (infrastructure/kyverno/release.yaml) that keeps the old pod serving meanwhile.
 
 Here one policy is moved into Kyverno's webhook (its admission policy generation switched off,
