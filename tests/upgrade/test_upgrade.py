@@ -148,7 +148,7 @@ def test_in_place_upgrade_admits_no_violating_object(
                 with record.phase(f"Flux applies {target.flux.cli} to itself ({', '.join(h.env for h in handles)})"):
                     run_together({h.env: partial(upgrade_flux_gitops, fleet, h, target, head) for h in handles})
             # The Kyverno bump is asked of one cluster after the other: side by side it took as
-            # long on two cores and loads the nodes more. (Compliant requests refused while the
+            # long on two cores. (Compliant requests refused while the
             # admission controller pod was replaced, seen side by side and once one after the
             # other, were the old pod's closed listener; the fleet's preStop sleep closes that
             # gap, and tests/e2e/test_kyverno_rollout.py proves it.)
