@@ -148,10 +148,10 @@ def test_in_place_upgrade_admits_no_violating_object(
                 with record.phase(f"Flux applies {target.flux.cli} to itself ({', '.join(h.env for h in handles)})"):
                     run_together({h.env: partial(upgrade_flux_gitops, fleet, h, target, head) for h in handles})
             # The Kyverno bump is asked of one cluster after the other: side by side it took as
-            # long on two cores. (Compliant requests refused while the
-            # admission controller pod was replaced, seen side by side and once one after the
-            # other, were the old pod's closed listener; the fleet's preStop sleep closes that
-            # gap, and tests/e2e/test_kyverno_rollout.py proves it.)
+            # long on two cores. Runs of both kinds saw compliant requests refused while the
+            # admission controller pod was replaced; where the reason was kept, it was the old
+            # pod's closed listener, which the fleet's preStop sleep now covers
+            # (tests/e2e/test_kyverno_rollout.py).
             with record.phase(f"fleet at the working tree (Kyverno chart {start.kyverno_chart} -> "
                               f"{target.kyverno_chart})"):
                 commit = sync_to_working_tree(fleet.server, target, FLEET_REPO, "fleet: the working tree's")
