@@ -149,9 +149,9 @@ def test_in_place_upgrade_admits_no_violating_object(
                     run_together({h.env: partial(upgrade_flux_gitops, fleet, h, target, head) for h in handles})
             # The Kyverno bump is asked of one cluster after the other: side by side it took as
             # long on two cores. Runs of both kinds saw compliant requests refused while the
-            # admission controller pod was replaced; where the reason was kept, it was the old
-            # pod's closed listener, which the fleet's preStop sleep now covers
-            # (tests/e2e/test_kyverno_rollout.py).
+            # admission controller pod was replaced; the last failed to dial the webhook's
+            # Service, which is what the old pod's closed listener gives while kube-proxy lags
+            # (tests/e2e/test_kyverno_rollout.py reproduces it without the fleet's preStop sleep).
             with record.phase(f"fleet at the working tree (Kyverno chart {start.kyverno_chart} -> "
                               f"{target.kyverno_chart})"):
                 commit = sync_to_working_tree(fleet.server, target, FLEET_REPO, "fleet: the working tree's")
