@@ -285,8 +285,21 @@ def derived(examples: list[Example], tenants: tuple[Tenant, ...], team: Tenant,
     return found
 
 
+def written(fleet: Fleet, team: Tenant, prefix: str) -> tuple[Case, ...]:
+    """The written cases acting as `team` on `fleet` (its podinfo image, its own repository)."""
+    return cases(team, podinfo_tag(fleet.kit.versions), fleet.server.repo_url(team.repo), prefix)
+
+
+def named(fleet: Fleet, prefix: str, *names: str) -> tuple[Case, ...]:
+    """The written cases of these names, acting as the fleet's first tenant (the probe's)."""
+    found = tuple(c for c in written(fleet, fleet.tenants[0], prefix) if c.name in names)
+    missing = sorted(set(names) - {c.name for c in found})
+    if missing:
+        raise ValueError(f"no written probe case named {missing} (harness/e2e/cases.py)")
+    return found
+
+
 def of_fleet(fleet: Fleet, team: Tenant, prefix: str, root: Path) -> tuple[tuple[Case, ...], dict[str, list[Case]]]:
     """The written cases acting as `team` on `fleet`, and each policy's candidates derived from
     the offline tests of the tree at `root` (the fleet's start, for an upgrade)."""
-    written = cases(team, podinfo_tag(fleet.kit.versions), fleet.server.repo_url(team.repo), prefix)
-    return written, derived(create_examples(root), fleet.topology.tenants, team, rewrites_for(fleet.server, fleet.kit.versions))
+    return written(fleet, team, prefix), derived(create_examples(root), fleet.topology.tenants, team, rewrites_for(fleet.server, fleet.kit.versions))

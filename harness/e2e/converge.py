@@ -19,6 +19,7 @@ from harness.e2e import engines, flux, publish, quotas
 from harness.e2e.flux import Ref
 from harness.e2e.handles import ClusterHandle, Fleet
 from harness.e2e.repos import FLEET_REPO
+from harness.manifests.native import ADMISSION_API
 
 
 def applied_policy_names(root: Path = REPO_ROOT) -> list[str]:
@@ -103,6 +104,20 @@ def platform_ready(fleet: Fleet, handle: ClusterHandle, commit: str) -> None:
     """Every platform layer of one cluster reconciled again and Ready at fleet `commit`, in the
     fleet's dependsOn order (after a change to the fleet, or a disturbance of its parts)."""
     converge(handle.kube, platform_plan(handle.env, commit, root=fleet.topology.root), fleet.config.timeout_scale)
+
+
+def policy_regenerated(fleet: Fleet, handle: ClusterHandle, policy: str) -> None:
+    """After a test changed `policy` by hand and put it back: the platform converged again at the
+    fleet's head, every policy enforced, and `policy`'s admission binding generated again."""
+    platform_ready(fleet, handle, publish.head(fleet.server, FLEET_REPO))
+    binding = fleet.engine.binding(policy)
+
+    def back() -> tuple[bool, object, str]:
+        waiting = policies_not_ready(handle.kube)
+        present = handle.kube.get(ADMISSION_API, "ValidatingAdmissionPolicyBinding", binding) is not None
+        return not waiting and present, waiting, f"not enforced: {waiting}, {binding}: {present}"
+
+    wait_for(f"every policy enforced again, {binding} among them", back, fleet.config.timeout(240))
 
 
 def tenant_ready_everywhere(fleet: Fleet, tenant: Tenant, commit: str) -> None:

@@ -30,12 +30,10 @@ from harness.core import commands
 from harness.core.progress import say
 from harness.core.repo import API
 from harness.core.waits import wait_for
-from harness.e2e import kyverno, probe, publish
-from harness.e2e.cases import Case, cases
-from harness.e2e.converge import platform_ready
+from harness.e2e import kyverno, probe
+from harness.e2e.cases import named
+from harness.e2e.converge import policy_regenerated
 from harness.e2e.handles import ClusterHandle, Fleet
-from harness.e2e.repos import FLEET_REPO
-from harness.kit.images import podinfo_tag
 
 pytestmark = [pytest.mark.e2e, pytest.mark.admission, pytest.mark.policy_engine("kyverno")]
 
@@ -55,14 +53,6 @@ MIN_ANSWERS_IN_WINDOW = 10
 # and prints each PID signalled.
 SIGNAL_KUBE_PROXY = ('for p in /proc/[0-9]*; do [ "$(cat "$p/comm" 2>/dev/null)" = kube-proxy ] && '
                      'kill -{signal} "${{p#/proc/}}" && echo "${{p#/proc/}}"; done; true')
-
-
-def _cases(fleet: Fleet) -> tuple[Case, ...]:
-    team = fleet.tenants[0]
-    found = tuple(c for c in cases(team, podinfo_tag(fleet.kit.versions), fleet.server.repo_url(team.repo), "roll")
-                  if c.name in CASES)
-    assert sorted(c.name for c in found) == sorted(CASES), [c.name for c in found]
-    return found
 
 
 @pytest.fixture
@@ -108,15 +98,7 @@ def in_webhook(fleet: Fleet, cluster: ClusterHandle) -> Iterator[None]:
         yield
     finally:
         kube.patch(API["ValidatingPolicy"], "ValidatingPolicy", POLICY, None, {"spec": {"autogen": autogen}})
-        platform_ready(fleet, cluster, publish.head(fleet.server, FLEET_REPO))
-
-        def back() -> tuple[bool, object, str]:
-            waiting = fleet.engine.not_enforced(kube)
-            binding = kube.get(ADMISSION, "ValidatingAdmissionPolicyBinding", f"vpol-{POLICY}-binding")
-            why = f"not enforced: {waiting}, binding: {binding is not None}"
-            return not waiting and binding is not None, waiting, why
-
-        wait_for(f"{POLICY} generated again and every policy enforced", back, fleet.config.timeout(240))
+        policy_regenerated(fleet, cluster, POLICY)
 
 
 def _old_pod_leaving(pods: list[dict[str, Any]], old: set[str]) -> bool:
@@ -133,7 +115,7 @@ def test_a_rollout_of_the_admission_controller_refuses_no_compliant_request(
     old = set(kyverno.admission_pods(kube))
     assert old, f"no {kyverno.ADMISSION} pod runs before the rollout"
     timeout = fleet.config.timeout(240)
-    with (probe.running([cluster], fleet.tenants[0], _cases(fleet), record, f"roll-{uuid.uuid4().hex[:6]}",
+    with (probe.running([cluster], fleet.tenants[0], named(fleet, "roll", *CASES), record, f"roll-{uuid.uuid4().hex[:6]}",
                         period_s=0.0),
           record.phase(f"{kyverno.ADMISSION} rolled out, kube-proxy {LAG_S:.0f} s behind")):
         wait_for("the probe's first answers", lambda: (len(record.all()) > 4, None, "no answers yet"),

@@ -21,12 +21,10 @@ from harness.access.kube import Kube
 from harness.core import commands
 from harness.core.repo import API
 from harness.core.waits import wait_for
-from harness.e2e import kyverno, probe, publish
-from harness.e2e.cases import Case, cases
-from harness.e2e.converge import platform_ready, policies_not_ready
+from harness.e2e import kyverno, probe
+from harness.e2e.cases import Case, named
+from harness.e2e.converge import policy_regenerated
 from harness.e2e.handles import ClusterHandle, Fleet
-from harness.e2e.repos import FLEET_REPO
-from harness.kit.images import podinfo_tag
 
 # The probe is tried against Kyverno's own failure modes (its admission controller gone).
 pytestmark = [pytest.mark.e2e, pytest.mark.policy_engine("kyverno")]
@@ -48,23 +46,7 @@ def cluster(fleet: Fleet) -> ClusterHandle:
 
 
 def _case(fleet: Fleet) -> tuple[Case, ...]:
-    team = fleet.tenants[0]
-    found = tuple(c for c in cases(team, podinfo_tag(fleet.kit.versions), fleet.server.repo_url(team.repo), "weak")
-                  if c.name == CASE)
-    assert len(found) == 1, CASE
-    return found
-
-
-def _enforced_again(fleet: Fleet, cluster: ClusterHandle) -> None:
-    kube = cluster.kube
-    platform_ready(fleet, cluster, publish.head(fleet.server, FLEET_REPO))
-
-    def back() -> tuple[bool, object, str]:
-        waiting = policies_not_ready(kube)
-        binding = kube.get(ADMISSION, "ValidatingAdmissionPolicyBinding", BINDING)
-        return not waiting and binding is not None, waiting, f"not ready: {waiting}, {BINDING}: {binding is not None}"
-
-    wait_for("every policy enforced again after the weakening", back, fleet.config.timeout(240))
+    return named(fleet, "weak", CASE)
 
 
 @pytest.fixture
@@ -85,7 +67,7 @@ def restore(fleet: Fleet, cluster: ClusterHandle) -> Iterator[None]:
     wait_for("a Kyverno admission controller leading again", lambda: (bool(kyverno.leader(kube)), None, "no leader"),
              fleet.config.timeout(180))
     kube.patch(API["ValidatingPolicy"], "ValidatingPolicy", POLICY, None, {"spec": weakened})
-    _enforced_again(fleet, cluster)
+    policy_regenerated(fleet, cluster, POLICY)
 
 
 def _own_refusal_seen(record: probe.Record, after: float) -> tuple[bool, object, str]:
@@ -174,7 +156,7 @@ def silenced(fleet: Fleet, cluster: ClusterHandle) -> Iterator[str]:
     commands.succeeds(["docker", "unpause", node], timeout_s=60.0)
     wait_for("the API server answering again", lambda: (_answers(cluster.kube), None, "no answer"),
              fleet.config.timeout(120))
-    _enforced_again(fleet, cluster)
+    policy_regenerated(fleet, cluster, POLICY)
 
 
 def _answers(kube: Kube) -> bool:
