@@ -6,7 +6,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from harness.access.kube import Kube
+from kubernetes.client.exceptions import ApiException
+
+from harness.access.kube import Kube, refusal_message
+from harness.core.repo import API
+from harness.core.waits import wait_for
 
 ADMISSION = "kyverno-admission-controller"
 KYVERNO_NAMESPACE = "kyverno"
@@ -61,3 +65,22 @@ def leader(kube: Kube) -> str:
     ready = any(c.get("type") == "Ready" and c.get("status") == "True"
                 for c in ((pod or {}).get("status") or {}).get("conditions") or [])
     return holder if ready and not (pod or {}).get("metadata", {}).get("deletionTimestamp") else ""
+
+
+def patch_policy(kube: Kube, name: str, spec: dict[str, Any], timeout_s: float) -> None:
+    """ValidatingPolicy `name`'s spec patched, once Kyverno's policy webhook (fail-closed) takes
+    the call. A Ready pod holding the Lease is not enough: the Service routes to it only once
+    the node's kube-proxy has caught up with its endpoint, and until then the API server's call
+    is refused (connection refused, HTTP 500). Any other refusal fails at once."""
+
+    def patched() -> tuple[bool, None, str]:
+        try:
+            kube.patch(API["ValidatingPolicy"], "ValidatingPolicy", name, None, {"spec": spec})
+        except ApiException as exc:
+            message = refusal_message(exc)
+            if exc.status == 500 and "failed calling webhook" in message:
+                return False, None, message
+            raise
+        return True, None, ""
+
+    wait_for(f"ValidatingPolicy {name} patched (Kyverno's policy webhook taking calls)", patched, timeout_s)

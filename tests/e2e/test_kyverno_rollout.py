@@ -97,7 +97,7 @@ def in_webhook(fleet: Fleet, cluster: ClusterHandle) -> Iterator[None]:
         wait_for(f"Kyverno to take {POLICY} into its webhook", moved, fleet.config.timeout(120))
         yield
     finally:
-        kube.patch(API["ValidatingPolicy"], "ValidatingPolicy", POLICY, None, {"spec": {"autogen": autogen}})
+        kyverno.patch_policy(kube, POLICY, {"autogen": autogen}, fleet.config.timeout(120))
         policy_regenerated(fleet, cluster, POLICY)
 
 

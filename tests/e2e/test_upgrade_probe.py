@@ -66,7 +66,7 @@ def restore(fleet: Fleet, cluster: ClusterHandle) -> Iterator[None]:
     kyverno.scale(kube, replicas)
     wait_for("a Kyverno admission controller leading again", lambda: (bool(kyverno.leader(kube)), None, "no leader"),
              fleet.config.timeout(180))
-    kube.patch(API["ValidatingPolicy"], "ValidatingPolicy", POLICY, None, {"spec": weakened})
+    kyverno.patch_policy(kube, POLICY, weakened, fleet.config.timeout(120))
     policy_regenerated(fleet, cluster, POLICY)
 
 
