@@ -4,7 +4,9 @@ Lines go to a sink, stderr by default; the pytest plugin installs one that write
 capture, so a person sees them live under pytest too. While any step runs, one ticker thread
 repeats the innermost step of each thread with its elapsed time whenever nothing was said for
 HEARTBEAT_S, so a long run is never silent for longer than that, also while steps of several
-threads run at once (each cluster's bring-up, for example).
+threads run at once (each cluster's bring-up, for example). A step may say what it last observed
+(a wait: the state it is waiting out), and the repeat line carries it, so a person watching a
+long wait sees why it lasts, not only that it does.
 """
 
 from __future__ import annotations
@@ -14,10 +16,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from harness.core.errors import Abandoned
 
 HEARTBEAT_S = 20.0
+# The most of a step's last observation a repeat line carries.
+OBSERVED_LIMIT = 240
 
 Sink = Callable[[str], None]
 
@@ -26,12 +31,31 @@ def _stderr(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
+@dataclass
+class Step:
+    """A running step, as the repeat lines show it."""
+
+    what: str
+    started: float
+    thread: int
+    label: str
+    observed: str = ""
+
+    def observe(self, observed: str) -> None:
+        """What the step last saw (shown, shortened, in its repeat lines)."""
+        self.observed = " ".join(observed.split())
+
+    def line(self, now: float) -> str:
+        observed = self.observed if len(self.observed) <= OBSERVED_LIMIT else self.observed[:OBSERVED_LIMIT] + " [...]"
+        return f"  ... still {self.what} ({format_duration(now - self.started)})" + (f": {observed}" if observed else "")
+
+
 class _State:
     def __init__(self) -> None:
         self.lock = threading.RLock()
         self.sink: Sink = _stderr
         self.last_said = time.monotonic()
-        self.steps: list[tuple[str, float, int, str]] = []  # (what, started, thread, label), outermost first
+        self.steps: list[Step] = []  # outermost first
         self.ticker: threading.Thread | None = None
         self.wake = threading.Event()
 
@@ -90,19 +114,19 @@ def _tick() -> None:
                 return
             now = time.monotonic()
             if now - _state.last_said >= HEARTBEAT_S:
-                innermost = {thread: (what, started, label) for what, started, thread, label in _state.steps}
-                for what, started, label in innermost.values():
-                    say(f"  ... still {what} ({format_duration(now - started)})", label)
+                innermost = {running.thread: running for running in _state.steps}
+                for running in innermost.values():
+                    say(running.line(now), running.label)
 
 
 @contextmanager
-def step(what: str, quiet: bool = False) -> Iterator[None]:
+def step(what: str, quiet: bool = False) -> Iterator[Step]:
     """Announce a step, keep saying it is still running, report its duration or failure.
 
     A quiet step (a wait, usually short) says nothing unless it outlasts HEARTBEAT_S.
     """
     started = time.monotonic()
-    entry = (what, started, threading.get_ident(), _label())
+    entry = Step(what, started, threading.get_ident(), _label())
     if not quiet:
         say(f"{what} ...")
     with _state.lock:
@@ -111,7 +135,7 @@ def step(what: str, quiet: bool = False) -> Iterator[None]:
             _state.ticker = threading.Thread(target=_tick, name="progress", daemon=True)
             _state.ticker.start()
     try:
-        yield
+        yield entry
     except Abandoned:
         say(f"stopped {what} after {format_duration(time.monotonic() - started)}: a step beside it failed")
         raise

@@ -11,7 +11,7 @@ from typing import TypeVar
 import tenacity
 
 from harness.core.errors import Abandoned, HarnessError
-from harness.core.progress import step
+from harness.core.progress import Step, step
 
 T = TypeVar("T")
 
@@ -55,6 +55,7 @@ def wait_for(
     in the timeout error. A probe may raise HarnessError to fail fast (a terminal state).
     """
     started = time.monotonic()
+    running: Step | None = None
 
     def attempt() -> T:
         abandon: threading.Event | None = getattr(_abandon, "event", None)
@@ -62,6 +63,8 @@ def wait_for(
             raise Abandoned(f"{what}: abandoned because a step running beside it failed")
         done, value, observed = probe()
         if not done:
+            if running is not None:
+                running.observe(observed)
             raise _NotYet(observed)
         return value
 
@@ -75,7 +78,7 @@ def wait_for(
         reraise=True,
     )
     try:
-        with step(f"waiting for {what}", quiet=True):
+        with step(f"waiting for {what}", quiet=True) as running:
             return retrying(attempt)
     except _NotYet as exc:
         elapsed = time.monotonic() - started

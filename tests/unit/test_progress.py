@@ -7,6 +7,7 @@ import threading
 import pytest
 
 from harness.core import progress
+from harness.core.waits import wait_for
 
 pytest_plugins = ["pytester"]
 
@@ -46,3 +47,22 @@ def test_a_silent_step_is_repeated_with_its_elapsed_time(monkeypatch: pytest.Mon
     beats = [line for line in lines if "... still waiting on something slow" in line]
     assert len(beats) >= 2, lines
     assert lines[-1].split("] ", 1)[1].startswith("done waiting on something slow in 1."), lines
+
+
+def test_a_long_wait_says_what_it_is_waiting_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The repeat line of a wait carries the state the wait last observed, shortened."""
+    lines: list[str] = []
+    monkeypatch.setattr(progress, "HEARTBEAT_S", 0.2)
+    previous = progress.current_sink()
+    progress.set_sink(lines.append)
+    polls = iter(range(1000))
+    try:
+        wait_for("the tenants Kustomization", lambda: (
+            next(polls) >= 8, None, "Ready=False DependencyNotReady:\n dependency 'kyverno-policies' " + "x" * 400),
+            timeout_s=10.0, interval_s=0.1)
+    finally:
+        progress.set_sink(previous)
+    beats = [line for line in lines if "... still waiting for the tenants Kustomization (" in line]
+    assert beats, lines
+    assert beats[-1].endswith("): Ready=False DependencyNotReady: dependency 'kyverno-policies' "
+                              + "x" * (progress.OBSERVED_LIMIT - 62) + " [...]"), beats[-1]
