@@ -151,10 +151,20 @@ def changes(spec: ImageSpec, key: str) -> list[str]:
 
 
 def cached_image(spec: ImageSpec, key: str) -> BuiltImage | None:
-    """The image if every tag already holds the build with this key."""
-    if all(image_key(tag) == key for tag in spec.tags):
-        return BuiltImage(spec.tags[0], False, 0.0, image_size(spec.tags[0]))
-    return None
+    """The image if its first tag holds the build with this key; a further tag that another
+    build took over since is pointed back at it. Two version sets share an alias (Kyverno's
+    readiness-checker is also tagged `latest`), and rebuilding for the alias alone would give
+    the same content a new image ID, so the kit's fingerprint would change with every switch
+    between the sets (and `make kit-check IF_CHANGED=1` would rerun for nothing)."""
+    if image_key(spec.tags[0]) != key:
+        return None
+    for tag in spec.tags[1:]:
+        if image_key(tag) != key:
+            try:
+                commands.run(["docker", "tag", spec.tags[0], tag], timeout_s=60.0)
+            except CommandError as exc:
+                raise KitError(f"image {spec.tags[0]}: docker tag {tag} failed: {exc}") from exc
+    return BuiltImage(spec.tags[0], False, 0.0, image_size(spec.tags[0]))
 
 
 def import_layer(spec: ImageSpec, key: str, layer: Path) -> None:
@@ -171,7 +181,8 @@ def import_layer(spec: ImageSpec, key: str, layer: Path) -> None:
 
 
 def build_image(spec: ImageSpec) -> BuiltImage:
-    """Import the image into Docker unless every tag already holds this exact build."""
+    """Import the image into Docker unless its first tag already holds this exact build (its
+    other tags then pointed at it)."""
     key = spec.key()
     hit = cached_image(spec, key)
     if hit is not None:

@@ -10,7 +10,7 @@ import pytest
 
 from harness.access.registry import strip_registry
 from harness.core.errors import KitError
-from harness.kit import cache, dockerfile
+from harness.kit import cache, dockerfile, oci
 from harness.kit.gomod import GoBuild, wrapper_gomod
 from harness.kit.oci import File, ImageSpec, write_layer
 
@@ -136,3 +136,29 @@ def test_dockerfile_final_stage_is_read_from_the_last_from() -> None:
 def test_dockerfile_step_the_kit_cannot_reproduce_is_named(line: str, expected: str) -> None:
     with pytest.raises(KitError, match=re.escape(expected)):
         dockerfile.final_stage(UPSTREAM_LIKE + line + "\n", "kustomize-controller/Dockerfile")
+
+
+def test_an_alias_another_build_took_is_pointed_back_without_a_rebuild(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two version sets share `readiness-checker:latest`: loading one set after the other re-points
+    the alias at the image its first tag holds (same image ID, so the kit's fingerprint holds)."""
+    spec = oci.ImageSpec(tags=("ghcr.io/kyverno/readiness-checker:v1.19.1", "ghcr.io/kyverno/readiness-checker:latest"))
+    key = spec.key()
+    keys = {spec.tags[0]: key, spec.tags[1]: "the-other-sets-build"}
+    ran: list[list[str]] = []
+
+    def run(argv: list[str], **_: object) -> object:
+        ran.append(argv)
+        keys[argv[3]] = keys[argv[2]]
+        return None
+
+    monkeypatch.setattr(oci, "image_key", keys.get)
+    monkeypatch.setattr(oci, "image_size", lambda tag: 1)
+    monkeypatch.setattr(oci.commands, "run", run)
+    monkeypatch.setattr(oci, "write_layer", lambda *a: pytest.fail("rebuilt for an alias"))
+    image = oci.build_image(spec)
+    assert not image.built
+    assert ran == [["docker", "tag", spec.tags[0], spec.tags[1]]]
+    assert keys[spec.tags[1]] == key
+    # Its first tag holding another build is a rebuild, as before.
+    keys[spec.tags[0]] = "stale"
+    assert oci.cached_image(spec, key) is None
