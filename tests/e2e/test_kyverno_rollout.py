@@ -8,8 +8,9 @@ API server called Kyverno's webhook for a generated policy, so the pod the upgra
 be serving tenant requests; and a fork's policy may not be generated at all. The replaced pod
 stops listening on SIGTERM, and kube-proxy routes the API server's new webhook calls to it until
 it has synced the pod's end; on a busy node that takes seconds (an upgrade on two loaded cores
-refused compliant requests with a failed dial to the webhook's Service). The fleet gives the admission controller a preStop sleep
-(infrastructure/kyverno/release.yaml) that keeps the old pod serving meanwhile.
+refused compliant requests with a failed dial to the webhook's Service). The fleet gives the
+admission controller a preStop sleep (infrastructure/kyverno/release.yaml) that keeps the old pod
+serving meanwhile.
 
 Here one policy is moved into Kyverno's webhook (its admission policy generation switched off,
 failing closed as before), kube-proxy is held LAG_S behind the old pod's deletion (its process
@@ -93,8 +94,8 @@ def in_webhook(fleet: Fleet, cluster: ClusterHandle) -> Iterator[None]:
     assert applied is not None, f"ValidatingPolicy {POLICY} is missing before the test"
     autogen = applied["spec"].get("autogen")
     assert applied["spec"].get("failurePolicy") == "Fail", applied["spec"]
-    kube.patch(API["ValidatingPolicy"], "ValidatingPolicy", POLICY, None,
-               {"spec": {"autogen": {"validatingAdmissionPolicy": {"enabled": False}}}})
+    kyverno.patch_policy(kube, POLICY, {"autogen": {"validatingAdmissionPolicy": {"enabled": False}}},
+                         fleet.config.timeout(120))
     try:
         def moved() -> tuple[bool, object, str]:
             vap = kube.get(ADMISSION, "ValidatingAdmissionPolicy", f"vpol-{POLICY}")

@@ -82,8 +82,9 @@ def test_probe_names_the_request_a_failing_open_policy_admitted(fleet: Fleet, cl
     with (probe.running([cluster], fleet.tenants[0], _case(fleet), record, f"weak-{uuid.uuid4().hex[:6]}"),
           record.phase("policy fails open, admission controller restarting")):
         wait_for("the probe's first refusal", lambda: _own_refusal_seen(record, 0.0), fleet.config.timeout(30))
-        kube.patch(API["ValidatingPolicy"], "ValidatingPolicy", POLICY, None, {"spec": {
-            "failurePolicy": "Ignore", "autogen": {"validatingAdmissionPolicy": {"enabled": False}}}})
+        kyverno.patch_policy(kube, POLICY, {"failurePolicy": "Ignore",
+                                            "autogen": {"validatingAdmissionPolicy": {"enabled": False}}},
+                             fleet.config.timeout(120))
 
         def moved() -> tuple[bool, object, str]:
             vap = kube.get(ADMISSION, "ValidatingAdmissionPolicy", f"vpol-{POLICY}")
