@@ -112,10 +112,13 @@ class Kube:
             return dict(resource.create(body=obj, namespace=namespace, **_dry(dry_run)).to_dict())
 
     def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None,
-               dry_run: bool = False) -> None:
+               dry_run: bool = False, resource_version: str | None = None) -> None:
+        """Gone already counts as deleted. `resource_version`: only if the object is still at
+        it (raises ApiException 409 Conflict when it changed since it was read)."""
+        body = {"preconditions": {"resourceVersion": resource_version}} if resource_version else None
         with self._request(f"delete {kind} {namespace or ''}/{name}"):
             try:
-                self._resource(api_version, kind).delete(name=name, namespace=namespace, **_dry(dry_run))
+                self._resource(api_version, kind).delete(name=name, namespace=namespace, body=body, **_dry(dry_run))
             except NotFoundError:
                 pass
 

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from harness.access.kube import Kube
+from harness.access.readiness import Status
+from harness.core.parallel import run_together
 from harness.core.repo import API, platform_order
 from harness.core.topology import Tenant
 from harness.core.versions import REPO_ROOT
@@ -121,9 +124,24 @@ def policy_regenerated(fleet: Fleet, handle: ClusterHandle, policy: str) -> None
 
 
 def tenant_ready_everywhere(fleet: Fleet, tenant: Tenant, commit: str) -> None:
-    """On every cluster, the tenant reconciled again at `commit`, its releases released."""
+    """On every cluster, the tenant reconciled again at `commit`, its releases released; the
+    clusters side by side (each waits on its own controllers, not on the other's)."""
+    run_together({env: partial(converge, handle.kube, tenant_plan(tenant, commit), fleet.config.timeout_scale)
+                  for env, handle in fleet.clusters.items()})
+
+
+def tenant_failed_everywhere(fleet: Fleet, tenant: Tenant, commit: str) -> dict[str, Status]:
+    """Every cluster asked to fetch the tenant's `commit`, then each waited on until the tenant's
+    sync failed at it (the clusters fetch and apply at once); each cluster's failure status."""
     for handle in fleet.clusters.values():
-        converge(handle.kube, tenant_plan(tenant, commit), fleet.config.timeout_scale)
+        flux.request_reconcile(handle.kube, source_ref(tenant))
+    return {env: flux.wait_failed(handle.kube, sync_ref(tenant), commit, fleet.config.timeout(240))
+            for env, handle in fleet.clusters.items()}
+
+
+def platform_ready_everywhere(fleet: Fleet, commit: str) -> None:
+    """Every cluster's platform layers Ready at fleet `commit`, the clusters side by side."""
+    run_together({env: partial(platform_ready, fleet, handle, commit) for env, handle in fleet.clusters.items()})
 
 
 def wait_fleet(fleet: Fleet, handle: ClusterHandle) -> None:

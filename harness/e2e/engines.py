@@ -133,7 +133,7 @@ class Kyverno:
         replicas = kyverno.replicas(kube)
 
         def bring_back(within_s: float) -> None:
-            kyverno.scale(kube, replicas)
+            kyverno.scale_back(kube, replicas, within_s)
 
             def back() -> tuple[bool, dict[str, object], str]:
                 available, waiting = kyverno.available(kube), self.not_enforced(kube)

@@ -15,6 +15,7 @@ from harness.core.waits import wait_for
 ADMISSION = "kyverno-admission-controller"
 KYVERNO_NAMESPACE = "kyverno"
 LEASE = "kyverno"  # the admission controller's leader election
+PRE_LEASE = "kyvernopre"  # its init container's (kyverno-pre), held by the pod it ran in
 
 
 def admission_pods(kube: Kube) -> list[str]:
@@ -35,6 +36,42 @@ def replicas(kube: Kube) -> int:
 
 def scale(kube: Kube, count: int) -> None:
     kube.patch("apps/v1", "Deployment", ADMISSION, KYVERNO_NAMESPACE, {"spec": {"replicas": count}})
+
+
+def scale_back(kube: Kube, count: int, timeout_s: float) -> None:
+    """The admission controller scaled back to `count` after a test scaled it to zero: once the
+    old pods are gone (a terminating one still leads, in its preStop sleep), their Leases are
+    removed, then the Deployment scaled. Kyverno never gives a Lease up, and client-go counts a
+    held Lease's 12 s from when a candidate first sees it, however long its holder has been
+    gone: left in place, the new pod's init container and then its main container would each
+    wait that out for a pod that no longer exists (about 25 s of every restore). A rollout,
+    where the old pod lives on, is left to wait as it does for users (test_kyverno_rollout.py)."""
+    if replicas(kube) == 0:
+        wait_for("Kyverno's admission controller pods gone", lambda: (not (pods := admission_pods(kube)), pods,
+                                                                      f"still there: {pods}"), timeout_s)
+        clear_dead_leases(kube)
+    scale(kube, count)
+
+
+def clear_dead_leases(kube: Kube) -> list[str]:
+    """The admission controller's Leases (the main container's and its init container's) whose
+    holder pod no longer exists, deleted only if unchanged since read (a Lease a new pod took
+    meanwhile stays). Returns the names deleted."""
+    deleted = []
+    for name in (LEASE, PRE_LEASE):
+        lease = kube.get("coordination.k8s.io/v1", "Lease", name, KYVERNO_NAMESPACE)
+        holder = str(((lease or {}).get("spec") or {}).get("holderIdentity") or "")
+        if not lease or not holder or kube.get("v1", "Pod", holder, KYVERNO_NAMESPACE) is not None:
+            continue
+        try:
+            kube.delete("coordination.k8s.io/v1", "Lease", name, KYVERNO_NAMESPACE,
+                        resource_version=lease["metadata"]["resourceVersion"])
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+            continue  # taken (or renewed) since it was read: no longer a dead holder's
+        deleted.append(name)
+    return deleted
 
 
 def restart(kube: Kube) -> None:

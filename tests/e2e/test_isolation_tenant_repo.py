@@ -17,7 +17,7 @@ from harness.core.repo import API
 from harness.core.topology import Tenant
 from harness.e2e import flux, publish, tenancy
 from harness.e2e.cases import OPEN_PEER, OWN_PEER
-from harness.e2e.converge import tenant_ready_everywhere
+from harness.e2e.converge import tenant_failed_everywhere, tenant_ready_everywhere
 from harness.e2e.flux import Ref
 from harness.e2e.handles import ClusterHandle, Fleet
 from harness.kit.images import podinfo_tag
@@ -225,10 +225,8 @@ def _add_nested(work: Path, obj: dict[str, Any]) -> None:
 def _commit_refused(fleet: Fleet, team: Tenant, obj: dict[str, Any], *fragments: str) -> None:
     bad = publish.commit_change(fleet.server, team.repo, lambda w: _add_nested(w, obj), f"e2e: {obj['kind']}")
     assert bad is not None
-    for handle in fleet.clusters.values():
-        flux.request_reconcile(handle.kube, Ref("GitRepository", team.namespace, team.source))
-        status = flux.wait_failed(handle.kube, Ref("Kustomization", team.namespace, team.sync), bad, fleet.config.timeout(240))
-        assert all(f in status.message for f in fragments), f"{handle.env}: {status.describe()}"
+    for env, status in tenant_failed_everywhere(fleet, team, bad).items():
+        assert all(f in status.message for f in fragments), f"{env}: {status.describe()}"
 
 
 def test_tenant_repo_kustomization_without_account_is_refused(

@@ -15,7 +15,7 @@ from harness.core.parallel import run_together
 from harness.core.repo import API
 from harness.core.topology import Tenant
 from harness.e2e import flux, network, publish, tenancy
-from harness.e2e.converge import platform_ready, source_ref, sync_ref
+from harness.e2e.converge import platform_ready_everywhere, tenant_failed_everywhere
 from harness.e2e.flux import Ref
 from harness.e2e.handles import ClusterHandle, Fleet
 from harness.e2e.repos import FLEET_REPO
@@ -27,12 +27,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.first_tenant]
 
 # Unique per session, so a second run against a kept `make up` environment publishes anew.
 WEB_REPO = f"web-team/apps-{uuid.uuid4().hex[:6]}"
-
-
-def _sync_fleet(fleet: Fleet, commit: str) -> None:
-    """Every cluster applied fleet `commit` down to the tenants."""
-    for handle in fleet.clusters.values():
-        platform_ready(fleet, handle, commit)
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +56,7 @@ def web_tenant(fleet: Fleet, web_repo: str) -> Iterator[str]:
         add_tenant(work, "web-team", "web", url)  # also writes web-team's source allowlist
 
     with publish.committed(fleet.server, FLEET_REPO, onboard, "onboard web-team (harness tenant add)",
-                           lambda commit: _sync_fleet(fleet, commit)):
+                           partial(platform_ready_everywhere, fleet)):
         yield web_repo
 
 
@@ -87,9 +81,8 @@ def test_neighbours_hostile_commit_leaves_the_other_tenant_ready(
 
     bad = publish.commit_change(fleet.server, team.repo, escape, f"e2e: {team.name} writes into web")
     assert bad is not None
-    for handle in fleet.clusters.values():
-        flux.request_reconcile(handle.kube, source_ref(team))
-        status = flux.wait_failed(handle.kube, sync_ref(team), bad, fleet.config.timeout(240))
+    for env, status in tenant_failed_everywhere(fleet, team, bad).items():
+        handle = fleet.clusters[env]
         assert "forbidden" in status.message.lower(), status.describe()
         assert handle.kube.get("v1", "ConfigMap", probe_name, "web") is None, f"{handle.env}: wrote into web"
         flux.request_reconcile(handle.kube, Ref("Kustomization", "web", "web-team"))

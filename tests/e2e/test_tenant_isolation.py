@@ -14,7 +14,7 @@ from harness.core import yamlio
 from harness.core.topology import Tenant
 from harness.core.waits import wait_for
 from harness.e2e import flux, publish, tenancy
-from harness.e2e.converge import tenant_ready_everywhere
+from harness.e2e.converge import tenant_failed_everywhere, tenant_ready_everywhere
 from harness.e2e.flux import Ref
 from harness.e2e.handles import ClusterHandle, Fleet
 
@@ -90,10 +90,8 @@ def test_tenant_commit_outside_its_namespace_is_forbidden_and_revert_recovers(
     bad = publish.commit_change(fleet.server, team.repo, lambda w: _add_escape(w, probe_name, "default"),
                                 "e2e: try to write into default")
     assert bad is not None
-    for handle in fleet.clusters.values():
-        flux.request_reconcile(handle.kube, Ref("GitRepository", team.namespace, team.source))
-        status = flux.wait_failed(handle.kube, Ref("Kustomization", team.namespace, team.sync), bad,
-                                  fleet.config.timeout(240))
+    for env, status in tenant_failed_everywhere(fleet, team, bad).items():
+        handle = fleet.clusters[env]
         assert "forbidden" in status.message.lower(), f"{handle.env}: {status.describe()}"
         assert team.user in status.message, f"{handle.env}: {status.describe()}"
         assert handle.kube.get("v1", "ConfigMap", probe_name, "default") is None, f"{handle.env}: escaped"

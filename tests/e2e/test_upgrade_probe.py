@@ -63,7 +63,7 @@ def restore(fleet: Fleet, cluster: ClusterHandle) -> Iterator[None]:
     weakened = {field: fleet_spec["spec"].get(field) for field in ("failurePolicy", "autogen")}
     replicas = kyverno.replicas(kube)
     yield
-    kyverno.scale(kube, replicas)
+    kyverno.scale_back(kube, replicas, fleet.config.timeout(120))
     wait_for("a Kyverno admission controller leading again", lambda: (bool(kyverno.leader(kube)), None, "no leader"),
              fleet.config.timeout(180))
     kyverno.patch_policy(kube, POLICY, weakened, fleet.config.timeout(120))

@@ -1,12 +1,15 @@
-"""The wait primitive's polling: a state expected any moment is seen at once (first_s), and a
-wait that never holds still ends at its deadline with what it last saw."""
+"""The wait primitive's polling: a state expected any moment is seen at once (first_s) and within
+half a second for the first seconds, a long wait polls at its interval, and a wait that never
+holds still ends at its deadline with what it last saw."""
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import pytest
 
+from harness.core import waits
 from harness.core.waits import WaitTimeoutError, wait_for
 
 
@@ -25,3 +28,23 @@ def test_polling_starts_fast_only_when_asked(first_s: float | None, at_least: fl
 def test_a_fast_start_still_ends_at_the_deadline() -> None:
     with pytest.raises(WaitTimeoutError, match=r"never: not done after \ds \(limit 2s\); last observed: not yet"):
         wait_for("never", lambda: (False, None, "not yet"), timeout_s=2.0, interval_s=0.5, first_s=0.05)
+
+
+def test_a_quick_wait_sees_a_state_two_seconds_away_within_half_a_second() -> None:
+    started = time.monotonic()
+    assert wait_for("a state 1.9 s away", _after(1.9), timeout_s=10.0, interval_s=2.0, first_s=0.25) == "done"
+    assert 1.9 <= time.monotonic() - started < 2.7  # doubling up to the interval saw it at 3.75 s
+
+
+def test_a_quick_wait_polls_at_its_interval_once_its_first_seconds_are_over(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(waits, "QUICK_WINDOW_S", 0.5)
+    calls: list[float] = []
+
+    def never() -> tuple[bool, None, str]:
+        calls.append(time.monotonic())
+        return False, None, "not yet"
+
+    with pytest.raises(WaitTimeoutError):
+        wait_for("never", never, timeout_s=3.0, interval_s=1.0, first_s=0.25)
+    gaps = [b - a for a, b in itertools.pairwise(calls)]
+    assert gaps[:2] == pytest.approx([0.25, 0.5], abs=0.15) and all(g >= 0.9 for g in gaps[2:]), gaps
