@@ -127,9 +127,13 @@ def has_image(registry: Registry, upstream: str, image_id: str) -> bool:
 
 def push(registry: Registry, upstream_tags: list[str]) -> list[str]:
     """Push images (by their upstream tags) unless the registry already has them; return pushed."""
-    pushed = []
-    for tag in upstream_tags:
-        image_id = commands.run(["docker", "image", "inspect", "--format", "{{.Id}}", tag], timeout_s=30.0).stdout.strip()
+    pushed: list[str] = []
+    if not upstream_tags:
+        return pushed
+    # One Docker call for every image's ID (in the order asked).
+    ids = commands.run(["docker", "image", "inspect", "--format", "{{.Id}}", *upstream_tags],
+                       timeout_s=60.0).stdout.split()
+    for tag, image_id in zip(upstream_tags, ids, strict=True):
         if has_image(registry, tag, image_id):
             continue
         local = registry.local_name(tag)

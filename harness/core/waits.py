@@ -53,7 +53,7 @@ def _quick_then(first_s: float, interval_s: float) -> Callable[[tenacity.RetryCa
     def wait(state: tenacity.RetryCallState) -> float:
         if (state.seconds_since_start or 0.0) >= QUICK_WINDOW_S:
             return interval_s
-        return min(first_s * 2 ** (state.attempt_number - 1), QUICK_CAP_S, interval_s)
+        return min(first_s * 2.0 ** (state.attempt_number - 1), QUICK_CAP_S, interval_s)
 
     return wait
 

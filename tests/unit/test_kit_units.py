@@ -152,7 +152,7 @@ def test_an_alias_another_build_took_is_pointed_back_without_a_rebuild(monkeypat
         return None
 
     monkeypatch.setattr(oci, "image_key", keys.get)
-    monkeypatch.setattr(oci, "image_size", lambda tag: 1)
+    monkeypatch.setattr(oci, "image_key_and_size", lambda tag: (keys.get(tag), 1))
     monkeypatch.setattr(oci.commands, "run", run)
     monkeypatch.setattr(oci, "write_layer", lambda *a: pytest.fail("rebuilt for an alias"))
     image = oci.build_image(spec)
