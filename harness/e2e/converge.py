@@ -120,7 +120,7 @@ def policy_regenerated(fleet: Fleet, handle: ClusterHandle, policy: str) -> None
         present = handle.kube.get(ADMISSION_API, "ValidatingAdmissionPolicyBinding", binding) is not None
         return not waiting and present, waiting, f"not enforced: {waiting}, {binding}: {present}"
 
-    wait_for(f"every policy enforced again, {binding} among them", back, fleet.config.timeout(240))
+    wait_for(f"every policy enforced again, {binding} among them", back, fleet.config.timeout(240), first_s=0.25)
 
 
 def tenant_ready_everywhere(fleet: Fleet, tenant: Tenant, commit: str) -> None:

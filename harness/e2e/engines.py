@@ -139,7 +139,7 @@ class Kyverno:
                 available, waiting = kyverno.available(kube), self.not_enforced(kube)
                 return available >= replicas and not waiting, waiting, f"available={available} not ready={waiting}"
 
-            wait_for(f"{kyverno.ADMISSION} back and every policy enforced", back, within_s)
+            wait_for(f"{kyverno.ADMISSION} back and every policy enforced", back, within_s, first_s=0.25)
 
         kyverno.scale(kube, 0)
 
@@ -148,7 +148,7 @@ class Kyverno:
             return not left, left, f"left: {left}"
 
         try:
-            wait_for(f"{kyverno.ADMISSION} pods and Kyverno's webhooks to be gone", gone, timeout_s)
+            wait_for(f"{kyverno.ADMISSION} pods and Kyverno's webhooks to be gone", gone, timeout_s, first_s=0.25)
         except BaseException:
             bring_back(timeout_s)  # not left half down
             raise

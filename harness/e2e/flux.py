@@ -150,7 +150,7 @@ def wait_failed(kube: Kube, ref: Ref, commit: str | None, timeout_s: float, ment
 
     after = f" at {commit[:12]}" if commit else f" after reconcile request {handled}"
     what = f"{ref} to fail{after}" + (f" mentioning {mentioning!r}" if mentioning else "")
-    return wait_for(what, probe, timeout_s=timeout_s)
+    return wait_for(what, probe, timeout_s=timeout_s, first_s=0.25)
 
 
 # Reasons Flux reports when waiting longer cannot help.

@@ -48,7 +48,7 @@ def scale_back(kube: Kube, count: int, timeout_s: float) -> None:
     where the old pod lives on, is left to wait as it does for users (test_kyverno_rollout.py)."""
     if replicas(kube) == 0:
         wait_for("Kyverno's admission controller pods gone", lambda: (not (pods := admission_pods(kube)), pods,
-                                                                      f"still there: {pods}"), timeout_s)
+                                                                      f"still there: {pods}"), timeout_s, first_s=0.25)
         clear_dead_leases(kube)
     scale(kube, count)
 
@@ -120,4 +120,4 @@ def patch_policy(kube: Kube, name: str, spec: dict[str, Any], timeout_s: float) 
             raise
         return True, None, ""
 
-    wait_for(f"ValidatingPolicy {name} patched (Kyverno's policy webhook taking calls)", patched, timeout_s)
+    wait_for(f"ValidatingPolicy {name} patched (Kyverno's policy webhook taking calls)", patched, timeout_s, first_s=0.25)

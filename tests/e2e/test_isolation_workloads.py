@@ -98,7 +98,7 @@ def test_restricted_pod_is_admitted_and_runs(cluster: ClusterHandle, tenant: Kub
         phase = ((cluster.kube.get("v1", "Pod", probe_name, team.namespace) or {}).get("status") or {}).get("phase", "")
         return phase == "Running", phase, f"phase {phase or '(none)'}"
 
-    wait_for(f"pod {team.namespace}/{probe_name} to run", running, fleet.config.timeout(90))
+    wait_for(f"pod {team.namespace}/{probe_name} to run", running, fleet.config.timeout(90), first_s=0.25)
 
 
 @pytest.mark.parametrize("how", list(ESCAPES))
@@ -144,7 +144,7 @@ def test_workload_with_a_restricted_template_gets_its_pod(fleet: Fleet, cluster:
         pods = _pods_of(team, cluster.kube, probe_name)
         return bool(pods), pods, "no pod yet"
 
-    wait_for(f"{kind} {team.namespace}/{probe_name} to create its pod", created, fleet.config.timeout(60))
+    wait_for(f"{kind} {team.namespace}/{probe_name} to create its pod", created, fleet.config.timeout(60), first_s=0.25)
 
 
 @pytest.mark.parametrize("kind", WORKLOADS)
@@ -166,7 +166,7 @@ def test_workload_whose_template_is_refused_never_gets_a_pod(fleet: Fleet, clust
                 return True, str(event["message"]), ""
         return False, "", "no FailedCreate event naming Pod Security yet"
 
-    message = wait_for(f"{kind} {team.namespace}/{probe_name}'s pod to be refused", refused, fleet.config.timeout(60))
+    message = wait_for(f"{kind} {team.namespace}/{probe_name}'s pod to be refused", refused, fleet.config.timeout(60), first_s=0.25)
     assert ESCAPES["privileged"] in message, message
     assert _pods_of(team, cluster.kube, probe_name) == [], f"{kind} {probe_name} got a pod"
 
@@ -313,7 +313,7 @@ def test_objects_beyond_the_quota_are_refused(cluster: ClusterHandle, tenant: Ku
         return (not leaving and quota_counts == counts, None,
                 f"terminating {leaving}; quota counts {quota_counts}, the namespace holds {counts}")
 
-    wait_for(f"the quota of {team.namespace} to count its ConfigMaps", settled, timeout_s=60.0)
+    wait_for(f"the quota of {team.namespace} to count its ConfigMaps", settled, timeout_s=60.0, first_s=0.25)
     created: list[str] = []
     try:
         for i in range(hard + 1):
