@@ -113,8 +113,11 @@ def make_privileged(box: dict[str, Any]) -> dict[str, Any]:
 
 
 def pod_spec(account: str | None, image: str) -> dict[str, Any]:
+    # A test's pod is gone a second after its deletion: until then it counts against the
+    # namespace's quota, and a later test's pod could be refused for the room it holds.
     spec: dict[str, Any] = {"securityContext": copy.deepcopy(RESTRICTED_POD),
-                            "containers": [container("probe", image)], "restartPolicy": "Never"}
+                            "containers": [container("probe", image)], "restartPolicy": "Never",
+                            "terminationGracePeriodSeconds": 1}
     if account:
         spec["serviceAccountName"] = account
     return spec
@@ -197,3 +200,8 @@ def assert_admitted(kube: Kube, admin: Kube, obj: dict[str, Any]) -> None:
         raise AssertionError(f"{obj['kind']} {meta} was refused, expected it admitted: {refusal(exc)}") from None
     admin.delete(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
     assert created["metadata"]["name"] == meta["name"]
+
+
+def terminating_pods(kube: Kube, namespace: str) -> list[str]:
+    """Pods of `namespace` being deleted (they still count against its quota)."""
+    return [p["metadata"]["name"] for p in kube.list("v1", "Pod", namespace) if p["metadata"].get("deletionTimestamp")]

@@ -37,8 +37,13 @@ def pod_security(fleet: Fleet) -> str:
 
 
 @pytest.fixture
-def cleanup(cluster: ClusterHandle) -> Iterator[Callable[[dict[str, Any]], None]]:
-    """Registers objects a test created (or tried to) for removal by the admin afterwards."""
+def cleanup(fleet: Fleet, cluster: ClusterHandle, team: Tenant) -> Iterator[Callable[[dict[str, Any]], None]]:
+    """Registers objects a test created (or tried to) for removal by the admin afterwards. Starts
+    once the pods earlier tests deleted are gone: a terminating pod still counts against the
+    namespace's quota, and this test's pod must not be refused for the room it holds."""
+    wait_for(f"earlier tests' pods gone from {team.namespace}",
+             lambda: (not (left := tenancy.terminating_pods(cluster.kube, team.namespace)), left,
+                      f"terminating: {left}"), fleet.config.timeout(60), first_s=0.25)
     created: list[dict[str, Any]] = []
     yield created.append
     for obj in reversed(created):
@@ -267,12 +272,11 @@ def test_tenant_service_beyond_its_namespace_is_refused(tenant: Kube, probe_name
 # ResourceQuota refuses what goes beyond; neither is the tenant's to change.
 
 def test_container_without_resources_gets_the_namespace_defaults(cluster: ClusterHandle, tenant: Kube,
-                                                                 probe_name: str, image: str, team: Tenant) -> None:
+                                                                 probe_name: str, image: str, team: Tenant,
+                                                                 cleanup: Callable[[dict[str, Any]], None]) -> None:
     pod = tenancy.pod(probe_name, None, image, team.namespace)
-    try:
-        created = tenant.create(pod)
-    finally:
-        cluster.kube.delete("v1", "Pod", probe_name, team.namespace)
+    cleanup(pod)
+    created = tenant.create(pod)
     limits = cluster.kube.get("v1", "LimitRange", team.name, team.namespace)
     assert limits is not None, f"no LimitRange {team.namespace}/{team.name}"
     defaults = limits["spec"]["limits"][0]
