@@ -21,6 +21,7 @@ from harness.core.teardown import best_effort
 from harness.e2e import flux, probe, publish
 from harness.e2e.cases import Case, of_fleet
 from harness.e2e.converge import applied_policy_names, tenant_ready_everywhere
+from harness.e2e.flux import Ref
 from harness.e2e.handles import Fleet
 from harness.e2e.repos import FLEET_REPO, sync_to_working_tree
 from harness.e2e.upgrade import (
@@ -44,6 +45,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.upgrade]
 
 
 PREFIX = f"upgrade-probe-{uuid.uuid4().hex[:6]}"
+FLEET_SOURCE = Ref("GitRepository", "flux-system", "flux-system")
 
 
 @pytest.fixture(scope="module")
@@ -147,14 +149,14 @@ def test_in_place_upgrade_admits_no_violating_object(
                 head = commit or publish.head(fleet.server, FLEET_REPO)
                 with record.phase(f"Flux applies {target.flux.cli} to itself ({', '.join(h.env for h in handles)})"):
                     run_together({h.env: partial(upgrade_flux_gitops, fleet, h, target, head) for h in handles})
-            # The Kyverno bump is asked of one cluster after the other: side by side it took as
-            # long on two cores. Runs of both kinds saw compliant requests refused while the
-            # admission controller pod was replaced; the last failed to dial the webhook's
-            # Service, which is what the old pod's closed listener gives while kube-proxy lags
-            # (tests/e2e/test_kyverno_rollout.py reproduces it without the fleet's preStop sleep).
+            # Every cluster fetches the Kyverno bump at once, as a fleet's clusters would (each
+            # within its source's interval), and is then waited on, one after the other: most of
+            # a Helm upgrade of Kyverno is waiting (Leases, the preStop sleep, the migration job).
             with record.phase(f"fleet at the working tree (Kyverno chart {start.kyverno_chart} -> "
                               f"{target.kyverno_chart})"):
                 commit = sync_to_working_tree(fleet.server, target, FLEET_REPO, "fleet: the working tree's")
+                for handle in handles:
+                    flux.request_reconcile(handle.kube, FLEET_SOURCE)
                 for handle in handles:
                     wait_kyverno(fleet, handle, commit or publish.head(fleet.server, FLEET_REPO), target)
             with record.phase(f"Kyverno settled (new leader, admission policies unchanged {SETTLE_S:.0f} s)"):
