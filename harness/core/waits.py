@@ -47,6 +47,7 @@ class _NotYet(Exception):
 # harness waits on hundreds of them in a run; a poll is one GET.
 QUICK_CAP_S = 0.5
 QUICK_WINDOW_S = 10.0
+SOON_S = 0.25  # the usual `first_s` of such a wait
 
 
 def _quick_then(first_s: float, interval_s: float) -> Callable[[tenacity.RetryCallState], float]:

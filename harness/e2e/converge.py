@@ -17,7 +17,7 @@ from harness.core.parallel import run_together
 from harness.core.repo import API, platform_order
 from harness.core.topology import Tenant
 from harness.core.versions import REPO_ROOT
-from harness.core.waits import wait_for
+from harness.core.waits import SOON_S, wait_for
 from harness.e2e import engines, flux, publish, quotas
 from harness.e2e.flux import Ref
 from harness.e2e.handles import ClusterHandle, Fleet
@@ -120,7 +120,7 @@ def policy_regenerated(fleet: Fleet, handle: ClusterHandle, policy: str) -> None
         present = handle.kube.get(ADMISSION_API, "ValidatingAdmissionPolicyBinding", binding) is not None
         return not waiting and present, waiting, f"not enforced: {waiting}, {binding}: {present}"
 
-    wait_for(f"every policy enforced again, {binding} among them", back, fleet.config.timeout(240), first_s=0.25)
+    wait_for(f"every policy enforced again, {binding} among them", back, fleet.config.timeout(240), first_s=SOON_S)
 
 
 def tenant_ready_everywhere(fleet: Fleet, tenant: Tenant, commit: str) -> None:

@@ -24,7 +24,7 @@ from harness.core.errors import HarnessError
 from harness.core.repo import API, POLICIES_DIR, tree_engine
 from harness.core.topology import applied
 from harness.core.versions import REPO_ROOT
-from harness.core.waits import wait_for
+from harness.core.waits import SOON_S, wait_for
 from harness.e2e import kyverno
 from harness.e2e.flux import Ref
 from harness.kit.images import KYVERNO_PART
@@ -139,7 +139,7 @@ class Kyverno:
                 available, waiting = kyverno.available(kube), self.not_enforced(kube)
                 return available >= replicas and not waiting, waiting, f"available={available} not ready={waiting}"
 
-            wait_for(f"{kyverno.ADMISSION} back and every policy enforced", back, within_s, first_s=0.25)
+            wait_for(f"{kyverno.ADMISSION} back and every policy enforced", back, within_s, first_s=SOON_S)
 
         kyverno.scale(kube, 0)
 
@@ -148,7 +148,7 @@ class Kyverno:
             return not left, left, f"left: {left}"
 
         try:
-            wait_for(f"{kyverno.ADMISSION} pods and Kyverno's webhooks to be gone", gone, timeout_s, first_s=0.25)
+            wait_for(f"{kyverno.ADMISSION} pods and Kyverno's webhooks to be gone", gone, timeout_s, first_s=SOON_S)
         except BaseException:
             bring_back(timeout_s)  # not left half down
             raise

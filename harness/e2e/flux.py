@@ -15,7 +15,7 @@ from harness.core import commands
 from harness.core.errors import CommandError, HarnessError, Secret
 from harness.core.progress import format_duration, say, step
 from harness.core.repo import API
-from harness.core.waits import WaitTimeoutError, wait_for
+from harness.core.waits import SOON_S, WaitTimeoutError, wait_for
 from harness.e2e.gitserver import GitServer
 
 BOOTSTRAP_TIMEOUT_S = 600.0
@@ -121,7 +121,7 @@ def wait_ready(kube: Kube, ref: Ref, commit: str | None, timeout_s: float, diagn
     target = f" at {commit[:12]}" if commit else ""
     try:
         obj = wait_for(f"{ref} to be Ready{target}", probe, timeout_s=timeout_s, interval_s=2.0,
-                       hint=f"diagnostics: {diagnostics}" if diagnostics else "", first_s=0.25)
+                       hint=f"diagnostics: {diagnostics}" if diagnostics else "", first_s=SOON_S)
     except WaitTimeoutError as exc:
         raise FluxError(str(exc)) from None
     say(f"  {ref} Ready{target} after {format_duration(time.monotonic() - started)}")
@@ -150,7 +150,7 @@ def wait_failed(kube: Kube, ref: Ref, commit: str | None, timeout_s: float, ment
 
     after = f" at {commit[:12]}" if commit else f" after reconcile request {handled}"
     what = f"{ref} to fail{after}" + (f" mentioning {mentioning!r}" if mentioning else "")
-    return wait_for(what, probe, timeout_s=timeout_s, first_s=0.25)
+    return wait_for(what, probe, timeout_s=timeout_s, first_s=SOON_S)
 
 
 # Reasons Flux reports when waiting longer cannot help.

@@ -10,7 +10,7 @@ from kubernetes.client.exceptions import ApiException
 
 from harness.access.kube import Kube, refusal_message
 from harness.core.repo import API
-from harness.core.waits import wait_for
+from harness.core.waits import SOON_S, wait_for
 
 ADMISSION = "kyverno-admission-controller"
 KYVERNO_NAMESPACE = "kyverno"
@@ -48,7 +48,7 @@ def scale_back(kube: Kube, count: int, timeout_s: float) -> None:
     where the old pod lives on, is left to wait as it does for users (test_kyverno_rollout.py)."""
     if replicas(kube) == 0:
         wait_for("Kyverno's admission controller pods gone", lambda: (not (pods := admission_pods(kube)), pods,
-                                                                      f"still there: {pods}"), timeout_s, first_s=0.25)
+                                                                      f"still there: {pods}"), timeout_s, first_s=SOON_S)
         clear_dead_leases(kube)
     scale(kube, count)
 
@@ -120,4 +120,4 @@ def patch_policy(kube: Kube, name: str, spec: dict[str, Any], timeout_s: float) 
             raise
         return True, None, ""
 
-    wait_for(f"ValidatingPolicy {name} patched (Kyverno's policy webhook taking calls)", patched, timeout_s, first_s=0.25)
+    wait_for(f"ValidatingPolicy {name} patched (Kyverno's policy webhook taking calls)", patched, timeout_s, first_s=SOON_S)

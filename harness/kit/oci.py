@@ -78,19 +78,13 @@ class BuiltImage:
 
 def image_key(tag: str) -> str | None:
     """The kit key label of a local image, or None if Docker does not have it."""
-    try:
-        out = commands.run(
-            ["docker", "image", "inspect", "--format", "{{json .Config.Labels}}", tag], timeout_s=30.0
-        ).stdout
-    except CommandError:
-        return None
-    labels = json.loads(out.strip() or "null") or {}
-    return labels.get(KEY_LABEL)
+    return image_key_and_size(tag)[0]
 
 
 def image_key_and_size(tag: str) -> tuple[str | None, int]:
-    """image_key and image_size in one call (a kit load asks it of every image: each Docker
-    call costs about a tenth of a second); (None, 0) if Docker does not have the image."""
+    """The key label and the size of a local image in one call (a kit load asks it of every
+    image: each Docker call costs about a tenth of a second); (None, 0) if Docker does not have
+    the image."""
     try:
         out = commands.run(["docker", "image", "inspect", "--format", "{{.Size}} {{json .Config.Labels}}", tag],
                            timeout_s=30.0).stdout

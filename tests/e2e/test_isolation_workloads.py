@@ -15,7 +15,7 @@ from kubernetes.client.exceptions import ApiException
 from harness.access.kube import Kube, refusal, refusal_message
 from harness.core.repo import API
 from harness.core.topology import Tenant
-from harness.core.waits import wait_for
+from harness.core.waits import SOON_S, wait_for
 from harness.e2e import tenancy
 from harness.e2e.handles import ClusterHandle, Fleet
 from harness.kit.images import podinfo_tag
@@ -43,7 +43,7 @@ def cleanup(fleet: Fleet, cluster: ClusterHandle, team: Tenant) -> Iterator[Call
     namespace's quota, and this test's pod must not be refused for the room it holds."""
     wait_for(f"earlier tests' pods gone from {team.namespace}",
              lambda: (not (left := tenancy.terminating_pods(cluster.kube, team.namespace)), left,
-                      f"terminating: {left}"), fleet.config.timeout(60), first_s=0.25)
+                      f"terminating: {left}"), fleet.config.timeout(60), first_s=SOON_S)
     created: list[dict[str, Any]] = []
     yield created.append
     for obj in reversed(created):
@@ -103,7 +103,7 @@ def test_restricted_pod_is_admitted_and_runs(cluster: ClusterHandle, tenant: Kub
         phase = ((cluster.kube.get("v1", "Pod", probe_name, team.namespace) or {}).get("status") or {}).get("phase", "")
         return phase == "Running", phase, f"phase {phase or '(none)'}"
 
-    wait_for(f"pod {team.namespace}/{probe_name} to run", running, fleet.config.timeout(90), first_s=0.25)
+    wait_for(f"pod {team.namespace}/{probe_name} to run", running, fleet.config.timeout(90), first_s=SOON_S)
 
 
 @pytest.mark.parametrize("how", list(ESCAPES))
@@ -149,7 +149,7 @@ def test_workload_with_a_restricted_template_gets_its_pod(fleet: Fleet, cluster:
         pods = _pods_of(team, cluster.kube, probe_name)
         return bool(pods), pods, "no pod yet"
 
-    wait_for(f"{kind} {team.namespace}/{probe_name} to create its pod", created, fleet.config.timeout(60), first_s=0.25)
+    wait_for(f"{kind} {team.namespace}/{probe_name} to create its pod", created, fleet.config.timeout(60), first_s=SOON_S)
 
 
 @pytest.mark.parametrize("kind", WORKLOADS)
@@ -171,7 +171,7 @@ def test_workload_whose_template_is_refused_never_gets_a_pod(fleet: Fleet, clust
                 return True, str(event["message"]), ""
         return False, "", "no FailedCreate event naming Pod Security yet"
 
-    message = wait_for(f"{kind} {team.namespace}/{probe_name}'s pod to be refused", refused, fleet.config.timeout(60), first_s=0.25)
+    message = wait_for(f"{kind} {team.namespace}/{probe_name}'s pod to be refused", refused, fleet.config.timeout(60), first_s=SOON_S)
     assert ESCAPES["privileged"] in message, message
     assert _pods_of(team, cluster.kube, probe_name) == [], f"{kind} {probe_name} got a pod"
 
@@ -317,7 +317,7 @@ def test_objects_beyond_the_quota_are_refused(cluster: ClusterHandle, tenant: Ku
         return (not leaving and quota_counts == counts, None,
                 f"terminating {leaving}; quota counts {quota_counts}, the namespace holds {counts}")
 
-    wait_for(f"the quota of {team.namespace} to count its ConfigMaps", settled, timeout_s=60.0, first_s=0.25)
+    wait_for(f"the quota of {team.namespace} to count its ConfigMaps", settled, timeout_s=60.0, first_s=SOON_S)
     created: list[str] = []
     try:
         for i in range(hard + 1):

@@ -37,7 +37,7 @@ import pytest
 from harness.core import commands
 from harness.core.progress import say
 from harness.core.repo import API
-from harness.core.waits import wait_for
+from harness.core.waits import SOON_S, wait_for
 from harness.e2e import kyverno, probe
 from harness.e2e.cases import named
 from harness.e2e.converge import policy_regenerated
@@ -104,7 +104,7 @@ def in_webhook(fleet: Fleet, cluster: ClusterHandle) -> Iterator[None]:
             why = f"admission policy still there: {vap is not None}, webhooks: {hooks}"
             return vap is None and WEBHOOK in hooks, hooks, why
 
-        wait_for(f"Kyverno to take {POLICY} into its webhook", moved, fleet.config.timeout(120), first_s=0.25)
+        wait_for(f"Kyverno to take {POLICY} into its webhook", moved, fleet.config.timeout(120), first_s=SOON_S)
         yield
     finally:
         kyverno.patch_policy(kube, POLICY, {"autogen": autogen}, fleet.config.timeout(120))
@@ -133,11 +133,11 @@ def test_a_rollout_of_the_admission_controller_refuses_no_compliant_request(
                         period_s=0.0),
           record.phase(f"{kyverno.ADMISSION} rolled out, kube-proxy {LAG_S:.0f} s behind")):
         wait_for("the probe's first answers", lambda: (len(record.all()) > 4, None, "no answers yet"),
-                 fleet.config.timeout(30), first_s=0.25)
+                 fleet.config.timeout(30), first_s=SOON_S)
         kube_proxy(True)  # from here the Service keeps routing to the old pod
         kyverno.restart(kube)
         wait_for("an old admission controller pod terminating", lambda: (
-            _old_pod_leaving(kube.list("v1", "Pod", kyverno.KYVERNO_NAMESPACE), old), None, "none yet"), timeout, first_s=0.25)
+            _old_pod_leaving(kube.list("v1", "Pod", kyverno.KYVERNO_NAMESPACE), old), None, "none yet"), timeout, first_s=SOON_S)
         deleted = time.time()
         # The lag itself: its length is what the fleet must ride out, so it is held, not waited on.
         time.sleep(LAG_S)
@@ -150,9 +150,9 @@ def test_a_rollout_of_the_admission_controller_refuses_no_compliant_request(
             return (not left and available >= replicas, pods,
                     f"old pods still there: {sorted(left)}, available {available}/{replicas}")
 
-        wait_for(f"{kyverno.ADMISSION} replaced (its old pods gone, the new ones available)", replaced, timeout, first_s=0.25)
+        wait_for(f"{kyverno.ADMISSION} replaced (its old pods gone, the new ones available)", replaced, timeout, first_s=SOON_S)
         wait_for("a new admission controller leading", lambda: (kyverno.leader(kube) not in ("", *old), None,
-                                                                f"leader: {kyverno.leader(kube)!r}"), timeout, first_s=0.25)
+                                                                f"leader: {kyverno.leader(kube)!r}"), timeout, first_s=SOON_S)
     in_window = [e for e in record.all() if deleted <= e.at <= caught_up]
     compliant = [e for e in in_window if e.check == "compliant"]
     say(f"{len(compliant)} compliant requests answered while kube-proxy was behind the old pod's deletion "

@@ -12,7 +12,7 @@ from harness.access.kube import Kube
 from harness.access.readiness import condition
 from harness.core import yamlio
 from harness.core.topology import Tenant
-from harness.core.waits import wait_for
+from harness.core.waits import SOON_S, wait_for
 from harness.e2e import flux, publish, tenancy
 from harness.e2e.converge import tenant_failed_everywhere, tenant_ready_everywhere
 from harness.e2e.flux import Ref
@@ -164,7 +164,7 @@ def test_source_in_flux_system_is_access_denied(fleet: Fleet, cluster: ClusterHa
         ready = condition(obj, "Ready") or {}
         return ready.get("reason") == "AccessDenied", ready, str(ready)
 
-    ready = wait_for("Kustomization with a flux-system sourceRef to be refused", probe, fleet.config.timeout(120), first_s=0.25)
+    ready = wait_for("Kustomization with a flux-system sourceRef to be refused", probe, fleet.config.timeout(120), first_s=SOON_S)
     assert ready["status"] == "False"
     assert "cross-namespace references have been blocked" in ready["message"], ready
     assert kube.get("v1", "ConfigMap", "lockdown-probe", probe_namespace) is None
@@ -247,7 +247,7 @@ def test_release_from_flux_system_is_access_denied(fleet: Fleet, cluster: Cluste
         def refused() -> tuple[bool, None, str]:
             return _controller_log_mentions(kube, "helm-controller", *needle), None, "not in helm-controller's log yet"
 
-        wait_for("helm-controller to refuse the cross-namespace chart", refused, fleet.config.timeout(120), first_s=0.25)
+        wait_for("helm-controller to refuse the cross-namespace chart", refused, fleet.config.timeout(120), first_s=SOON_S)
         release = kube.get(flux.API["HelmRelease"], "HelmRelease", "foreign-charts", probe_namespace) or {}
         assert (condition(release, "Ready") or {}).get("status") != "True", release.get("status")
         assert kube.get(flux.API["HelmChart"], "HelmChart", f"{probe_namespace}-foreign-charts", "flux-system") is None

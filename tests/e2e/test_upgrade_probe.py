@@ -20,7 +20,7 @@ import pytest
 from harness.access.kube import Kube
 from harness.core import commands
 from harness.core.repo import API
-from harness.core.waits import wait_for
+from harness.core.waits import SOON_S, wait_for
 from harness.e2e import kyverno, probe
 from harness.e2e.cases import Case, named
 from harness.e2e.converge import policy_regenerated
@@ -65,7 +65,7 @@ def restore(fleet: Fleet, cluster: ClusterHandle) -> Iterator[None]:
     yield
     kyverno.scale_back(kube, replicas, fleet.config.timeout(120))
     wait_for("a Kyverno admission controller leading again", lambda: (bool(kyverno.leader(kube)), None, "no leader"),
-             fleet.config.timeout(180), first_s=0.25)
+             fleet.config.timeout(180), first_s=SOON_S)
     kyverno.patch_policy(kube, POLICY, weakened, fleet.config.timeout(120))
     policy_regenerated(fleet, cluster, POLICY)
 
@@ -81,7 +81,7 @@ def test_probe_names_the_request_a_failing_open_policy_admitted(fleet: Fleet, cl
     record = probe.Record()
     with (probe.running([cluster], fleet.tenants[0], _case(fleet), record, f"weak-{uuid.uuid4().hex[:6]}"),
           record.phase("policy fails open, admission controller restarting")):
-        wait_for("the probe's first refusal", lambda: _own_refusal_seen(record, 0.0), fleet.config.timeout(30), first_s=0.25)
+        wait_for("the probe's first refusal", lambda: _own_refusal_seen(record, 0.0), fleet.config.timeout(30), first_s=SOON_S)
         kyverno.patch_policy(kube, POLICY, {"failurePolicy": "Ignore",
                                             "autogen": {"validatingAdmissionPolicy": {"enabled": False}}},
                              fleet.config.timeout(120))
@@ -90,13 +90,13 @@ def test_probe_names_the_request_a_failing_open_policy_admitted(fleet: Fleet, cl
             vap = kube.get(ADMISSION, "ValidatingAdmissionPolicy", f"vpol-{POLICY}")
             return vap is None, vap, "the generated ValidatingAdmissionPolicy still exists"
 
-        wait_for(f"Kyverno to take {POLICY} back into its webhook", moved, fleet.config.timeout(120), first_s=0.25)
+        wait_for(f"Kyverno to take {POLICY} back into its webhook", moved, fleet.config.timeout(120), first_s=SOON_S)
         kyverno.scale(kube, 0)
 
         def caught() -> tuple[bool, object, str]:
             return bool(record.admissions()), None, "no admission seen by the probe yet"
 
-        wait_for("the probe to see a violating request admitted", caught, fleet.config.timeout(180), first_s=0.25)
+        wait_for("the probe to see a violating request admitted", caught, fleet.config.timeout(180), first_s=SOON_S)
     with pytest.raises(AssertionError, match=rf"{CASE}: violating request ADMITTED on {cluster.env} at "
                                              r"\d\d:\d\d:\d\d UTC"):
         probe.assert_held(record)
@@ -115,7 +115,7 @@ def test_probe_catches_a_binding_missing_for_three_seconds(fleet: Fleet, cluster
     # Gone, not only unavailable: a terminating pod sleeps in its preStop hook first, still leading
     # and still writing the binding back.
     wait_for("Kyverno's admission controller gone", lambda: (not (pods := kyverno.admission_pods(kube)), pods,
-                                                               f"still there: {pods}"), fleet.config.timeout(120), first_s=0.25)
+                                                               f"still there: {pods}"), fleet.config.timeout(120), first_s=SOON_S)
     binding = kube.get(ADMISSION, "ValidatingAdmissionPolicyBinding", BINDING)
     assert binding is not None, f"{BINDING} is missing before the test"
     copy = {"apiVersion": ADMISSION, "kind": "ValidatingAdmissionPolicyBinding",
@@ -125,14 +125,14 @@ def test_probe_catches_a_binding_missing_for_three_seconds(fleet: Fleet, cluster
     record = probe.Record()
     with (probe.running([cluster], fleet.tenants[0], _case(fleet), record, f"weak-{uuid.uuid4().hex[:6]}"),
           record.phase("admission policy binding missing")):
-        wait_for("the probe's first refusal", lambda: _own_refusal_seen(record, 0.0), fleet.config.timeout(30), first_s=0.25)
+        wait_for("the probe's first refusal", lambda: _own_refusal_seen(record, 0.0), fleet.config.timeout(30), first_s=SOON_S)
         kube.delete(ADMISSION, "ValidatingAdmissionPolicyBinding", BINDING)
         removed = time.time()
         # The gap itself: its length is what the probe must catch, so it is held, not waited on.
         time.sleep(BINDING_GAP_S)
         kube.create(copy)
         restored = time.time()
-        wait_for("the policy refusing again", lambda: _own_refusal_seen(record, restored), fleet.config.timeout(30), first_s=0.25)
+        wait_for("the policy refusing again", lambda: _own_refusal_seen(record, restored), fleet.config.timeout(30), first_s=SOON_S)
     # In the gap the policy does not refuse (the API server drops the binding from its view a
     # moment after the delete): the request is admitted, or refused by something else should a
     # webhook of Kyverno's still fail closed; either way, not by the policy.
@@ -172,14 +172,14 @@ def test_probe_reports_a_silent_api_server_as_no_answer(fleet: Fleet, cluster: C
     record = probe.Record()
     with (probe.running([cluster], fleet.tenants[0], _case(fleet), record, f"weak-{uuid.uuid4().hex[:6]}"),
           record.phase("API server frozen")):
-        wait_for("the probe's first refusal", lambda: _own_refusal_seen(record, 0.0), fleet.config.timeout(30), first_s=0.25)
+        wait_for("the probe's first refusal", lambda: _own_refusal_seen(record, 0.0), fleet.config.timeout(30), first_s=SOON_S)
         commands.run(["docker", "pause", silenced], timeout_s=60.0)
         frozen = time.time()
         # The silence itself: held for longer than one request's deadline, then ended.
         time.sleep(SILENCE_S)
         commands.run(["docker", "unpause", silenced], timeout_s=60.0)
         thawed = time.time()
-        wait_for("the policy refusing again", lambda: _own_refusal_seen(record, thawed), fleet.config.timeout(60), first_s=0.25)
+        wait_for("the policy refusing again", lambda: _own_refusal_seen(record, thawed), fleet.config.timeout(60), first_s=SOON_S)
     during = [e for e in record.all() if e.check == "violating" and e.at >= frozen]
     assert any(e.answer == "none" for e in during), f"no unanswered request recorded while frozen: {during}"
     assert not record.admissions(), record.admissions()

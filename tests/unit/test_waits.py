@@ -10,7 +10,7 @@ import time
 import pytest
 
 from harness.core import waits
-from harness.core.waits import WaitTimeoutError, wait_for
+from harness.core.waits import SOON_S, WaitTimeoutError, wait_for
 
 
 def _after(seconds: float) -> object:
@@ -32,7 +32,7 @@ def test_a_fast_start_still_ends_at_the_deadline() -> None:
 
 def test_a_quick_wait_sees_a_state_two_seconds_away_within_half_a_second() -> None:
     started = time.monotonic()
-    assert wait_for("a state 1.9 s away", _after(1.9), timeout_s=10.0, interval_s=2.0, first_s=0.25) == "done"
+    assert wait_for("a state 1.9 s away", _after(1.9), timeout_s=10.0, interval_s=2.0, first_s=SOON_S) == "done"
     assert 1.9 <= time.monotonic() - started < 2.7  # doubling up to the interval saw it at 3.75 s
 
 
@@ -45,6 +45,6 @@ def test_a_quick_wait_polls_at_its_interval_once_its_first_seconds_are_over(monk
         return False, None, "not yet"
 
     with pytest.raises(WaitTimeoutError):
-        wait_for("never", never, timeout_s=3.0, interval_s=1.0, first_s=0.25)
+        wait_for("never", never, timeout_s=3.0, interval_s=1.0, first_s=SOON_S)
     gaps = [b - a for a, b in itertools.pairwise(calls)]
     assert gaps[:2] == pytest.approx([0.25, 0.5], abs=0.15) and all(g >= 0.9 for g in gaps[2:]), gaps
