@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from harness.access.registry import strip_registry
-from harness.core.errors import KitError
+from harness.core.errors import CommandError, KitError
 from harness.kit import cache, dockerfile, oci
 from harness.kit.gomod import GoBuild, wrapper_gomod
 from harness.kit.oci import File, ImageSpec, write_layer
@@ -162,3 +162,20 @@ def test_an_alias_another_build_took_is_pointed_back_without_a_rebuild(monkeypat
     # Its first tag holding another build is a rebuild, as before.
     keys[spec.tags[0]] = "stale"
     assert oci.cached_image(spec, key) is None
+
+
+@pytest.mark.parametrize(("stdout", "expected"), [
+    ('1234 {"' + oci.KEY_LABEL + '":"abc","other":"x"}\n', ("abc", 1234)),
+    ("99 null\n", (None, 99)),  # an image without labels
+    (None, (None, 0)),  # Docker does not have it
+])
+def test_one_inspect_gives_an_images_key_and_size(monkeypatch: pytest.MonkeyPatch, stdout: str | None,
+                                                  expected: tuple[str | None, int]) -> None:
+    def run(argv: list[str], **_: object) -> object:
+        if stdout is None:
+            raise CommandError(argv, 1, "Error: No such image", "exit status 1")
+        return type("Done", (), {"stdout": stdout})()
+
+    monkeypatch.setattr(oci.commands, "run", run)
+    assert oci.image_key_and_size("ghcr.io/x/y:v1") == expected
+    assert oci.image_key("ghcr.io/x/y:v1") == expected[0]
