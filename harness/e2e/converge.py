@@ -58,12 +58,16 @@ class Target:
         return self.deadline_s if self.deadline_s is not None else DEADLINE_S[self.ref.kind]
 
 
+# The platform's own source: the fleet repo, as `flux bootstrap` names it.
+FLEET_SOURCE = Ref("GitRepository", "flux-system", "flux-system")
+
+
 def platform_plan(env: str, commit: str, first_install: bool = False, root: Path = REPO_ROOT) -> list[Target]:
     """The fleet's own layers on the cluster of `env` at fleet `commit`: its source, its
     Kustomizations in dependsOn order, the policy engine's release if it has one."""
     layers = FIRST_INSTALL_S if first_install else None
     release = engines.engine_of(root).release
-    return [Target(Ref("GitRepository", "flux-system", "flux-system"), commit),
+    return [Target(FLEET_SOURCE, commit),
             *(Target(Ref("Kustomization", "flux-system", name), commit, layers) for name in platform_order(env, root)),
             *([Target(release)] if release else [])]
 

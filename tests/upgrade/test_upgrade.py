@@ -20,8 +20,7 @@ from harness.core.repo import API
 from harness.core.teardown import best_effort
 from harness.e2e import flux, probe, publish
 from harness.e2e.cases import Case, of_fleet
-from harness.e2e.converge import applied_policy_names, tenant_ready_everywhere
-from harness.e2e.flux import Ref
+from harness.e2e.converge import FLEET_SOURCE, applied_policy_names, tenant_ready_everywhere
 from harness.e2e.handles import Fleet
 from harness.e2e.repos import FLEET_REPO, sync_to_working_tree
 from harness.e2e.upgrade import (
@@ -45,7 +44,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.upgrade]
 
 
 PREFIX = f"upgrade-probe-{uuid.uuid4().hex[:6]}"
-FLEET_SOURCE = Ref("GitRepository", "flux-system", "flux-system")
 
 
 @pytest.fixture(scope="module")
