@@ -2,11 +2,13 @@
 
 Each cluster is brought up in a thread of its own (create, enforcer, bootstrap, waits), all at
 once: most of a bring-up is waiting on controllers, which two clusters do side by side on two
-cores. Two things are ordered, both because every cluster's bootstrap commits to the one fleet
-repo: the bootstraps take turns (`flux bootstrap` waits until its GitRepository and
-Kustomization report exactly the commit it pushed last, so another cluster's push meanwhile
-would leave it waiting out its timeout), and a cluster's own waits start once every bootstrap
-has pushed its last commit (they wait for the fleet's final HEAD).
+cores. The bootstraps run at once too, which takes the fleet published with what they write
+(`flux bootstrap` waits until its GitRepository and Kustomization report exactly the commit it
+last saw; another cluster's push meanwhile would leave it waiting out its timeout): each finds
+its manifests up to date and pushes nothing. The first one runs alone until it has found that;
+should it push instead, the others take turns, and the fleet records the commits it made
+(`test_reconciliation` fails on them). A cluster's own waits start once every bootstrap is past
+its last push (they wait for the fleet's final HEAD).
 """
 
 from __future__ import annotations
@@ -57,7 +59,9 @@ def fleet_up(config: E2EConfig, kit: Kit, workdir: Path, run: Run, keep: bool = 
         else:
             server = stack.enter_context(serve(address, workdir / "git-server", kit.chart_repos))
         with timings.measure("publish fleet and tenant repos"):
-            fleet_commit, tenant_commits, hits = publish_repos(server, kit.versions, source)
+            written = flux.bootstrap_files(kit.binary("flux"), server.repo_url(FLEET_REPO),
+                                           [_cluster_path(env) for env in config.environments])
+            fleet_commit, tenant_commits, hits = publish_repos(server, kit.versions, source, written)
         fleet = Fleet(config, kit, server, hits, {}, timings, topology.read(source.root), fleet_commit, tenant_commits,
                       registry=reg, server_pid=daemon.pid if daemon else None)
         for env in config.environments:
@@ -65,10 +69,11 @@ def fleet_up(config: E2EConfig, kit: Kit, workdir: Path, run: Run, keep: bool = 
             if isinstance(cluster, KitCluster):
                 stack.callback(best_effort, f"delete cluster {cluster.name}", cluster.delete)
             fleet.clusters[env] = ClusterHandle(env, cluster, Kube(Path(cluster.kubeconfig_path)), workdir / env)
-        turns = _BootstrapTurns(list(fleet.clusters))
+        turns = BootstrapTurns(list(fleet.clusters))
         try:
             run_together({env: functools.partial(_bring_up, fleet, handle, reg, turns)
                           for env, handle in fleet.clusters.items()})
+            fleet.bootstrap_commits.update(turns.commits)
         except Exception:
             # Collected before the clusters are deleted by the exit stack (not on Ctrl-C:
             # an interrupted run should end quickly).
@@ -80,12 +85,44 @@ def fleet_up(config: E2EConfig, kit: Kit, workdir: Path, run: Run, keep: bool = 
             stack.pop_all()
 
 
-class _BootstrapTurns:
-    """One bootstrap at a time, and the moment every one has pushed its last commit."""
+def _cluster_path(env: str) -> str:
+    """The fleet folder a cluster's bootstrap syncs."""
+    return f"clusters/{env}"
+
+
+class BootstrapTurns:
+    """Every bootstrap at once once the first has pushed nothing; one at a time otherwise. And
+    the moment every one has pushed its last commit."""
 
     def __init__(self, envs: list[str]) -> None:
+        self.first = envs[0]
         self.turn = threading.Lock()
         self.pushed = {env: threading.Event() for env in envs}
+        self.commits: dict[str, list[str]] = {}  # by env: the commits its bootstrap reported
+
+    def record(self, env: str, commits: list[str]) -> None:
+        """`flux.bootstrap`'s `pushed` callback of `env`'s bootstrap."""
+        self.commits[env] = list(commits)
+        self.pushed[env].set()
+
+    def release(self, env: str) -> None:
+        """`env` pushes nothing more (its bring-up ended before or after its bootstrap): no other
+        cluster waits on it any longer."""
+        self.pushed[env].set()
+
+    @contextmanager
+    def turn_of(self, env: str, timeout_s: float) -> Iterator[None]:
+        """The first cluster's bootstrap runs at once, holding the turn; each other one once the
+        first is past its last push: then right away if the first pushed nothing, else in turn."""
+        if env != self.first:
+            if not self.pushed[self.first].wait(timeout_s):
+                raise HarnessError(f"{env}: the bootstrap of {self.first} did not get past its pushes within "
+                                   f"{timeout_s:.0f} s")
+            if not self.commits.get(self.first):
+                yield
+                return
+        with self.turn:
+            yield
 
     def wait_all_pushed(self, timeout_s: float) -> None:
         def probe() -> tuple[bool, None, str]:
@@ -95,23 +132,27 @@ class _BootstrapTurns:
         wait_for("every cluster's bootstrap to push its last commit", probe, timeout_s, interval_s=0.5)
 
 
-def _bring_up(fleet: Fleet, handle: ClusterHandle, reg: registry.Registry, turns: _BootstrapTurns) -> None:
+def _bring_up(fleet: Fleet, handle: ClusterHandle, reg: registry.Registry, turns: BootstrapTurns) -> None:
     """One cluster from nothing to the fleet Ready on it (its thread in fleet_up)."""
     kit, env, timings = fleet.kit, handle.env, fleet.timings
-    if isinstance(handle.cluster, KitCluster):
-        with timings.measure(f"{env}: create kind cluster"):
-            handle.cluster.create_with_mirror(reg)
-        # The NetworkPolicy enforcer is created before Flux; it starts while Flux bootstraps and
-        # runs before any tenant pod does (it filters pods that exist when it starts as well as
-        # new ones).
-        enforcer.start(handle.kube, kit.versions)
-    with turns.turn, timings.measure(f"{env}: flux bootstrap git --path=clusters/{env}"):
-        flux.bootstrap(kit.binary("flux"), handle.kubeconfig, fleet.server, FLEET_REPO, f"clusters/{env}",
-                       handle.workdir / "bootstrap.log", pushed=turns.pushed[env].set)
+    timeout_s = fleet.config.timeout(flux.BOOTSTRAP_TIMEOUT_S * len(turns.pushed))
+    try:
+        if isinstance(handle.cluster, KitCluster):
+            with timings.measure(f"{env}: create kind cluster"):
+                handle.cluster.create_with_mirror(reg)
+            # The NetworkPolicy enforcer is created before Flux; it starts while Flux bootstraps and
+            # runs before any tenant pod does (it filters pods that exist when it starts as well as
+            # new ones).
+            enforcer.start(handle.kube, kit.versions)
+        with turns.turn_of(env, timeout_s), timings.measure(f"{env}: flux bootstrap git --path={_cluster_path(env)}"):
+            flux.bootstrap(kit.binary("flux"), handle.kubeconfig, fleet.server, FLEET_REPO, _cluster_path(env),
+                           handle.workdir / "bootstrap.log", pushed=functools.partial(turns.record, env))
+    finally:
+        turns.release(env)
     if isinstance(handle.cluster, KitCluster):
         with timings.measure(f"{env}: NetworkPolicy enforcer running"):
             enforcer.wait_running(handle.kube, kit.versions, handle.cluster.name)
-    turns.wait_all_pushed(fleet.config.timeout(flux.BOOTSTRAP_TIMEOUT_S * len(turns.pushed)))
+    turns.wait_all_pushed(timeout_s)
     wait_fleet(fleet, handle)
 
 

@@ -72,6 +72,9 @@ class Fleet:
     tenant_commits: dict[str, str] = field(default_factory=dict)  # by tenant name
     registry: registry.Registry | None = None
     server_pid: int | None = None  # the Git server's own process (kept environments only)
+    # By environment, the commits its `flux bootstrap` reported (none: it found the published
+    # fleet up to date); only for environments this run bootstrapped.
+    bootstrap_commits: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def engine(self) -> engines.PolicyEngine:

@@ -75,9 +75,11 @@ Transform = Callable[[Path], list[RewriteHit]]  # edits a tree in place, reports
 
 
 def publish(server: GitServer, repo: str, sources: dict[str, Path], rewrites: Iterable[Rewrite],
-            message: str, transform: Transform | None = None) -> tuple[str, list[RewriteHit]]:
+            message: str, transform: Transform | None = None, files: dict[str, str] | None = None
+            ) -> tuple[str, list[RewriteHit]]:
     """Create `repo` on the server holding `sources` (name in repo -> folder), rewritten, then
-    transformed; return the commit and every change made."""
+    transformed, then with `files` (path in repo -> text) written over it as they are; return
+    the commit and every change made."""
     server.create_repo(repo)
     with tempfile.TemporaryDirectory(prefix="fleet-publish-") as tmp:
         work = Path(tmp)
@@ -87,6 +89,9 @@ def publish(server: GitServer, repo: str, sources: dict[str, Path], rewrites: It
         hits = apply_rewrites(work, list(rewrites))
         if transform is not None:
             hits += transform(work)
+        for name, text in (files or {}).items():
+            (work / name).parent.mkdir(parents=True, exist_ok=True)
+            (work / name).write_text(text)
         git("add", "-A", cwd=work)
         git("commit", "-q", "-m", message, cwd=work)
         push(server, repo, work)

@@ -52,10 +52,13 @@ class RepoSource:
 WORKING_TREE = RepoSource()
 
 
-def publish_repos(server: GitServer, versions: Versions, source: RepoSource = WORKING_TREE
+def publish_repos(server: GitServer, versions: Versions, source: RepoSource = WORKING_TREE,
+                  bootstrap_files: dict[str, str] | None = None
                   ) -> tuple[str, dict[str, str], list[publish.RewriteHit]]:
-    """The fleet and every tenant repository of the source's topology, published; returns the
-    fleet's commit, each tenant's commit by tenant name, and the rewrites made."""
+    """The fleet and every tenant repository of the source's topology, published, the fleet with
+    `bootstrap_files` (what `flux bootstrap` will write, flux.bootstrap_files) in place of the
+    placeholders; returns the fleet's commit, each tenant's commit by tenant name, and the
+    rewrites made."""
     rewrites = rewrites_for(server, versions)
     tenant_commits, hits = {}, []
     for tenant in topology.read(source.root).served_tenants():
@@ -66,7 +69,7 @@ def publish_repos(server: GitServer, versions: Versions, source: RepoSource = WO
         hits += tenant_hits
     fleet_commit, fleet_hits = publish.publish(
         server, FLEET_REPO, fleet_sources(source.root), rewrites,
-        f"fleet ({source.label})", source.transform)
+        f"fleet ({source.label})", source.transform, bootstrap_files)
     hits = [*fleet_hits, *hits]
     for hit in hits:
         say(f"rewrite: {hit}")

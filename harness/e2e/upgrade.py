@@ -100,7 +100,7 @@ def upgrade_flux(fleet: Fleet, handle: ClusterHandle, target: Versions, flux_cli
     wait_images(fleet, handle, target, "Flux", stale_flux)
 
 
-COMPONENTS = "clusters/{env}/flux-system/gotk-components.yaml"
+COMPONENTS = "clusters/{env}/" + flux.COMPONENTS_FILE
 
 
 def commit_components(fleet: Fleet, flux_cli: str, envs: list[str], log: Path, what: str) -> str | None:
@@ -109,11 +109,7 @@ def commit_components(fleet: Fleet, flux_cli: str, envs: list[str], log: Path, w
     gotk-components.yaml, for Flux to apply to itself. None when they equal the committed
     ones (the start runs the same Flux)."""
     def edit(work: Path) -> None:
-        try:
-            with step(f"flux install --export (log: {log})"):
-                components = commands.run([flux_cli, "install", "--export"], timeout_s=MIGRATE_TIMEOUT_S).stdout
-        except CommandError as exc:
-            raise UpgradeError(f"flux install --export failed\n{exc}") from exc
+        components = flux.install_export(flux_cli)
         log.write_text(components)
         for env in envs:
             path = work / COMPONENTS.format(env=env)

@@ -46,6 +46,17 @@ def test_flux_controllers_run_with_the_lockdown_flags(cluster: ClusterHandle) ->
     assert not any(problems.values()), f"live controllers break the lockdown: {problems}; args: {live}"
 
 
+def test_bootstrap_found_what_it_writes_published(fleet: Fleet, cluster: ClusterHandle) -> None:
+    """The fleet was published with the manifests `flux bootstrap` writes (flux.bootstrap_files),
+    so this cluster's bootstrap committed nothing, and the bootstraps ran at once instead of
+    taking turns. A Flux release that writes other bytes fails here, naming its commits."""
+    if cluster.env not in fleet.bootstrap_commits:
+        pytest.skip(f"this run bootstrapped no {cluster.env} cluster (it attached to one `make up` left)")
+    commits = fleet.bootstrap_commits[cluster.env]
+    assert commits == [], (f"flux bootstrap of {cluster.env} committed {commits}: it writes other manifests "
+                           "than flux.bootstrap_files published (compare them in the fleet repo's history)")
+
+
 def test_platform_layers_are_ready_at_the_pushed_fleet_revision(fleet: Fleet, cluster: ClusterHandle) -> None:
     head = publish.head(fleet.server, FLEET_REPO)
     for name in platform_order(cluster.env, fleet.topology.root):
