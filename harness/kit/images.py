@@ -120,7 +120,7 @@ def kubernetes_images(v: Versions, go: GoArtifacts, pause_tag: str) -> list[Imag
                   dirs=(("tmp", 0o1777),), entrypoint=(f"/usr/local/bin/{name}",))
         for name in ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
     ]
-    iptables = debian.rootfs("debian-iptables", v.node.debian, IPTABLES_PACKAGES)
+    iptables = iptables_base(v)
     specs.append(ImageSpec(
         tags=(f"registry.k8s.io/kube-proxy:{v.kubernetes}",),
         base=iptables.path / "rootfs.tar",
@@ -192,12 +192,41 @@ def kube_router_stage(v: Versions) -> dockerfile.FinalStage:
     return stage
 
 
+def iptables_base(v: Versions) -> cache.Artifact:
+    """The root filesystem of the images that program iptables (kube-proxy, the registry's)."""
+    return debian.rootfs("debian-iptables", v.node.debian, IPTABLES_PACKAGES)
+
+
+def kube_router_base(v: Versions) -> cache.Artifact:
+    """kube-router's root filesystem: its Dockerfile's packages, from Debian."""
+    stage = kube_router_stage(v)
+    packages = tuple(sorted({KUBE_ROUTER_PACKAGES[p][0] for p in stage.packages} | {"ca-certificates"}))
+    return debian.rootfs("kube-router", v.node.debian, packages)
+
+
+def flux_base(v: Versions, name: str, version: str) -> cache.Artifact | None:
+    """The controller's root filesystem when its Dockerfile adds packages beyond CA certificates
+    (else its image has no base)."""
+    stage = flux_stage(name, version)
+    if not set(stage.packages) - {"ca-certificates"}:
+        return None
+    packages = tuple(sorted({ALPINE_TO_DEBIAN[p][0] for p in stage.packages} | {"ca-certificates"}))
+    return debian.rootfs(f"flux-{name}", v.node.debian, packages)
+
+
+def debian_bases(v: Versions) -> list[cache.Artifact]:
+    """Every Debian root filesystem the workload and control-plane images are built on. They
+    need no Go build, so the kit makes them while it compiles (debootstrap waits on the network
+    and the disk more than on the cores)."""
+    flux = [flux_base(v, name, version) for name, version in v.flux.controllers().items()]
+    return [iptables_base(v), kube_router_base(v), *(base for base in flux if base is not None)]
+
+
 def kube_router_image(v: Versions, go: GoArtifacts) -> ImageSpec:
     """As upstream's Dockerfile: its packages (from Debian), the binary in /usr/local/bin, its
     entrypoint, run as root in /root (it programs the node's iptables)."""
     stage = kube_router_stage(v)
-    packages = tuple(sorted({KUBE_ROUTER_PACKAGES[p][0] for p in stage.packages} | {"ca-certificates"}))
-    base = debian.rootfs("kube-router", v.node.debian, packages).path / "rootfs.tar"
+    base = kube_router_base(v).path / "rootfs.tar"
     return ImageSpec(
         tags=(kube_router_tag(v),), base=base,
         files=(File("/usr/local/bin/kube-router", go.kube_router.path / "bin" / "kube-router", 0o755),),
@@ -225,10 +254,10 @@ def flux_images(v: Versions, go: GoArtifacts) -> list[ImageSpec]:
     for name, version in v.flux.controllers().items():
         stage = flux_stage(name, version)
         files = [File(f"{FLUX_BINARY_DIR}{name}", go.flux[name].path / "bin" / name, 0o755)]
+        rootfs = flux_base(v, name, version)
         base = None
-        if set(stage.packages) - {"ca-certificates"}:
-            packages = tuple(sorted({ALPINE_TO_DEBIAN[p][0] for p in stage.packages} | {"ca-certificates"}))
-            base = debian.rootfs(f"flux-{name}", v.node.debian, packages).path / "rootfs.tar"
+        if rootfs is not None:
+            base = rootfs.path / "rootfs.tar"
             for p in stage.packages:
                 link = DEBIAN_PATHS.get(ALPINE_TO_DEBIAN[p][1])
                 if link is not None:

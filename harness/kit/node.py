@@ -162,10 +162,15 @@ def _preload(rootfs: Path, ctr_bin: Path, image_tags: tuple[str, ...], workdir: 
         daemon.stop()
 
 
+def node_base(v: Versions) -> cache.Artifact:
+    """The node's Debian root filesystem (no Go build needed: the kit makes it while it compiles)."""
+    return debian.rootfs("kind-node-base", v.node.debian, NODE_PACKAGES)
+
+
 def build_node_image(v: Versions, inputs: NodeInputs) -> BuiltImage:
     """Build (or reuse) fleet-kit/node:<kubernetes version>."""
     kind = gomod.download("sigs.k8s.io/kind", v.kind)
-    base = debian.rootfs("kind-node-base", v.node.debian, NODE_PACKAGES)
+    base = node_base(v)
     k8s_bin = inputs.kubernetes.path / "bin"
     ctr_bin = inputs.containerd.path / "bin"
     files = [

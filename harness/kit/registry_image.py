@@ -7,8 +7,8 @@ from pathlib import Path
 
 from harness.core.errors import KitError
 from harness.core.versions import Versions
-from harness.kit import cache, debian
-from harness.kit.images import IPTABLES_PACKAGES
+from harness.kit import cache
+from harness.kit.images import iptables_base
 from harness.kit.oci import File, ImageSpec, build_image
 
 REGISTRY_BINARY = Path("/usr/bin/docker-registry")
@@ -32,7 +32,7 @@ def registry_image(v: Versions) -> str:
     if not REGISTRY_BINARY.exists():
         raise KitError(f"{REGISTRY_BINARY} is missing: run `python -m harness host prepare` "
                        "(it installs the Debian package docker-registry)")
-    base = debian.rootfs("debian-iptables", v.node.debian, IPTABLES_PACKAGES)
+    base = iptables_base(v)
     spec = ImageSpec(
         tags=("fleet-kit/registry:debian",),
         base=base.path / "rootfs.tar",

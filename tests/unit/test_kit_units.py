@@ -10,7 +10,8 @@ import pytest
 
 from harness.access.registry import strip_registry
 from harness.core.errors import CommandError, KitError
-from harness.kit import cache, dockerfile, oci
+from harness.core.versions import load_versions
+from harness.kit import build, cache, debian, dockerfile, images, node, oci
 from harness.kit.gomod import GoBuild, wrapper_gomod
 from harness.kit.oci import File, ImageSpec, write_layer
 
@@ -179,3 +180,30 @@ def test_one_inspect_gives_an_images_key_and_size(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(oci.commands, "run", run)
     assert oci.image_key_and_size("ghcr.io/x/y:v1") == expected
     assert oci.image_key("ghcr.io/x/y:v1") == expected[0]
+
+
+@pytest.mark.kit
+def test_the_bases_made_beside_the_compiles_are_every_base_the_images_use(monkeypatch: pytest.MonkeyPatch,
+                                                                          tmp_path: Path) -> None:
+    """The kit makes the Debian root filesystems while it compiles (build._debian_bases): an image
+    whose base is missing from that list would debootstrap after the compiles, a base no image
+    uses would be made for nothing."""
+    asked: list[str] = []
+
+    def rootfs(name: str, suite: str, packages: tuple[str, ...]) -> cache.Artifact:
+        asked.append(f"{name} {suite} {','.join(packages)}")
+        return cache.Artifact(name, suite, tmp_path / name, "test", built=False, seconds=0.0)
+
+    monkeypatch.setattr(debian, "rootfs", rootfs)
+    monkeypatch.setattr(images, "pause_binary", lambda v, tag: rootfs("pause", tag, ()))
+    v = load_versions()
+    build._debian_bases(v)
+    beside = set(asked)
+    asked.clear()
+    fake = cache.Artifact("go", "v0", tmp_path / "go", "test", built=False, seconds=0.0)
+    go = images.GoArtifacts(kubernetes=fake, etcd=fake, coredns=fake, flux=dict.fromkeys(v.flux.controllers(), fake),
+                            kyverno=fake, podinfo=fake, kube_router=fake)
+    images.all_images(v, go, "3.10")
+    node.node_base(v)
+    used = {a for a in asked if not a.startswith("pause ")}
+    assert beside == used, f"made beside the compiles only: {beside - used}; made after them: {used - beside}"
