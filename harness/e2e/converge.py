@@ -100,8 +100,8 @@ def converge(kube: Kube, plan: list[Target], scale: float = 1.0, diagnostics: st
             found = kube.get(API[ref.kind], ref.kind, ref.name, ref.namespace, timeout_s=left)
             return found is not None, None, "does not exist yet"
 
-        wait_for(f"{ref} to exist", exists, max(0.0, deadline - time.monotonic()), interval_s=1.0,
-                 hint=f"diagnostics: {diagnostics}" if diagnostics else "")
+        wait_for(f"{ref} to exist", exists, max(0.0, deadline - time.monotonic()), interval_s=flux.POLL_S,
+                 first_s=SOON_S, hint=f"diagnostics: {diagnostics}" if diagnostics else "")
         token = flux.request_reconcile(kube, ref)
         flux.wait_ready(kube, ref, target.commit, max(0.0, deadline - time.monotonic()), diagnostics,
                         handled=token)

@@ -64,6 +64,11 @@ class GitServer:
         commands.run(["git", "-C", str(path), "config", "http.receivepack", "true"], timeout_s=30.0)
         return path
 
+    def remove_repo(self, name: str) -> None:
+        """Repository `name` gone from the server (a test's own, when the server outlives the
+        session: `make up`'s, which the next run creates the repository on again)."""
+        shutil.rmtree(self.git_root / f"{name}.git", ignore_errors=True)
+
 
 def _handler(server_root: Path, charts_root: Path, username: str, token: str) -> type[BaseHTTPRequestHandler]:
     expected = "Basic " + base64.b64encode(f"{username}:{token}".encode()).decode()

@@ -19,7 +19,7 @@ from typing import Any
 from harness.access.kube import Kube
 from harness.core import commands
 from harness.core.errors import CommandError, HarnessError
-from harness.core.waits import wait_for
+from harness.core.waits import SOON_S, wait_for
 from harness.e2e import tenancy
 
 PODINFO_PORT = 9898
@@ -116,7 +116,8 @@ def ready_prober(kube: Kube, kubectl: str, kubeconfig: Path, namespace: str, nam
         return (conditions.get("Ready") == "True", str(status.get("podIP")),
                 f"phase {status.get('phase')}, conditions {conditions}")
 
-    ip = wait_for(f"probe pod {namespace}/{name} ready", ready, timeout_s=START_TIMEOUT_S, interval_s=1.0)
+    ip = wait_for(f"probe pod {namespace}/{name} ready", ready, timeout_s=START_TIMEOUT_S, interval_s=1.0,
+                  first_s=SOON_S)
     return Prober(kubectl, kubeconfig, namespace, name, ip)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -103,16 +104,21 @@ def test_tenant_commit_outside_its_namespace_is_forbidden_and_revert_recovers(
 
 # c. The lockdown refuses cross-namespace source references, whatever the namespace.
 
-PROBE_REPO = "probe/configmap"
+# Named for the session: a killed run on `make up`'s server leaves it behind.
+PROBE_REPO = f"probe/configmap-{uuid.uuid4().hex[:6]}"
 
 
 @pytest.fixture(scope="session")
-def probe_repo(fleet: Fleet, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A tiny repo on the Git server: one ConfigMap with no namespace; returns its commit."""
+def probe_repo(fleet: Fleet, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A tiny repo on the Git server: one ConfigMap with no namespace; yields its commit. It
+    goes with the session, so the next run on the same server (`make up`) makes it anew."""
     folder = tmp_path_factory.mktemp("probe-repo")
     tenancy.write_kustomize_dir(folder, [tenancy.config_map("lockdown-probe")])
     commit, _ = publish.publish(fleet.server, PROBE_REPO, {"": folder}, [], "probe: one ConfigMap")
-    return commit
+    try:
+        yield commit
+    finally:
+        fleet.server.remove_repo(PROBE_REPO)
 
 
 @pytest.fixture
@@ -126,10 +132,12 @@ def probe_namespace(fleet: Fleet, cluster: ClusterHandle, probe_name: str, probe
                      "metadata": {"name": "default-edit", "namespace": probe_name},
                      "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
                      "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": probe_name}]})
-        for namespace in (probe_name, "flux-system"):
+        namespaces = (probe_name, "flux-system")
+        for namespace in namespaces:  # both created before either is waited on: fetched side by side
             kube.create({"apiVersion": flux.API["GitRepository"], "kind": "GitRepository",
                          "metadata": {"name": probe_name, "namespace": namespace},
                          "spec": {"interval": "5m", "url": fleet.server.repo_url(PROBE_REPO), "ref": {"branch": "main"}}})
+        for namespace in namespaces:
             flux.wait_ready(kube, Ref("GitRepository", namespace, probe_name), probe_repo, fleet.config.timeout(120))
         yield probe_name
     finally:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from harness.e2e import publish
-from harness.e2e.gitserver import GitServer, serve
+from harness.e2e.gitserver import GitServer, GitServerError, serve
 
 
 @pytest.fixture
@@ -144,3 +144,14 @@ def test_a_change_that_changes_nothing_is_refused_and_leaves_no_commit(git_serve
           publish.committed(git_server, "team/apps", lambda work: None, "e2e: nothing", lambda c: None)):
         pass
     assert publish.head(git_server, "team/apps") == head
+
+
+def test_a_removed_repository_can_be_created_again(git_server: GitServer) -> None:
+    """A test's own repository goes with its session, so the next run on a server that outlives
+    it (`make up`'s) creates it anew instead of failing on the name."""
+    git_server.create_repo("probe/configmap")
+    with pytest.raises(GitServerError, match="already exists"):
+        git_server.create_repo("probe/configmap")
+    git_server.remove_repo("probe/configmap")
+    assert not (git_server.git_root / "probe" / "configmap.git").exists()
+    git_server.create_repo("probe/configmap")
