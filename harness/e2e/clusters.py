@@ -32,21 +32,13 @@ class ClusterError(HarnessError):
 
 
 def kind_config(mirrors: Path) -> str:
-    """kind config: containerd reads mirror settings from certs.d, mounted from the host, and
-    the kubelet pulls a node's images side by side. By default it pulls one image at a time:
-    a Flux upgrade's new source-controller waited 16 s for its image, 5 s of it its own pull,
-    behind the other controllers' (each layer of a bring-up and an upgrade starts several
-    pods at once, all pulling from the kit's registry on this host)."""
+    """kind config: containerd reads mirror settings from certs.d, mounted from the host."""
     return (
         "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\n"
         "containerdConfigPatches:\n"
         "  - |-\n"
         '    [plugins."io.containerd.grpc.v1.cri".registry]\n'
         '      config_path = "/etc/containerd/certs.d"\n'
-        "kubeadmConfigPatches:\n"
-        "  - |\n"
-        "    kind: KubeletConfiguration\n"
-        "    serializeImagePulls: false\n"
         "nodes:\n"
         "  - role: control-plane\n"
         "    extraMounts:\n"

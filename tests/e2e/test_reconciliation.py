@@ -14,7 +14,7 @@ import pytest
 
 from harness.access.portforward import port_forward
 from harness.access.readiness import status_of
-from harness.core import commands, yamlio
+from harness.core import yamlio
 from harness.core.lockdown import LOCKDOWN_FLAGS, lockdown_problems
 from harness.core.repo import API, platform_order
 from harness.core.semver import highest
@@ -44,17 +44,6 @@ def test_flux_controllers_run_with_the_lockdown_flags(cluster: ClusterHandle) ->
     assert set(LOCKDOWN_FLAGS) <= set(live), f"controllers missing: {set(LOCKDOWN_FLAGS) - set(live)}"
     problems = {name: lockdown_problems(name, args) for name, args in live.items()}
     assert not any(problems.values()), f"live controllers break the lockdown: {problems}; args: {live}"
-
-
-def test_kind_node_pulls_images_side_by_side(fleet: Fleet, cluster: ClusterHandle) -> None:
-    """The kubelet runs with the kind config's patch (clusters.kind_config): it pulls a node's
-    images at once rather than one after the other, as every bring-up and upgrade assumes."""
-    if fleet.config.existing_kubeconfig(cluster.env) is not None:
-        pytest.skip(f"{cluster.env} is a cluster this run was given, configured by whoever made it")
-    raw = commands.run([fleet.kit.binary("kubectl"), "--kubeconfig", str(cluster.kubeconfig), "get", "--raw",
-                        f"/api/v1/nodes/{cluster.node}/proxy/configz"], timeout_s=30.0).stdout
-    kubelet = json.loads(raw)["kubeletconfig"]
-    assert kubelet.get("serializeImagePulls") is False, f"{cluster.env}: {cluster.node} pulls one image at a time: {kubelet}"
 
 
 def test_bootstrap_found_what_it_writes_published(fleet: Fleet, cluster: ClusterHandle) -> None:
