@@ -64,10 +64,12 @@ def fleet_up(config: E2EConfig, kit: Kit, workdir: Path, run: Run, keep: bool = 
             fleet_commit, tenant_commits, hits = publish_repos(server, kit.versions, source, written)
         fleet = Fleet(config, kit, server, hits, {}, timings, topology.read(source.root), fleet_commit, tenant_commits,
                       registry=reg, server_pid=daemon.pid if daemon else None)
+        made: list[KitCluster] = []
+        stack.callback(delete_clusters, made)
         for env in config.environments:
             cluster = provide(config, kit, run, env, workdir / env)
             if isinstance(cluster, KitCluster):
-                stack.callback(best_effort, f"delete cluster {cluster.name}", cluster.delete)
+                made.append(cluster)
             fleet.clusters[env] = ClusterHandle(env, cluster, Kube(Path(cluster.kubeconfig_path)), workdir / env)
         turns = BootstrapTurns(list(fleet.clusters))
         try:
@@ -83,6 +85,13 @@ def fleet_up(config: E2EConfig, kit: Kit, workdir: Path, run: Run, keep: bool = 
         yield fleet
         if keep:
             stack.pop_all()
+
+
+def delete_clusters(clusters: list[KitCluster]) -> None:
+    """The run's kind clusters deleted at once, each in a thread of its own (a deletion mostly
+    waits on Docker stopping the node); a failure is said and the others still go."""
+    run_together({cluster.name: functools.partial(best_effort, f"delete cluster {cluster.name}", cluster.delete)
+                  for cluster in clusters})
 
 
 def _cluster_path(env: str) -> str:

@@ -19,7 +19,7 @@ from harness.core.errors import HarnessError
 from harness.core.parallel import run_together
 from harness.core.versions import PREVIOUS_VERSIONS_FILE, VERSIONS_FILE, load_versions
 from harness.core.waits import wait_for
-from harness.e2e.fleet import BootstrapTurns
+from harness.e2e.fleet import BootstrapTurns, delete_clusters
 from harness.e2e.flux import LAST_PUSH_DONE, bootstrap_files
 from harness.kit import gomod
 from harness.kit.flux import FLUX_MODULE
@@ -79,6 +79,35 @@ def test_every_real_failure_is_named() -> None:
 
 
 @pytest.mark.parametrize("set_file", [VERSIONS_FILE, PREVIOUS_VERSIONS_FILE], ids=lambda p: p.name)
+class _Node:
+    """A cluster as delete_clusters sees it; its deletion waits for every other to start."""
+
+    def __init__(self, name: str, started: threading.Barrier, fails: bool = False) -> None:
+        self.name, self.started, self.fails, self.deleted = name, started, fails, False
+
+    def delete(self) -> None:
+        self.started.wait()
+        if self.fails:
+            raise HarnessError(f"kind could not delete {self.name}")
+        self.deleted = True
+
+
+def test_the_runs_clusters_are_deleted_at_once_and_a_failure_stops_no_other() -> None:
+    # Each deletion waits for the others to begin: one after the other, the barrier times out.
+    started = threading.Barrier(3, timeout=10.0)
+    nodes = [_Node("fleet-a-staging", started), _Node("fleet-a-production", started, fails=True),
+             _Node("fleet-a-other", started)]
+    lines: list[str] = []
+    previous = progress.current_sink()
+    progress.set_sink(lines.append)
+    try:
+        delete_clusters(nodes)  # type: ignore[arg-type]
+    finally:
+        progress.set_sink(previous)
+    assert [n.deleted for n in nodes] == [True, False, True]
+    assert any("could not delete cluster fleet-a-production" in line for line in lines), lines
+
+
 def test_bootstrap_pushes_nothing_after_the_line_that_says_so(set_file: Path) -> None:
     """fleet_up starts a cluster's waits for the fleet's final HEAD once every bootstrap has
     printed this line: in each pinned Flux (both sets bring fleets up), it must follow the last
