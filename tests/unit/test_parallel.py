@@ -78,7 +78,6 @@ def test_every_real_failure_is_named() -> None:
     assert "bootstrap of staging failed" in text and "bootstrap of production failed" in text
 
 
-@pytest.mark.parametrize("set_file", [VERSIONS_FILE, PREVIOUS_VERSIONS_FILE], ids=lambda p: p.name)
 class _Node:
     """A cluster as delete_clusters sees it; its deletion waits for every other to start."""
 
@@ -108,6 +107,7 @@ def test_the_runs_clusters_are_deleted_at_once_and_a_failure_stops_no_other() ->
     assert any("could not delete cluster fleet-a-production" in line for line in lines), lines
 
 
+@pytest.mark.parametrize("set_file", [VERSIONS_FILE, PREVIOUS_VERSIONS_FILE], ids=lambda p: p.name)
 def test_bootstrap_pushes_nothing_after_the_line_that_says_so(set_file: Path) -> None:
     """fleet_up starts a cluster's waits for the fleet's final HEAD once every bootstrap has
     printed this line: in each pinned Flux (both sets bring fleets up), it must follow the last
