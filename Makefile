@@ -15,6 +15,9 @@ endif
 ifdef UPGRADE_PATH
 export FLEET_E2E_UPGRADE_PATH := $(UPGRADE_PATH)
 endif
+# The cluster-free tests run in one worker per core (pytest-xdist): most of their time is the
+# tools they run, and on 2 cores they took 1m30s against 2m51s in one process (2026-12-06).
+UNIT_WORKERS ?= auto
 # UP=1: make e2e runs against the environment `make up` left running.
 ifdef UP
 export FLEET_E2E_UP := $(UP)
@@ -42,7 +45,7 @@ validate: $(PY)
 ## fleet): nothing else loads the cores while the probe times the upgrade.
 test: $(PY)
 	$(PY) -m harness side-by-side --fail-fast --logs artifacts \
-		"unit=$(PY) -m pytest -m 'not e2e' --junitxml=artifacts/junit.xml $(PYTEST_ARGS)" \
+		"unit=$(PY) -m pytest -m 'not e2e' -n $(UNIT_WORKERS) --junitxml=artifacts/junit.xml $(PYTEST_ARGS)" \
 		"e2e-fresh=$(MAKE) --no-print-directory e2e-fresh" "e2e-native=$(MAKE) --no-print-directory e2e-native"
 	$(MAKE) --no-print-directory upgrade
 
@@ -95,7 +98,7 @@ down: $(PY)
 
 ## Cluster-free tests only (seconds once the kit's tools are cached).
 unit: $(PY)
-	$(PY) -m pytest -m "not e2e" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not e2e" -n $(UNIT_WORKERS) $(PYTEST_ARGS)
 
 ## Build every tool and image the e2e needs, from Go modules and Debian packages.
 kit: $(PY)

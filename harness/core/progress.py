@@ -108,6 +108,7 @@ def format_duration(seconds: float) -> str:
 def _tick() -> None:
     while True:
         _state.wake.wait(min(1.0, HEARTBEAT_S / 4))
+        _state.wake.clear()
         with _state.lock:
             if not _state.steps:
                 _state.ticker = None
@@ -134,6 +135,8 @@ def step(what: str, quiet: bool = False) -> Iterator[Step]:
         if _state.ticker is None:
             _state.ticker = threading.Thread(target=_tick, name="progress", daemon=True)
             _state.ticker.start()
+        else:  # a running ticker looks again now, at the current cadence, not after its last sleep
+            _state.wake.set()
     try:
         yield entry
     except Abandoned:
