@@ -5,6 +5,7 @@ never holds still ends at its deadline with what it last saw."""
 from __future__ import annotations
 
 import itertools
+import statistics
 import time
 
 import pytest
@@ -30,11 +31,12 @@ def test_a_fast_start_still_ends_at_the_deadline() -> None:
         wait_for("never", lambda: (False, None, "not yet"), timeout_s=2.0, interval_s=0.5, first_s=0.05)
 
 
-def test_a_quick_wait_sees_a_state_two_seconds_away_within_a_tenth_of_a_second() -> None:
+def test_a_quick_wait_sees_a_state_a_second_away_within_a_poll_of_a_tenth_of_a_second() -> None:
     started = time.monotonic()
-    assert wait_for("a state 1.9 s away", _after(1.9), timeout_s=10.0, interval_s=2.0, first_s=SOON_S) == "done"
-    # Polls every half second saw it at 2.25 s; doubling up to the interval, at 3.75 s.
-    assert 1.9 <= time.monotonic() - started < 2.2
+    assert wait_for("a state 1.3 s away", _after(1.3), timeout_s=10.0, interval_s=2.0, first_s=SOON_S) == "done"
+    # Seen at the first poll after 1.3 s, a tenth of a second later (and room for a poll late on
+    # a loaded machine); polls every half second saw it at 1.75 s, doubling to the interval at 3.75 s.
+    assert 1.3 <= time.monotonic() - started < 1.65
 
 
 def test_a_quick_wait_polls_at_its_interval_once_its_first_seconds_are_over(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -50,5 +52,6 @@ def test_a_quick_wait_polls_at_its_interval_once_its_first_seconds_are_over(monk
     gaps = [(a - calls[0], b - a) for a, b in itertools.pairwise(calls)]
     quick = [gap for at, gap in gaps if at + gap < waits.QUICK_WINDOW_S]
     steady = [gap for at, gap in gaps if at >= waits.QUICK_WINDOW_S]
-    assert len(quick) >= 3 and all(gap == pytest.approx(SOON_S, abs=0.08) for gap in quick), gaps
+    # The median, as a loaded machine can make one sleep overrun (half-second polls: 0.375 s).
+    assert len(quick) >= 3 and statistics.median(quick) == pytest.approx(SOON_S, abs=0.05), gaps
     assert steady and all(gap >= 0.9 for gap in steady), gaps
