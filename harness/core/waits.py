@@ -44,10 +44,9 @@ class _NotYet(Exception):
 # A state expected any moment (a reconcile request being handled, most often Ready in 1 to 4 s)
 # is polled from `first_s`, doubling up to QUICK_CAP_S, for QUICK_WINDOW_S; then every
 # `interval_s`. The harness waits on hundreds of them in a run, most one after the other, and
-# each is seen on average half a poll after it holds: at 0.5 s that was about 0.25 s a wait,
-# a minute of a `make upgrade`. A poll is one GET (about 3 ms, under 1 ms of the harness' CPU,
-# measured against a kind cluster on this project's 2-core machine), so ten a second cost the
-# cores nothing a run would notice.
+# each is seen on average half a poll after it holds (about 0.25 s a wait at 0.5 s). A poll is
+# one GET (about 3 ms, under 1 ms of the harness' CPU, measured against a kind cluster on this
+# project's 2-core machine), so ten a second cost the cores nothing a run would notice.
 QUICK_CAP_S = 0.1
 QUICK_WINDOW_S = 10.0
 SOON_S = 0.1  # the usual `first_s` of such a wait
