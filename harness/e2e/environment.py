@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -91,6 +92,11 @@ class UpRecord:
         return "\n".join(lines)
 
 
+def up_root() -> Path:
+    """Where `make up` keeps each environment's folder."""
+    return cache_root() / "up"
+
+
 def records_dir() -> Path:
     return cache_root() / "environments"
 
@@ -123,7 +129,7 @@ def up(config: E2EConfig, kit: Kit) -> UpRecord:
         raise UpEnvironmentError(f"environment {existing.run} of this checkout {state}: "
                                 "run `make down` first")
     run = Run.new()
-    workdir = cache_root() / "up" / run.id
+    workdir = up_root() / run.id
     with (e2e_slots(len(config.environments), f"make up (run {run.id})"),
           fleet_up(config, kit, workdir, run, keep=True) as fleet):
         record = _record(fleet, run, workdir)
@@ -147,9 +153,11 @@ def _record(fleet: Fleet, run: Run, workdir: Path) -> UpRecord:
 
 
 def down(kind_binary: str) -> list[str]:
-    """Remove this checkout's environment: clusters, Git server, registry, network, record.
+    """Remove this checkout's environment: clusters, Git server, registry, network, its folder
+    (the Git server's repositories, kubeconfigs and logs), record.
 
-    Every step is tried; the record goes only when all succeeded, so `make down` can be rerun.
+    Every step is tried; the folder and the record go only when all succeeded, so `make down`
+    can be rerun.
     """
     record = record_of_checkout()
     if record is None:
@@ -174,6 +182,9 @@ def down(kind_binary: str) -> list[str]:
     if failed:
         raise UpEnvironmentError(f"environment {record.run}: could not remove\n  " + "\n  ".join(failed)
                                  + "\n(fix the cause and run `make down` again)")
+    workdir = Path(record.workdir)
+    if workdir.parent == up_root():  # only the folder `make up` made for this run
+        shutil.rmtree(workdir, ignore_errors=True)
     _record_path(record.run).unlink()
     say(f"environment {record.run} removed")
     return removed
