@@ -66,3 +66,21 @@ def test_a_long_wait_says_what_it_is_waiting_out(monkeypatch: pytest.MonkeyPatch
     assert beats, lines
     assert beats[-1].endswith("): Ready=False DependencyNotReady: dependency 'kyverno-policies' "
                               + "x" * (progress.OBSERVED_LIMIT - 62) + " [...]"), beats[-1]
+
+
+def test_a_step_started_while_the_ticker_sleeps_gets_its_beat(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ticker an earlier step started (asleep for up to a second at the usual heartbeat) looks
+    again when a new step starts, at the cadence then in force: the new step is not silent for
+    the rest of that sleep."""
+    lines: list[str] = []
+    previous = progress.current_sink()
+    progress.set_sink(lines.append)
+    try:
+        with progress.step("an earlier step", quiet=True):
+            pass  # the ticker is running and asleep for min(1 s, HEARTBEAT_S / 4)
+        monkeypatch.setattr(progress, "HEARTBEAT_S", 0.2)
+        with progress.step("waiting on something short", quiet=True):
+            threading.Event().wait(0.6)
+    finally:
+        progress.set_sink(previous)
+    assert any("... still waiting on something short" in line for line in lines), lines
