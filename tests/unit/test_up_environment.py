@@ -52,3 +52,15 @@ def test_a_failed_part_keeps_the_folder_and_record_for_the_next_down(left_up: Pa
         environment.down("kind")
     assert (left_up / "staging" / "kubeconfig").exists()
     assert [r.run for r in environment.all_records()] == ["abc123"]
+
+
+def test_a_folder_outside_the_up_cache_is_never_removed(left_up: Path, tmp_path: Path) -> None:
+    """A record naming some other folder (edited by hand, or from another layout) loses only the
+    record: down removes no folder it did not make."""
+    elsewhere = tmp_path / "someones-work"
+    elsewhere.mkdir()
+    path = environment.records_dir() / "abc123.json"
+    path.write_text(path.read_text().replace(str(left_up), str(elsewhere)))
+    environment.down("kind")
+    assert elsewhere.is_dir()
+    assert environment.all_records() == []
