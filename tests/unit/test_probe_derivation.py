@@ -125,3 +125,26 @@ def test_a_new_policy_with_offline_tests_is_probed_with_no_code_change(repo_root
 def test_a_new_policy_with_neither_is_named(repo_root: Path, tmp_path: Path) -> None:
     new = _with_policy_copy(repo_root, tmp_path, tests=False)
     assert uncovered(_written(tmp_path), _candidates(tmp_path), applied_policy_names(tmp_path)) == [new]
+
+
+def test_role_binding_cases_bind_the_role_the_tenant_holds(repo_root: Path) -> None:
+    """RBAC's escalation check runs before admission: a binding of any other role (`view`) can be
+    refused by it while the aggregation controller is still folding an upgrade's new rules into
+    the tenant's role, and the probe would count a compliant refusal the policy never made."""
+    team = topology.read(repo_root).tenants[0]
+    rbac = yamlio.load_all((repo_root / "tenants/base" / team.name / "rbac.yaml").read_text())
+    held = {d["roleRef"]["name"] for d in rbac if d and d["kind"] == "RoleBinding"
+            and {"kind": "ServiceAccount", "name": team.account, "namespace": team.namespace} in d["subjects"]}
+    assert held == {"admin"}, held
+    recorder = Recorder()
+    actors = Actors(recorder, recorder, recorder)  # type: ignore[arg-type]
+    found = [c for c in _written(repo_root) if c.policy == "flux-tenant-role-bindings"]
+    assert [c.name for c in found] == ["role-bindings/create", "role-bindings/update"]
+    for case in found:
+        if case.fixture is not None:
+            recorder.created.append(case.fixture)
+        else:
+            case.violating(actors, "bad")
+            case.compliant(actors, "good")
+    assert len(recorder.created) == 3
+    assert {obj["roleRef"]["name"] for obj in recorder.created} == held
