@@ -25,6 +25,7 @@ from harness.e2e.publish import Rewrite
 from harness.e2e.repos import rewrites_for
 from harness.kit.images import podinfo_tag
 from harness.manifests.policies import Example, create_examples
+from harness.manifests.tenants import TENANT_ROLE
 
 Request = Callable[["Actors", str], object]  # makes one dry-run request; the str makes names unique
 
@@ -97,14 +98,14 @@ def _service(name: str, ns: str, kind: str = "ClusterIP") -> dict[str, Any]:
 
 
 def _binding(name: str, ns: str, subject: dict[str, Any]) -> dict[str, Any]:
-    """A RoleBinding of `admin`, the role the tenant holds. RBAC's escalation check runs before
-    admission, and while the clusterrole aggregation controller folds a new kind's rules into
-    `view`, `edit` and `admin` (each on its own, e.g. Flux v2.9's source.extensions.fluxcd.io in
-    flux-view), a binding of `view` can be refused for rules `admin` does not have yet. A binding
-    of the role its binder holds never asks for more than that role, so only the policy judges
-    these (the policy looks at the subjects, not the role)."""
+    """A RoleBinding of the role the tenant holds (`admin`, as `tenant add` binds it). RBAC's
+    escalation check runs before admission, and while the clusterrole aggregation controller
+    folds a new kind's rules into `view`, `edit` and `admin` (each on its own, e.g. Flux v2.9's
+    source.extensions.fluxcd.io in flux-view), a binding of `view` can be refused for rules
+    `admin` does not have yet. A binding of the role its binder holds never asks for more than
+    that role, so only the policy judges these (the policy looks at the subjects, not the role)."""
     return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": name, "namespace": ns},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "admin"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": TENANT_ROLE},
             "subjects": [subject]}
 
 

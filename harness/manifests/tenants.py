@@ -54,6 +54,8 @@ def quantity(text: str) -> Fraction:
     return Fraction(match.group(1)) * _SUFFIX[match.group(2)]
 
 
+# The role `tenant add` binds a tenant's account to in its namespace (namespaced rights only).
+TENANT_ROLE = "admin"
 # Per container, when a container names none (the quota below counts requests and limits, so the
 # API server refuses a pod without them unless the LimitRange supplies them).
 DEFAULT_REQUEST = {"cpu": "50m", "memory": "64Mi"}
@@ -133,7 +135,7 @@ def tenant_files(name: str, namespace: str, git_url: str, branch: str, quota: Qu
          "metadata": {"name": name, "namespace": namespace, "labels": labels}},
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
          "metadata": {"name": f"{name}-reconciler", "namespace": namespace, "labels": labels},
-         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "admin"},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": TENANT_ROLE},
          "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}]},
     )
     sync = _docs(

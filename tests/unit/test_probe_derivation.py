@@ -148,5 +148,5 @@ def test_role_binding_cases_bind_the_role_the_tenant_holds(repo_root: Path) -> N
             case.compliant(actors, "good")
     assert len(recorder.created) == 3
     bound = {obj["roleRef"]["name"] for obj in recorder.created}
-    assert bound == held, (f"the probe's role-binding cases bind {bound}, the tenant holds {held}: bind the tenant's "
-                           "role in harness/e2e/cases.py (_binding)")
+    assert bound == held, (f"the probe's role-binding cases bind {bound}, the tenant holds {held}: set TENANT_ROLE "
+                           "(harness/manifests/tenants.py), which `tenant add` writes and the cases bind, to it")
